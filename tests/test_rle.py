@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+from pycocotools import mask as pm
+
+from masklab import rle
+
+
+def _reference(masks: np.ndarray) -> list[dict]:
+    return pm.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+
+
+def _cases(rng):
+    yield np.zeros((1, 7, 5), bool)
+    yield np.ones((2, 5, 7), bool)
+    single = np.zeros((1, 9, 11), bool)
+    single[0, 4, 6] = True
+    yield single
+    corner = np.zeros((1, 4, 4), bool)
+    corner[0, 0, 0] = corner[0, 3, 3] = True
+    yield corner
+    yield np.ones((1, 1, 1), bool)
+    for _ in range(300):
+        h, w = rng.integers(1, 70, 2)
+        n = int(rng.integers(1, 4))
+        p = rng.random()
+        yield rng.random((n, h, w)) < p
+    # long runs: counts need many 5-bit groups and negative deltas
+    big = np.zeros((2, 1000, 1200), bool)
+    big[0, 100:900, 10:1100] = True
+    big[1, :, 600:] = True
+    big[1, 500, 3] = True
+    yield big
+
+
+def test_encode_is_byte_identical_to_pycocotools(rng):
+    for masks in _cases(rng):
+        ours = rle.encode(masks)
+        ref = _reference(masks)
+        assert [r["counts"].encode() for r in ours] == [r["counts"] for r in ref]
+        assert [r["size"] for r in ours] == [list(r["size"]) for r in ref]
+
+
+def test_numpy_string_codec_matches_pycocotools(rng):
+    for masks in _cases(rng):
+        for m, ref in zip(masks, _reference(masks), strict=True):
+            counts = rle.dense_to_counts(m[None])[0]
+            assert rle.counts_to_string(counts).encode() == ref["counts"]
+            np.testing.assert_array_equal(rle.string_to_counts(ref["counts"]), counts)
+            np.testing.assert_array_equal(rle.counts_to_dense(counts, *m.shape), m)
+            assert rle.counts_area(counts) == pm.area(ref)
+            assert list(rle.counts_bbox(counts, m.shape[0])) == pm.toBbox(ref).tolist()
+
+
+def test_fortran_and_non_bool_inputs(rng):
+    m = rng.random((3, 13, 17)) < 0.3
+    ref = [r["counts"] for r in _reference(m)]
+    assert [r["counts"].encode() for r in rle.encode(np.asfortranarray(m))] == ref
+    assert [r["counts"].encode() for r in rle.encode(m.astype(np.uint8) * 7)] == ref
+    assert [r["counts"].encode() for r in rle.encode(m[:, ::1, ::1].copy(order="F"))] == ref
+
+
+def test_uncompressed_counts_hand_case():
+    m = np.array([[0, 1], [1, 1]], bool)  # column-major: 0,1,1,1
+    assert rle.encode(m, compressed=False) == [{"size": [2, 2], "counts": [1, 3]}]
+    m = np.array([[1, 0], [1, 1]], bool)  # 1,1,0,1
+    assert rle.encode(m, compressed=False) == [{"size": [2, 2], "counts": [0, 2, 1, 1]}]
+
+
+def test_decode_rejects_bad_input():
+    with pytest.raises(ValueError, match="sum"):
+        rle.counts_to_dense(np.array([1, 2]), 2, 2)
+    with pytest.raises(ValueError, match="invalid character"):
+        rle.string_to_counts("ab ")
+    with pytest.raises(ValueError, match="truncated"):
+        rle.string_to_counts("0P")  # continuation bit set on the last character
