@@ -124,7 +124,7 @@ def weights_verify(names: tuple[str, ...]) -> None:
     from masklab import weights as w
 
     chosen = list(names) or [s.name for s in w.list_sources()
-                             if w.cached_path(s).exists() or s.hf_repo and w.verify(s.name)[0]]
+                             if w.cached_path(s).exists() or (s.hf_repo and w.verify(s.name)[0])]
     failed = 0
     for name in chosen:
         ok, msg = w.verify(name)

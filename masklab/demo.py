@@ -14,8 +14,8 @@ import numpy as np
 from masklab import viz
 from masklab.io import convert as _convert
 from masklab.io import write_image
-from masklab.io.coco import masks_to_annotations, masks_to_results, write_coco
 from masklab.io.atomic import write_json
+from masklab.io.coco import masks_to_annotations, masks_to_results, write_coco
 from masklab.progress import progress
 from masklab.types import Alpha, Masks, SemanticMap
 

@@ -91,7 +91,7 @@ def read_image(path: str | os.PathLike, mode: str = "rgb", *,
                     return arr
                 arr = np.repeat(arr[..., None], 3, axis=2)
                 if mode == "rgba":
-                    arr = np.concatenate([arr, np.full(arr.shape[:2] + (1,), 255, np.uint8)], 2)
+                    arr = np.concatenate([arr, np.full((*arr.shape[:2], 1), 255, np.uint8)], 2)
                 return arr
             target = {"rgb": "RGB", "rgba": "RGBA", "gray": "L"}[mode]
             return np.array(img.convert(target))

@@ -255,7 +255,7 @@ class Masks(InstanceMeta):
 
     # --- geometry ----------------------------------------------------------------------
     def resize(self, height: int, width: int, *, mode: str = "bilinear") -> Masks:
-        """Resize to ``height × width``: ``bilinear`` (interpolate, threshold 0.5) or ``nearest``."""
+        """Resize to ``height × width``: ``bilinear`` (threshold at 0.5) or ``nearest``."""
         import cv2
 
         if mode not in ("bilinear", "nearest"):
