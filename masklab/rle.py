@@ -96,28 +96,10 @@ def counts_to_dense(counts: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.repeat(values, cnts).reshape(w, h).T
 
 
-def counts_area(counts: np.ndarray) -> int:
-    """Number of foreground pixels."""
-    return int(np.asarray(counts)[1::2].sum())
-
-
-def counts_bbox(counts: np.ndarray, h: int) -> tuple[int, int, int, int]:
-    """Tight COCO box ``(x, y, w, h)`` of the foreground, as pycocotools' ``toBbox``."""
-    cnts = np.asarray(counts, dtype=np.int64)
-    m = (cnts.size // 2) * 2
-    if m == 0 or h == 0:
-        return (0, 0, 0, 0)
-    cc = np.cumsum(cnts[:m])
-    j = np.arange(m)
-    t = cc - (j % 2)
-    y = t % h
-    x = (t - y) // h
-    xs, xe = int(x.min()), int(x.max())
-    ys, ye = int(y.min()), int(y.max())
-    # a run of ones that spans columns covers every row
-    if (x[1::2] > x[0::2]).any():
-        ys, ye = 0, h - 1
-    return (xs, ys, xe - xs + 1, ye - ys + 1)
+def to_pycocotools(rles: Sequence[dict]) -> list[dict]:
+    """The same RLEs with ``bytes`` counts, as pycocotools' C functions want them."""
+    return [{"size": r["size"], "counts": r["counts"].encode("ascii")
+             if isinstance(r["counts"], str) else r["counts"]} for r in rles]
 
 
 def encode(masks: np.ndarray, *, compressed: bool = True) -> list[dict]:
@@ -141,7 +123,8 @@ def encode(masks: np.ndarray, *, compressed: bool = True) -> list[dict]:
     # pycocotools' C encoder is the reference and ~10x faster than numpy for dense input
     from pycocotools import mask as _coco_mask
 
-    fortran = np.asfortranarray((masks != 0).transpose(1, 2, 0), dtype=np.uint8)
+    binary = masks if masks.dtype == bool else masks != 0
+    fortran = np.asfortranarray(binary.transpose(1, 2, 0)).view(np.uint8)
     return [{"size": [h, w], "counts": r["counts"].decode("ascii")}
             for r in _coco_mask.encode(fortran)]
 

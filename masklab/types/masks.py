@@ -166,15 +166,18 @@ class Masks(InstanceMeta):
     def area(self) -> np.ndarray:
         """Foreground pixel count of each mask, int64 ``(N,)``."""
         if self._dense is None:
-            return np.array([_rle.counts_area(_rle.rle_counts(r)) for r in self._rles],
-                            dtype=np.int64)
+            from pycocotools import mask as coco_mask
+
+            return coco_mask.area(_rle.to_pycocotools(self._rles)).astype(np.int64)
         return self._dense.reshape(self._n, self.height * self.width).sum(axis=1, dtype=np.int64)
 
     @property
     def boxes(self) -> Boxes:
         """Tight ``xyxy`` boxes (exclusive max, as COCO); empty masks give ``(0, 0, 0, 0)``."""
         if self._dense is None:
-            xywh = [_rle.counts_bbox(_rle.rle_counts(r), self.height) for r in self._rles]
+            from pycocotools import mask as coco_mask
+
+            xywh = coco_mask.toBbox(_rle.to_pycocotools(self._rles))
             return Boxes.from_xywh(np.asarray(xywh, np.float64).reshape(-1, 4),
                                    **self._meta_kwargs())
         d = self._dense
