@@ -13,6 +13,7 @@ matching runs compiled (numba) over all images at once; mask IoU uses pycocotool
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -48,8 +49,9 @@ class CocoParams:
         if self.max_dets is None:
             self.max_dets = (20,) if kp else (1, 10, 100)
         if self.area_rngs is None:
-            self.area_rngs = ((0 ** 2, 1e5 ** 2), (32 ** 2, 96 ** 2), (96 ** 2, 1e5 ** 2)) if kp \
-                else ((0 ** 2, 1e5 ** 2), (0 ** 2, 32 ** 2), (32 ** 2, 96 ** 2), (96 ** 2, 1e5 ** 2))
+            whole, small = (0 ** 2, 1e5 ** 2), (0 ** 2, 32 ** 2)
+            medium, large = (32 ** 2, 96 ** 2), (96 ** 2, 1e5 ** 2)
+            self.area_rngs = (whole, medium, large) if kp else (whole, small, medium, large)
         if self.area_labels is None:
             self.area_labels = ("all", "medium", "large") if kp \
                 else ("all", "small", "medium", "large")
@@ -297,7 +299,7 @@ def _segm_iou(gt: _Table, dt: _Table, grp: _Groups) -> np.ndarray:
         return out
     imgs = grp.img[both]
     bounds = np.flatnonzero(np.r_[True, imgs[1:] != imgs[:-1], True])
-    for s, e in zip(bounds[:-1], bounds[1:], strict=True):
+    for s, e in itertools.pairwise(bounds):
         gs = both[s:e]
         d_idx = np.concatenate([np.arange(grp.d_start[g], grp.d_start[g] + grp.d_count[g])
                                 for g in gs])
