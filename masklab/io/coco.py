@@ -157,6 +157,13 @@ def _is_num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _all_finite_numbers(values: list) -> bool:
+    if not set(map(type, values)) <= {int, float}:  # bool and str are not coordinates
+        return False
+    total = sum(values)
+    return math.isfinite(total)  # NaN or inf anywhere makes the sum non-finite
+
+
 def validate_coco(data, path=None) -> None:
     """Raise ``InputError`` at the first fault of a COCO instances dict."""
     if not isinstance(data, dict):
@@ -241,8 +248,8 @@ def validate_coco(data, path=None) -> None:
 def _check_segmentation(seg, h: int, w: int, path, where: str) -> None:
     if isinstance(seg, list):
         for j, poly in enumerate(seg):
-            if not isinstance(poly, list) or not all(_is_num(v) for v in poly):
-                _fail(path, f"{where}: polygon {j} must be a flat list of numbers")
+            if not isinstance(poly, list) or not _all_finite_numbers(poly):
+                _fail(path, f"{where}: polygon {j} must be a flat list of finite numbers")
             if len(poly) < 6 or len(poly) % 2:
                 _fail(path, f"{where}: polygon {j} has {len(poly)} coordinates "
                       "(needs an even number, at least 6)")

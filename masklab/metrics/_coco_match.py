@@ -83,3 +83,27 @@ def match_groups(gd_start, gd_count, gg_start, gg_count, pair_start, ious, g_are
                         if dt_match[a, t, d0 + di] == 0:
                             dt_ignore[a, t, d0 + di] = True
     return dt_match, dt_ignore
+
+
+@numba.njit(cache=True, nogil=True)
+def sample_precision(rc, pr, sc, rec_thrs):
+    """``COCOeval.accumulate``'s sampling at recall thresholds, for every IoU threshold.
+
+    ``q[t, r] = pr[t, i]`` and ``s[t, r] = sc[i]`` with ``i`` the first index where
+    ``rc[t, i] >= rec_thrs[r]`` (numpy's left ``searchsorted``), 0 where there is none.
+    """
+    T, nd = rc.shape
+    R = rec_thrs.shape[0]
+    q = np.zeros((T, R))
+    s = np.zeros((T, R))
+    for t in range(T):
+        i = 0
+        for r in range(R):
+            thr = rec_thrs[r]
+            while i < nd and rc[t, i] < thr:
+                i += 1
+            if i == nd:
+                break
+            q[t, r] = pr[t, i]
+            s[t, r] = sc[i]
+    return q, s

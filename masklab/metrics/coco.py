@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from masklab.errors import InputError
-from masklab.metrics._coco_match import match_groups
+from masklab.metrics._coco_match import match_groups, sample_precision
 
 IOU_TYPES = ("segm", "bbox", "keypoints")
 COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07,
@@ -111,13 +111,13 @@ def _gt_table(images: dict[int, tuple[int, int]], anns: Sequence[dict], iou_type
     area = np.array([a["area"] if "area" in a else np.nan for a in anns], np.float64)
     missing = np.isnan(area)
     if missing.any():  # pycocotools would fail; we use the mask or box area
-        area[missing] = _areas([g for g, m in zip(_as_list(geom), missing, strict=True) if m],
-                               iou_type)
+        idx = np.flatnonzero(missing)
+        if iou_type == "segm":
+            area[idx] = _areas(_segm_rles([geom[i] for i in idx],
+                                          [images[int(img[i])] for i in idx]), "segm")
+        else:
+            area[idx] = _areas([geom[i] for i in idx], iou_type)
     return _Table(img, cat, area, ids, crowd=crowd, ignore=ignore, geom=geom, bbox=bbox)
-
-
-def _as_list(geom):
-    return geom if isinstance(geom, list) else list(geom)
 
 
 def _areas(geoms, iou_type: str) -> np.ndarray:
@@ -133,37 +133,45 @@ def _geometry(anns: list[dict], img: np.ndarray, images: dict, iou_type: str):
         return np.array([a["bbox"] for a in anns], np.float64).reshape(-1, 4)
     if iou_type == "keypoints":
         return [np.asarray(a["keypoints"], np.float64) for a in anns]
-    return _segm_rles(anns, img, images)
+    return [a["segmentation"] for a in anns]  # rasterised lazily, only where compared
 
 
-def _segm_rles(anns: list[dict], img: np.ndarray, images: dict) -> list[dict]:
-    """pycocotools ``annToRLE`` for every annotation, batching polygons per image."""
+def _segm_rles(segs: list, sizes: list[tuple[int, int]]) -> list[dict]:
+    """pycocotools ``annToRLE`` for each segmentation, one C call for all the polygons."""
     from pycocotools import mask as coco_mask
 
-    out: list = [None] * len(anns)
-    polys: dict[int, list[tuple[int, list]]] = {}
-    for i, a in enumerate(anns):
-        seg = a["segmentation"]
+    out: list = [None] * len(segs)
+    flat, owners = [], []
+    for i, (seg, (h, w)) in enumerate(zip(segs, sizes, strict=True)):
         if isinstance(seg, list):
-            polys.setdefault(int(img[i]), []).append((i, seg))
+            if not seg:  # an empty polygon list is an empty mask
+                out[i] = coco_mask.encode(np.zeros((h, w, 1), np.uint8, order="F"))[0]
+            flat += seg
+            owners += [i] * len(seg)
         elif isinstance(seg["counts"], list):
-            h, w = images[int(img[i])]
             out[i] = coco_mask.frPyObjects(seg, h, w)
         else:
             c = seg["counts"]
             out[i] = {"size": seg["size"], "counts": c.encode("ascii") if isinstance(c, str)
                       else c}
-    for image_id, items in polys.items():
-        h, w = images[image_id]
-        flat = [p for _, seg in items for p in seg]
-        rles = coco_mask.frPyObjects(flat, h, w) if flat else []
-        k = 0
-        for i, seg in items:
-            part = rles[k:k + len(seg)]
-            k += len(seg)
-            if not part:  # an empty polygon list is an empty mask
-                part = coco_mask.encode(np.zeros((h, w, 1), np.uint8, order="F"))
-            out[i] = part[0] if len(part) == 1 else coco_mask.merge(part)
+    if flat:
+        # frPyObjects wants one size per call: group polygons by image size
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for k, i in enumerate(owners):
+            by_size.setdefault(sizes[i], []).append(k)
+        rles: list = [None] * len(flat)
+        for (h, w), ks in by_size.items():
+            for k, r in zip(ks, coco_mask.frPyObjects([flat[k] for k in ks], h, w),
+                            strict=True):
+                rles[k] = r
+        start = 0
+        while start < len(owners):
+            end = start
+            while end < len(owners) and owners[end] == owners[start]:
+                end += 1
+            part = rles[start:end]
+            out[owners[start]] = part[0] if len(part) == 1 else coco_mask.merge(part)
+            start = end
     return out
 
 
@@ -212,11 +220,12 @@ def _dt_table(results: Sequence[dict], images: dict, iou_type: str, cat_ids: set
     if iou_type == "bbox":
         geom = np.array([r["bbox"] for r in results], np.float64).reshape(-1, 4)
     elif iou_type == "segm":
-        geom = _segm_rles(results, img, images)
+        geom = [r["segmentation"] for r in results]
     else:
         geom = [np.asarray(r["keypoints"], np.float64) for r in results]
     if area is None:
-        if iou_type == "segm":
+        if iou_type == "segm":  # masks of every detection are needed for their areas
+            geom = _segm_rles(geom, [images[int(i)] for i in img])
             area = _areas(geom, "segm")
         elif iou_type == "keypoints":
             area = np.array([(k[0::3].max() - k[0::3].min()) * (k[1::3].max() - k[1::3].min())
@@ -289,8 +298,9 @@ def _box_iou(dt: np.ndarray, gt: np.ndarray, crowd: np.ndarray) -> np.ndarray:
     return np.where((w > 0) & (h > 0), out, 0.0)
 
 
-def _segm_iou(gt: _Table, dt: _Table, grp: _Groups) -> np.ndarray:
-    """Mask IoU of all pairs: one pycocotools C call per image over that image's groups."""
+def _segm_iou(gt: _Table, dt: _Table, grp: _Groups, images: dict) -> np.ndarray:
+    """Mask IoU of all pairs: one pycocotools C call per image over that image's groups;
+    only annotations that are compared are rasterised."""
     from pycocotools import mask as coco_mask
 
     out = np.zeros(int((grp.d_count * grp.g_count).sum()), np.float64)
@@ -305,7 +315,10 @@ def _segm_iou(gt: _Table, dt: _Table, grp: _Groups) -> np.ndarray:
                                 for g in gs])
         g_idx = np.concatenate([np.arange(grp.g_start[g], grp.g_start[g] + grp.g_count[g])
                                 for g in gs])
-        m = np.asarray(coco_mask.iou([dt.geom[i] for i in d_idx], [gt.geom[i] for i in g_idx],
+        size = images[int(imgs[s])]
+        rles = _segm_rles([dt.geom[i] for i in d_idx] + [gt.geom[i] for i in g_idx],
+                          [size] * (len(d_idx) + len(g_idx)))
+        m = np.asarray(coco_mask.iou(rles[:len(d_idx)], rles[len(d_idx):],
                                      gt.crowd[g_idx].astype(np.uint8)), np.float64)
         m = m.reshape(len(d_idx), len(g_idx))
         d_off = g_off = 0
@@ -372,10 +385,10 @@ class _Evaluated:
               for f in _Evaluated.__dataclass_fields__])
 
 
-def _evaluate(gt: _Table, dt: _Table, params: CocoParams) -> _Evaluated:
+def _evaluate(gt: _Table, dt: _Table, params: CocoParams, images: dict) -> _Evaluated:
     grp = _groups(gt, dt)
     if params.iou_type == "segm":
-        ious = _segm_iou(gt, dt, grp)
+        ious = _segm_iou(gt, dt, grp, images)
     elif params.iou_type == "bbox":
         di, gi = _pair_index(grp)
         ious = _box_iou(dt.geom[di], gt.geom[gi], gt.crowd[gi])
@@ -472,15 +485,9 @@ def _accumulate(ev: _Evaluated, cat_ids: list[int], params: CocoParams):
                     scores[:, :, k, a, m] = 0
                     continue
                 pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-                for t in range(T):
-                    inds = np.searchsorted(rc[t], params.rec_thrs, side="left")
-                    ok = inds < nd
-                    q = np.zeros(R)
-                    ss = np.zeros(R)
-                    q[ok] = pr[t, inds[ok]]
-                    ss[ok] = sc[inds[ok]]
-                    precision[t, :, k, a, m] = q
-                    scores[t, :, k, a, m] = ss
+                q, ss = sample_precision(rc, np.ascontiguousarray(pr), sc, params.rec_thrs)
+                precision[:, :, k, a, m] = q
+                scores[:, :, k, a, m] = ss
     return precision, recall, scores
 
 
@@ -562,7 +569,7 @@ class CocoEvaluator:
         gt = _gt_table(sizes, annotations, self.params.iou_type, cats)
         dt = _dt_table(list(results), sizes, self.params.iou_type, cats,
                        self.params.max_dets[-1])
-        self._parts.append(_evaluate(gt, dt, self.params))
+        self._parts.append(_evaluate(gt, dt, self.params, sizes))
         return self
 
     def merge(self, other: CocoEvaluator) -> CocoEvaluator:

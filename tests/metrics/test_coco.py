@@ -1,0 +1,168 @@
+import contextlib
+import copy
+import io
+
+import numpy as np
+import pytest
+
+from masklab.metrics import CocoEvaluator, CocoParams, coco_evaluate
+from tests.metrics.coco_synth import make_set
+
+
+def pycoco(gt, results, iou_type, params=None):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        cg = COCO()
+        cg.dataset = copy.deepcopy(gt)
+        cg.createIndex()
+        cd = cg.loadRes(copy.deepcopy(results))
+        ev = COCOeval(cg, cd, iou_type)
+        if params is not None:
+            ev.params.iouThrs = params.iou_thrs
+            ev.params.maxDets = list(params.max_dets)
+            ev.params.areaRng = [list(r) for r in params.area_rngs]
+            ev.params.areaRngLbl = list(params.area_labels)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return ev
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("iou_type", ["segm", "bbox"])
+def test_matches_pycocotools_on_adversarial_sets(seed, iou_type):
+    gt, results = make_set(seed)
+    ref = pycoco(gt, results, iou_type)
+    ours = coco_evaluate(gt, results, iou_type)
+    np.testing.assert_allclose(ours.stats, ref.stats, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours.precision, ref.eval["precision"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours.recall, ref.eval["recall"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours.scores, ref.eval["scores"], rtol=0, atol=1e-12)
+    assert ours.stats.min() >= -1 and 0 < ours.stats[0] < 1
+
+
+@pytest.mark.parametrize("iou_type", ["segm", "bbox"])
+def test_matches_faster_coco_eval(iou_type):
+    fce = pytest.importorskip("faster_coco_eval")
+    gt, results = make_set(5, adversarial=False)
+    with contextlib.redirect_stdout(io.StringIO()):
+        cg = fce.COCO(copy.deepcopy(gt))
+        cd = cg.loadRes(copy.deepcopy(results))
+        ev = fce.COCOeval_faster(cg, cd, iou_type)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    ours = coco_evaluate(gt, results, iou_type)
+    np.testing.assert_allclose(ours.stats, ev.stats[:12], rtol=0, atol=1e-12)
+
+
+def test_custom_thresholds_max_dets_and_area_ranges():
+    gt, results = make_set(3)
+    params = CocoParams("bbox", iou_thrs=np.array([0.3, 0.5, 0.75]), max_dets=(5, 20, 100),
+                        area_rngs=((0, 1e10), (0, 100), (100, 2000), (2000, 1e10)))
+    ref = pycoco(gt, results, "bbox", params)
+    ours = coco_evaluate(gt, results, "bbox", params)
+    np.testing.assert_allclose(ours.stats, ref.stats, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours.precision, ref.eval["precision"], rtol=0, atol=1e-12)
+
+
+def test_merge_equals_one_accumulator():
+    gt, results = make_set(4)
+    whole = coco_evaluate(gt, results, "segm")
+    images = gt["images"]
+    parts = []
+    for chunk in (images[::3], images[1::3], images[2::3]):
+        ids = {im["id"] for im in chunk}
+        ev = CocoEvaluator(gt["categories"], "segm")
+        ev.update(chunk, [a for a in gt["annotations"] if a["image_id"] in ids],
+                  [r for r in results if r["image_id"] in ids])
+        parts.append(ev)
+    merged = parts[0].merge(parts[1]).merge(parts[2]).compute()
+    np.testing.assert_array_equal(merged.stats, whole.stats)
+    np.testing.assert_array_equal(merged.precision, whole.precision)
+    with pytest.raises(ValueError, match="already"):
+        parts[0].update(images[:1], [], [])
+
+
+def test_hand_case_two_objects():
+    # two ground-truth boxes; one detection matches the first exactly, one misses
+    gt = {"images": [{"id": 1, "height": 100, "width": 100, "file_name": "a"}],
+          "categories": [{"id": 1, "name": "a"}],
+          "annotations": [
+              {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "area": 100,
+               "iscrowd": 0},
+              {"id": 2, "image_id": 1, "category_id": 1, "bbox": [50, 50, 10, 10], "area": 100,
+               "iscrowd": 0}]}
+    res = [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.9},
+           {"image_id": 1, "category_id": 1, "bbox": [80, 80, 10, 10], "score": 0.8}]
+    r = coco_evaluate(gt, res, "bbox")
+    # recall reaches 0.5 at precision 1: 51 of 101 recall points are 1 -> AP = 51/101
+    assert r.stats[0] == pytest.approx(51 / 101, abs=1e-12)
+    assert r.stats[8] == pytest.approx(0.5)
+    assert r.simple == {"precision@0.5": 0.5, "recall@0.5": 0.5, "f1@0.5": 0.5, "tp": 1,
+                        "fp": 1, "num_gt": 2}
+    assert r.per_category()[1]["AP50"] == pytest.approx(51 / 101)
+
+
+def test_keypoints_match_pycocotools():
+    rng = np.random.default_rng(7)
+    images, anns, results = [], [], []
+    cats = [{"id": 1, "name": "person", "keypoints": [f"k{i}" for i in range(17)],
+             "skeleton": [[1, 2]]}]
+    aid = 1
+    for i in range(25):
+        images.append({"id": i + 1, "height": 200, "width": 200, "file_name": f"{i}.png"})
+        for _ in range(int(rng.integers(0, 4))):
+            x0, y0 = rng.uniform(0, 120, 2)
+            wh = rng.uniform(10, 80, 2)
+            kp = np.stack([x0 + rng.uniform(0, wh[0], 17), y0 + rng.uniform(0, wh[1], 17),
+                           rng.choice([0, 1, 2], 17, p=[0.3, 0.2, 0.5])], 1)
+            if rng.random() < 0.15:
+                kp[:, 2] = 0
+            kp[kp[:, 2] == 0, :2] = 0
+            nk = int((kp[:, 2] > 0).sum())
+            anns.append({"id": aid, "image_id": i + 1, "category_id": 1, "iscrowd": 0,
+                         "keypoints": kp.reshape(-1).tolist(), "num_keypoints": nk,
+                         "bbox": [x0, y0, wh[0], wh[1]], "area": float(wh[0] * wh[1])})
+            aid += 1
+            for _ in range(int(rng.integers(0, 3))):
+                det = kp.copy()
+                det[:, :2] = np.stack([x0 + rng.uniform(0, wh[0], 17),
+                                       y0 + rng.uniform(0, wh[1], 17)], 1) * 0.2 + \
+                    kp[:, :2] * 0.8 + rng.normal(0, 2, (17, 2))
+                det[:, 2] = 1
+                results.append({"image_id": i + 1, "category_id": 1,
+                                 "keypoints": det.reshape(-1).tolist(),
+                                 "score": float(np.round(rng.random(), 1))})
+    gt = {"images": images, "annotations": anns, "categories": cats}
+    ref = pycoco(gt, results, "keypoints")
+    ours = coco_evaluate(gt, results, "keypoints")
+    assert len(ours.stats) == 10
+    np.testing.assert_allclose(ours.stats, ref.stats, rtol=0, atol=1e-12)
+
+
+def test_results_for_unknown_images_are_rejected():
+    from masklab.errors import InputError
+
+    gt, results = make_set(0, n_images=3)
+    bad = [*results, {**results[0], "image_id": 424242}]
+    with pytest.raises(InputError, match="424242"):
+        coco_evaluate(gt, bad, "bbox")
+
+
+def test_no_detections_gives_zero_not_minus_one():
+    gt, _ = make_set(0, n_images=5)
+    r = coco_evaluate(gt, [], "bbox")
+    assert r.stats[0] == 0.0
+
+
+@pytest.mark.parametrize("iou_type", ["segm", "bbox"])
+def test_matches_pycocotools_on_a_larger_plain_set(iou_type):
+    gt, results = make_set(11, n_images=150, adversarial=False, gt_per_image=8,
+                           dt_per_image=20)
+    ref = pycoco(gt, results, iou_type)
+    ours = coco_evaluate(gt, results, iou_type)
+    np.testing.assert_allclose(ours.stats, ref.stats, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours.precision, ref.eval["precision"], rtol=0, atol=1e-12)
