@@ -51,12 +51,18 @@ class PanopticDataset:
         return rgb2id(read_image(file, "rgb"))
 
 
-def load_panoptic(json_path: str | os.PathLike, png_dir: str | os.PathLike) -> PanopticDataset:
-    """Read and validate a COCO-panoptic JSON; PNGs are read on demand from ``png_dir``."""
+def load_panoptic(json_path: str | os.PathLike, png_dir: str | os.PathLike, *,
+                  categories: list[dict] | None = None) -> PanopticDataset:
+    """Read and validate a COCO-panoptic JSON; PNGs are read on demand from ``png_dir``.
+
+    A prediction file may leave out ``categories``: pass the ground truth's.
+    """
     path = Path(json_path)
     data = read_json(path)
     if not isinstance(data, dict):
         raise InputError("top level must be a JSON object", path)
+    if categories is not None and "categories" not in data:
+        data = {**data, "categories": categories}
     for key in ("annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise InputError(f"missing or non-list top-level key {key!r}", path)
