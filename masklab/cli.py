@@ -150,5 +150,13 @@ def demo(ctx, out: Path) -> None:
         click.echo(f"  {f}")
 
 
+def _register() -> None:
+    from masklab.cli_eval import eval_group
+
+    main.add_command(eval_group)
+
+
+_register()
+
 if __name__ == "__main__":
     main()
