@@ -13,6 +13,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from masklab.errors import InputError
@@ -41,13 +42,42 @@ class PanopticResult:
                 "per_class": {str(k): v for k, v in self.per_class.items()}}
 
 
-def _pair_counts(gt_ids: np.ndarray, pred_ids: np.ndarray) -> dict[tuple[int, int], int]:
-    """Pixel count of every (gt segment, pred segment) pair that occurs."""
-    key = gt_ids.astype(np.uint64).reshape(-1) * np.uint64(OFFSET) + \
-        pred_ids.astype(np.uint64).reshape(-1)
-    labels, counts = np.unique(key, return_counts=True)
-    return {(int(k // OFFSET), int(k % OFFSET)): int(c)
-            for k, c in zip(labels, counts, strict=True)}
+@numba.njit(cache=True, nogil=True)
+def _lookup(ids, sorted_ids):
+    lo, hi = 0, sorted_ids.shape[0]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if sorted_ids[mid] < ids:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < sorted_ids.shape[0] and sorted_ids[lo] == ids:
+        return lo
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _pair_matrix(gt, pred, gt_ids, pred_ids):
+    """Counts of (gt index, pred index): rows ``gt_ids`` then one for any other gt id;
+    columns ``pred_ids``. Returns the matrix and the first pred id not in ``pred_ids``."""
+    kg, kp = gt_ids.shape[0], pred_ids.shape[0]
+    out = np.zeros((kg + 1, kp), np.int64)
+    lg, lgi, lp, lpi = np.int64(-1), kg, np.int64(-1), 0
+    for i in range(gt.shape[0]):
+        g = np.int64(gt[i])
+        if g != lg:
+            lgi = _lookup(g, gt_ids)
+            if lgi < 0:
+                lgi = kg
+            lg = g
+        p = np.int64(pred[i])
+        if p != lp:
+            lpi = _lookup(p, pred_ids)
+            if lpi < 0:
+                return out, p
+            lp = p
+        out[lgi, lpi] += 1
+    return out, np.int64(-1)
 
 
 class PanopticEvaluator:
@@ -65,23 +95,27 @@ class PanopticEvaluator:
                              f"{pred_ids.shape} differ in size")
         gt_segms = {s["id"]: dict(s) for s in gt_segments}
         pred_segms = {s["id"]: dict(s) for s in pred_segments}
-        unseen = set(pred_segms)
-        labels, counts = np.unique(pred_ids, return_counts=True)
-        for label, cnt in zip(labels.tolist(), counts.tolist(), strict=True):
-            if label not in pred_segms:
-                if label == VOID:
-                    continue
-                raise InputError(f"image {image}: segment {label} is in the PNG but not in "
-                                 "the JSON")
-            pred_segms[label]["area"] = cnt
-            unseen.discard(label)
+        g_list = np.array(sorted({VOID, *gt_segms}), np.int64)
+        p_list = np.array(sorted({VOID, *pred_segms}), np.int64)
+        mat, bad = _pair_matrix(np.ascontiguousarray(gt_ids).reshape(-1),
+                                np.ascontiguousarray(pred_ids).reshape(-1), g_list, p_list)
+        if bad >= 0:
+            raise InputError(f"image {image}: segment {bad} is in the PNG but not in the JSON")
+        pred_area = mat.sum(axis=0)
+        for j, label in enumerate(p_list.tolist()):
+            if label == VOID:
+                continue
+            if pred_area[j] == 0:
+                raise InputError(f"image {image}: segment {label} is in the JSON but not in "
+                                 "the PNG")
+            pred_segms[label]["area"] = int(pred_area[j])
             if pred_segms[label]["category_id"] not in self.categories:
                 raise InputError(f"image {image}: segment {label} has unknown category "
                                  f"{pred_segms[label]['category_id']}")
-        if unseen:
-            raise InputError(f"image {image}: segments {sorted(unseen)} are in the JSON but "
-                             "not in the PNG")
-        pairs = _pair_counts(gt_ids, pred_ids)
+        # pixel counts of every (gt id, pred id) pair that occurs (unknown gt ids dropped)
+        rows, cols = np.nonzero(mat[:-1])
+        pairs = {(int(g_list[r]), int(p_list[c])): int(mat[r, c])
+                 for r, c in zip(rows, cols, strict=True)}
         gt_matched, pred_matched = set(), set()
         for (g, p), inter in pairs.items():
             if g not in gt_segms or p not in pred_segms:

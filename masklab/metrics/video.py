@@ -11,16 +11,60 @@ and counts void pixels out.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from masklab.errors import InputError
 
 BOUND_TH = 0.008
+
+
+@numba.njit(cache=True, nogil=True)
+def _frame_stats(gt, res, void, n_gt, n_res):
+    """Per frame: joint counts of (gt id, result id) over non-void pixels (gt ids above
+    ``n_gt`` count as background) and each id's bounding box (y0, y1, x0, x1; empty: y0 > y1).
+    """
+    T, H, W = gt.shape
+    hist = np.zeros((T, n_gt + 1, n_res + 1), np.int64)
+    gbox = np.empty((T, n_gt + 1, 4), np.int64)
+    rbox = np.empty((T, n_res + 1, 4), np.int64)
+    for t in range(T):
+        for k in range(n_gt + 1):
+            gbox[t, k, 0], gbox[t, k, 1], gbox[t, k, 2], gbox[t, k, 3] = H, -1, W, -1
+        for k in range(n_res + 1):
+            rbox[t, k, 0], rbox[t, k, 1], rbox[t, k, 2], rbox[t, k, 3] = H, -1, W, -1
+        for y in range(H):
+            for x in range(W):
+                if void[t, y, x]:
+                    continue
+                g = np.int64(gt[t, y, x])
+                if g > n_gt:
+                    g = 0
+                r = np.int64(res[t, y, x])
+                hist[t, g, r] += 1
+                if g > 0:
+                    if y < gbox[t, g, 0]:
+                        gbox[t, g, 0] = y
+                    gbox[t, g, 1] = y  # rows are visited in order
+                    if x < gbox[t, g, 2]:
+                        gbox[t, g, 2] = x
+                    if x > gbox[t, g, 3]:
+                        gbox[t, g, 3] = x
+                if r > 0:
+                    if y < rbox[t, r, 0]:
+                        rbox[t, r, 0] = y
+                    rbox[t, r, 1] = y
+                    if x < rbox[t, r, 2]:
+                        rbox[t, r, 2] = x
+                    if x > rbox[t, r, 3]:
+                        rbox[t, r, 3] = x
+    return hist, gbox, rbox
 
 
 def region_similarity(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None
@@ -35,8 +79,12 @@ def region_similarity(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None 
     return np.where(np.isclose(union, 0), 1.0, j)
 
 
-def _boundary(seg: np.ndarray) -> np.ndarray:
-    """Pixels whose right, lower or lower-right neighbour differs (DAVIS' ``seg2bmap``)."""
+def _boundary(seg: np.ndarray, last_row: bool = True, last_col: bool = True) -> np.ndarray:
+    """Pixels whose right, lower or lower-right neighbour differs (DAVIS' ``seg2bmap``).
+
+    ``last_row``/``last_col`` say whether the crop ends at the image's last row/column,
+    where the reference compares with fewer neighbours; elsewhere the crop's outside is 0.
+    """
     e = np.zeros_like(seg)
     s = np.zeros_like(seg)
     se = np.zeros_like(seg)
@@ -44,12 +92,16 @@ def _boundary(seg: np.ndarray) -> np.ndarray:
     s[:-1, :] = seg[1:, :]
     se[:-1, :-1] = seg[1:, 1:]
     b = (seg ^ e) | (seg ^ s) | (seg ^ se)
-    b[-1, :] = seg[-1, :] ^ e[-1, :]
-    b[:, -1] = seg[:, -1] ^ s[:, -1]
-    b[-1, -1] = 0
+    if last_row:
+        b[-1, :] = seg[-1, :] ^ e[-1, :]
+    if last_col:
+        b[:, -1] = seg[:, -1] ^ s[:, -1]
+    if last_row and last_col:
+        b[-1, -1] = 0
     return b
 
 
+@functools.lru_cache(maxsize=8)
 def _disk(radius: float) -> np.ndarray:
     from skimage.morphology import disk
 
@@ -58,29 +110,85 @@ def _disk(radius: float) -> np.ndarray:
 
 def boundary_f(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None,
                bound_th: float = BOUND_TH) -> float:
-    """F for one frame: boundary precision and recall within the tolerance disk."""
-    import cv2
+    """F for one frame: boundary precision and recall within the tolerance disk.
 
+    Work is confined to the bounding box of both masks plus one pixel: outside it there is
+    no boundary (``seg2bmap`` looks right and down), so the crop changes no count.
+    """
     keep = None if void is None else ~void.astype(bool)
     fg = pred.astype(bool) if keep is None else pred.astype(bool) & keep
     gtm = gt.astype(bool) if keep is None else gt.astype(bool) & keep
-    bound_pix = bound_th if bound_th >= 1 else np.ceil(bound_th * np.linalg.norm(fg.shape))
-    fg_b, gt_b = _boundary(fg), _boundary(gtm)
-    n_fg, n_gt = int(fg_b.sum()), int(gt_b.sum())
+    either = fg | gtm
+    rows, cols = np.flatnonzero(either.any(axis=1)), np.flatnonzero(either.any(axis=0))
+    if rows.size == 0:
+        return 1.0  # no boundary in either mask
+    box = _crop_box(rows[0], rows[-1], cols[0], cols[-1], fg.shape)
+    y0, y1, x0, x1 = box
+    return _f_crop(gtm[y0:y1, x0:x1], fg[y0:y1, x0:x1], box, fg.shape, bound_th)
+
+
+def _crop_box(r0, r1, c0, c1, shape) -> tuple[int, int, int, int]:
+    h, w = shape
+    return max(int(r0) - 1, 0), min(int(r1) + 2, h), max(int(c0) - 1, 0), min(int(c1) + 2, w)
+
+
+def _f_crop(gtm: np.ndarray, fg: np.ndarray, box, shape, bound_th: float) -> float:
+    import cv2
+
+    h, w = shape
+    bound_pix = bound_th if bound_th >= 1 else np.ceil(bound_th * np.linalg.norm(shape))
+    last_row, last_col = box[1] == h, box[3] == w
+    fg_b = _boundary(fg, last_row, last_col)
+    gt_b = _boundary(gtm, last_row, last_col)
+    n_fg, n_gt = int(np.count_nonzero(fg_b)), int(np.count_nonzero(gt_b))
     if n_fg == 0 and n_gt > 0:
         return 0.0  # precision 1, recall 0
     if n_fg > 0 and n_gt == 0:
         return 0.0
     if n_fg == 0 and n_gt == 0:
         return 1.0
-    kernel = _disk(bound_pix)
-    fg_dil = cv2.dilate(fg_b.astype(np.uint8), kernel).astype(bool)
-    gt_dil = cv2.dilate(gt_b.astype(np.uint8), kernel).astype(bool)
-    precision = np.sum(fg_b & gt_dil) / float(n_fg)
-    recall = np.sum(gt_b & fg_dil) / float(n_gt)
+    kernel = _disk(float(bound_pix))
+    fg_dil = cv2.dilate(fg_b.view(np.uint8), kernel).view(bool)
+    gt_dil = cv2.dilate(gt_b.view(np.uint8), kernel).view(bool)
+    precision = np.count_nonzero(fg_b & gt_dil) / float(n_fg)
+    recall = np.count_nonzero(gt_b & fg_dil) / float(n_gt)
     if precision + recall == 0:
         return 0.0
     return float(2 * precision * recall / (precision + recall))
+
+
+def _object_scores(gt_ids: np.ndarray, res_ids: np.ndarray, void: np.ndarray | None,
+                   n_gt: int, n_res: int, pairs) -> dict[tuple[int, int], tuple]:
+    """J and F per frame for each (gt object, result object) pair, from id maps directly."""
+    v = np.zeros(gt_ids.shape, bool) if void is None else void
+    hist, gbox, rbox = _frame_stats(np.ascontiguousarray(gt_ids), np.ascontiguousarray(res_ids),
+                                    np.ascontiguousarray(v), n_gt, n_res)
+    area_g, area_r = hist.sum(axis=2), hist.sum(axis=1)
+    T = gt_ids.shape[0]
+    shape = gt_ids.shape[1:]
+    out = {}
+    for i, k in pairs:
+        inter = hist[:, i, k] if k <= n_res else np.zeros(T, np.int64)
+        ar = area_r[:, k] if k <= n_res else np.zeros(T, np.int64)
+        union = area_g[:, i] + ar - inter
+        with np.errstate(divide="ignore", invalid="ignore"):
+            j = np.where(np.isclose(union, 0), 1.0, inter / union)
+        f = np.empty(T)
+        for t in range(T):
+            gb = gbox[t, i]
+            rb = rbox[t, k] if k <= n_res else np.array([shape[0], -1, shape[1], -1])
+            r0, r1 = min(gb[0], rb[0]), max(gb[1], rb[1])
+            if r1 < r0:
+                f[t] = 1.0  # both empty
+                continue
+            box = _crop_box(r0, r1, min(gb[2], rb[2]), max(gb[3], rb[3]), shape)
+            y0, y1, x0, x1 = box
+            keep = ~v[t, y0:y1, x0:x1]
+            g = (gt_ids[t, y0:y1, x0:x1] == i) & keep
+            p = (res_ids[t, y0:y1, x0:x1] == k) & keep
+            f[t] = _f_crop(g, p, box, shape, BOUND_TH)
+        out[(i, k)] = (j, f)
+    return out
 
 
 def contour_accuracy(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None
@@ -138,37 +246,43 @@ class DavisEvaluator:
         """``gt_ids``: ``(T, H, W)`` annotation ids (255 void); ``res_ids``: the results for
         the frames evaluated (semi-supervised: frames 1..T-2; unsupervised: all)."""
         gt_ids = np.asarray(gt_ids)
+        res_ids = np.asarray(res_ids)
+        if gt_ids.max(initial=0) > 255 or res_ids.max(initial=0) > 255:
+            raise InputError(f"sequence {name}: object ids must be below 256")
         void = gt_ids == 255
-        gt_clean = np.where(void, 0, gt_ids)
-        gt = split_objects(gt_clean, int(gt_clean[0].max(initial=0)))
+        gt_clean = np.where(void, 0, gt_ids).astype(np.uint8)
+        n_gt = int(gt_clean[0].max(initial=0))  # objects are those of the first frame
         if self.task == "semi-supervised":
-            gt, void = gt[:, 1:-1], None
-        res = split_objects(np.asarray(res_ids))
-        if res.shape[1:] != gt.shape[1:]:
-            raise InputError(f"sequence {name}: results have {res.shape[1]} frames of "
-                             f"{res.shape[2:]}, expected {gt.shape[1]} of {gt.shape[2:]}")
+            gt_clean, void = gt_clean[1:-1], None
+        if res_ids.shape != gt_clean.shape:
+            raise InputError(f"sequence {name}: results have {res_ids.shape[0]} frames of "
+                             f"{res_ids.shape[1:]}, expected {gt_clean.shape[0]} of "
+                             f"{gt_clean.shape[1:]}")
+        res_ids = res_ids.astype(np.uint8)
+        n_res = int(res_ids.max(initial=0))
         if self.task == "semi-supervised":
-            if len(res) > len(gt):
-                raise InputError(f"sequence {name}: results have {len(res)} objects, the "
-                                 f"ground truth {len(gt)}")
-            res = _pad(res, len(gt))
-            j = np.stack([region_similarity(gt[i], res[i]) for i in range(len(gt))])
-            f = np.stack([contour_accuracy(gt[i], res[i]) for i in range(len(gt))])
+            if n_res > n_gt:
+                raise InputError(f"sequence {name}: results have {n_res} objects, the ground "
+                                 f"truth {n_gt}")
+            scores = _object_scores(gt_clean, res_ids, None, n_gt, n_res,
+                                    [(i, i) for i in range(1, n_gt + 1)])
+            per_object = [scores[(i, i)] for i in range(1, n_gt + 1)]
         else:
-            if len(res) > self.max_proposals:
-                raise InputError(f"sequence {name}: {len(res)} proposals, more than "
+            if n_res > self.max_proposals:
+                raise InputError(f"sequence {name}: {n_res} proposals, more than "
                                  f"{self.max_proposals}")
-            res = _pad(res, len(gt))
-            jj = np.array([[region_similarity(gt[i], res[k], void) for i in range(len(gt))]
-                           for k in range(len(res))])
-            ff = np.array([[contour_accuracy(gt[i], res[k], void) for i in range(len(gt))]
-                           for k in range(len(res))])
+            n_prop = max(n_res, n_gt)  # missing proposals are empty masks
+            scores = _object_scores(gt_clean, res_ids, void, n_gt, n_res,
+                                    [(i, k) for i in range(1, n_gt + 1)
+                                     for k in range(1, n_prop + 1)])
             from scipy.optimize import linear_sum_assignment
 
-            rows, cols = linear_sum_assignment(-(jj.mean(axis=2) + ff.mean(axis=2)) / 2)
-            j, f = jj[rows, cols], ff[rows, cols]
-        for i in range(len(j)):
-            self.objects[f"{name}_{i + 1}"] = (j[i], f[i])
+            cost = np.array([[(scores[(i, k)][0].mean() + scores[(i, k)][1].mean()) / 2
+                              for i in range(1, n_gt + 1)] for k in range(1, n_prop + 1)])
+            rows, cols = linear_sum_assignment(-cost)
+            per_object = [scores[(c + 1, r + 1)] for r, c in zip(rows, cols, strict=True)]
+        for i, (j, f) in enumerate(per_object):
+            self.objects[f"{name}_{i + 1}"] = (j, f)
         return self
 
     def merge(self, other: DavisEvaluator) -> DavisEvaluator:
@@ -190,12 +304,6 @@ class DavisEvaluator:
              "F-Recall": float(F[:, 1].mean()), "F-Decay": float(F[:, 2].mean())}
         return DavisResult(g, {k: v[0] for k, v in js.items()}, {k: v[0] for k, v in fs.items()},
                            dict(self.objects))
-
-
-def _pad(res: np.ndarray, n: int) -> np.ndarray:
-    if len(res) >= n:
-        return res
-    return np.concatenate([res, np.zeros((n - len(res), *res.shape[1:]), bool)])
 
 
 def davis_evaluate(davis_root: str | os.PathLike, results_dir: str | os.PathLike, *,
