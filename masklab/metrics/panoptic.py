@@ -57,13 +57,10 @@ def _lookup(ids, sorted_ids):
 
 
 @numba.njit(cache=True, nogil=True)
-def _pair_matrix(gt, pred, gt_ids, pred_ids):
-    """Counts of (gt index, pred index): rows ``gt_ids`` then one for any other gt id;
-    columns ``pred_ids``. Returns the matrix and the first pred id not in ``pred_ids``."""
-    kg, kp = gt_ids.shape[0], pred_ids.shape[0]
-    out = np.zeros((kg + 1, kp), np.int64)
+def _pair_chunk(gt, pred, gt_ids, pred_ids, lo, hi, out):
+    kg = gt_ids.shape[0]
     lg, lgi, lp, lpi = np.int64(-1), kg, np.int64(-1), 0
-    for i in range(gt.shape[0]):
+    for i in range(lo, hi):
         g = np.int64(gt[i])
         if g != lg:
             lgi = _lookup(g, gt_ids)
@@ -74,10 +71,29 @@ def _pair_matrix(gt, pred, gt_ids, pred_ids):
         if p != lp:
             lpi = _lookup(p, pred_ids)
             if lpi < 0:
-                return out, p
+                return p
             lp = p
         out[lgi, lpi] += 1
-    return out, np.int64(-1)
+    return np.int64(-1)
+
+
+@numba.njit(cache=True, parallel=True, nogil=True)
+def _pair_matrix(gt, pred, gt_ids, pred_ids):
+    """Counts of (gt index, pred index): rows ``gt_ids`` then one for any other gt id;
+    columns ``pred_ids``. Returns the matrix and a pred id not in ``pred_ids`` (or -1)."""
+    kg, kp = gt_ids.shape[0], pred_ids.shape[0]
+    n = gt.shape[0]
+    chunks = 4
+    step = (n + chunks - 1) // chunks
+    parts = np.zeros((chunks, kg + 1, kp), np.int64)
+    bad = np.full(chunks, -1, np.int64)
+    for c in numba.prange(chunks):
+        bad[c] = _pair_chunk(gt, pred, gt_ids, pred_ids, c * step, min(n, (c + 1) * step),
+                             parts[c])
+    for c in range(chunks):
+        if bad[c] >= 0:
+            return parts[0], bad[c]
+    return parts.sum(axis=0), np.int64(-1)
 
 
 class PanopticEvaluator:
