@@ -18,6 +18,14 @@ OFFSET = 256 * 256 * 256
 VOID = 0
 
 
+def rgb2id(color):
+    if isinstance(color, np.ndarray) and len(color.shape) == 3:
+        if color.dtype == np.uint8:
+            color = color.astype(np.int32)
+        return color[:, :, 0] + 256 * color[:, :, 1] + 256 * 256 * color[:, :, 2]
+    return int(color[0] + 256 * color[1] + 256 * 256 * color[2])
+
+
 class PQStatCat:
     def __init__(self):
         self.iou, self.tp, self.fp, self.fn = 0.0, 0, 0, 0

@@ -1,7 +1,8 @@
 """PQ and J&F: masklab against transcriptions of the official algorithms (bench/_reference.py)
 on scaled-up synthetic sets, checking identical figures.
 
-PQ: 100 images of 480x640 with ~40 segments (things and stuff, crowd and void regions).
+PQ: 100 images of 480x640 with ~40 segments (things and stuff, crowd and void regions), from
+decoded PNG colours (both sides turn them into ids: panopticapi's ``rgb2id``, ours fused).
 J&F: 10 sequences of 40 frames at 480x854 with 3 moving objects (semi-supervised).
 """
 
@@ -17,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _reference as ref
 from _common import report
 
+from masklab.io.panoptic import id2rgb
 from masklab.metrics.panoptic import PanopticEvaluator
 from masklab.metrics.video import DavisEvaluator
 
@@ -48,7 +50,8 @@ def panoptic_set(n, seed=0, h=480, w=640):
         pcat = np.where(rng.random(k) < 0.8, cat, rng.integers(1, 21, k))
         pred_segs = [{"id": int(i), "category_id": int(c)} for i, c in zip(pids, pcat,
                                                                         strict=True)]
-        out.append((gt, gt_segs, pred, pred_segs))
+        # decoded PNG colours: both sides start from what a PNG reader returns
+        out.append((id2rgb(gt), gt_segs, id2rgb(pred), pred_segs))
     return cats, out
 
 
@@ -78,7 +81,7 @@ def main() -> None:
     t = time.perf_counter()
     stats = ref.pq_stats()
     for gt, gs, pred, ps in images:
-        ref.pq_single_image(gt, gs, pred, ps, cats, stats)
+        ref.pq_single_image(ref.rgb2id(gt), gs, ref.rgb2id(pred), ps, cats, stats)
     t_ref = time.perf_counter() - t
     PanopticEvaluator(cats).update(*images[0][:4])  # load the compiled kernel
     t = time.perf_counter()

@@ -17,8 +17,8 @@ from masklab.io.coco import _is_int, read_json
 
 
 def rgb2id(rgb: np.ndarray) -> np.ndarray:
-    """``(H, W, 3)`` colours → ``(H, W)`` int64 segment ids."""
-    c = np.asarray(rgb).astype(np.int64)
+    """``(H, W, 3)`` colours → ``(H, W)`` int32 segment ids (as panopticapi)."""
+    c = np.asarray(rgb).astype(np.int32)
     return c[..., 0] + 256 * c[..., 1] + 65536 * c[..., 2]
 
 
@@ -42,13 +42,16 @@ class PanopticDataset:
         self.categories = {c["id"]: c for c in self.data["categories"]}
         self.annotation_by_image = {a["image_id"]: a for a in self.data["annotations"]}
 
-    def read_ids(self, image_id) -> np.ndarray:
-        """The ``(H, W)`` segment-id map of an image."""
+    def read_rgb(self, image_id) -> np.ndarray:
+        """The ``(H, W, 3)`` colours of an image's PNG."""
         from masklab.io.images import read_image
 
         ann = self.annotation_by_image[image_id]
-        file = self.png_dir / ann["file_name"]
-        return rgb2id(read_image(file, "rgb"))
+        return read_image(self.png_dir / ann["file_name"], "rgb")
+
+    def read_ids(self, image_id) -> np.ndarray:
+        """The ``(H, W)`` segment-id map of an image."""
+        return rgb2id(self.read_rgb(image_id))
 
 
 def load_panoptic(json_path: str | os.PathLike, png_dir: str | os.PathLike, *,

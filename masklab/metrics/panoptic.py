@@ -56,18 +56,25 @@ def _lookup(ids, sorted_ids):
     return -1
 
 
+@numba.njit(cache=True, inline="always")
+def _id_at(a, i):
+    if a.shape[1] == 3:  # (N, 3) RGB: panopticapi's rgb2id
+        return np.int64(a[i, 0]) + 256 * np.int64(a[i, 1]) + 65536 * np.int64(a[i, 2])
+    return np.int64(a[i, 0])  # (N, 1) ids
+
+
 @numba.njit(cache=True, nogil=True)
 def _pair_chunk(gt, pred, gt_ids, pred_ids, lo, hi, out):
     kg = gt_ids.shape[0]
     lg, lgi, lp, lpi = np.int64(-1), kg, np.int64(-1), 0
     for i in range(lo, hi):
-        g = np.int64(gt[i])
+        g = _id_at(gt, i)
         if g != lg:
             lgi = _lookup(g, gt_ids)
             if lgi < 0:
                 lgi = kg
             lg = g
-        p = np.int64(pred[i])
+        p = _id_at(pred, i)
         if p != lp:
             lpi = _lookup(p, pred_ids)
             if lpi < 0:
@@ -80,7 +87,8 @@ def _pair_chunk(gt, pred, gt_ids, pred_ids, lo, hi, out):
 @numba.njit(cache=True, parallel=True, nogil=True)
 def _pair_matrix(gt, pred, gt_ids, pred_ids):
     """Counts of (gt index, pred index): rows ``gt_ids`` then one for any other gt id;
-    columns ``pred_ids``. Returns the matrix and a pred id not in ``pred_ids`` (or -1)."""
+    columns ``pred_ids``. Returns the matrix and a pred id not in ``pred_ids`` (or -1).
+    ``gt``/``pred`` are ``(N, 1)`` ids or ``(N, 3)`` RGB pixels."""
     kg, kp = gt_ids.shape[0], pred_ids.shape[0]
     n = gt.shape[0]
     chunks = 4
@@ -96,6 +104,15 @@ def _pair_matrix(gt, pred, gt_ids, pred_ids):
     return parts.sum(axis=0), np.int64(-1)
 
 
+def _flat(ids: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(ids)
+    if a.ndim == 3 and a.shape[2] == 3:
+        return a.reshape(-1, 3)
+    if a.ndim != 2:
+        raise ValueError(f"expected an (H, W) id map or (H, W, 3) RGB, got shape {a.shape}")
+    return a.reshape(-1, 1)
+
+
 class PanopticEvaluator:
     """Mergeable PQ: ``update`` per image with id maps and segment lists, then ``compute``."""
 
@@ -105,7 +122,8 @@ class PanopticEvaluator:
 
     def update(self, gt_ids: np.ndarray, gt_segments: Sequence[dict], pred_ids: np.ndarray,
                pred_segments: Sequence[dict], image: str = "") -> PanopticEvaluator:
-        """``*_ids``: ``(H, W)`` segment-id maps; ``*_segments``: ``segments_info`` lists."""
+        """``*_ids``: ``(H, W)`` segment-id maps, or the ``(H, W, 3)`` RGB of COCO-panoptic
+        PNGs (decoded in the same pass); ``*_segments``: ``segments_info`` lists."""
         if gt_ids.shape != pred_ids.shape:
             raise InputError(f"image {image}: ground truth {gt_ids.shape} and prediction "
                              f"{pred_ids.shape} differ in size")
@@ -113,8 +131,7 @@ class PanopticEvaluator:
         pred_segms = {s["id"]: dict(s) for s in pred_segments}
         g_list = np.array(sorted({VOID, *gt_segms}), np.int64)
         p_list = np.array(sorted({VOID, *pred_segms}), np.int64)
-        mat, bad = _pair_matrix(np.ascontiguousarray(gt_ids).reshape(-1),
-                                np.ascontiguousarray(pred_ids).reshape(-1), g_list, p_list)
+        mat, bad = _pair_matrix(_flat(gt_ids), _flat(pred_ids), g_list, p_list)
         if bad >= 0:
             raise InputError(f"image {image}: segment {bad} is in the PNG but not in the JSON")
         pred_area = mat.sum(axis=0)
@@ -229,6 +246,6 @@ def panoptic_evaluate(gt_json: str | os.PathLike, gt_dir: str | os.PathLike,
         if image_id not in pred.annotation_by_image:
             raise InputError(f"no prediction for image {image_id}", pred_json)
         pann = pred.annotation_by_image[image_id]
-        ev.update(gt.read_ids(image_id), ann["segments_info"], pred.read_ids(image_id),
+        ev.update(gt.read_rgb(image_id), ann["segments_info"], pred.read_rgb(image_id),
                   pann["segments_info"], image=str(image_id))
     return ev.compute()
