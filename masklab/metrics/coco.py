@@ -542,6 +542,12 @@ def _simple(ev: _Evaluated, params: CocoParams) -> dict:
             "num_gt": npos}
 
 
+def _with_map50(simple: dict, stats: np.ndarray, iou_type: str) -> dict:
+    if simple:
+        simple["mAP@0.5"] = float(stats[1])  # AP50 averaged over categories
+    return simple
+
+
 # --- public API ------------------------------------------------------------------------------
 class CocoEvaluator:
     """Mergeable COCO evaluation: ``update`` with one or more images' ground truth and
@@ -589,7 +595,8 @@ class CocoEvaluator:
         stats, names = _summarize(precision, recall, self.params)
         return CocoResult(self.params.iou_type, stats, names, precision, recall, scores,
                           self.cat_ids, {c["id"]: c["name"] for c in self.categories},
-                          self.params, _simple(ev, self.params))
+                          self.params, _with_map50(_simple(ev, self.params), stats,
+                                                   self.params.iou_type))
 
 
 def _empty_evaluated(params: CocoParams) -> _Evaluated:

@@ -124,7 +124,7 @@ class PanopticEvaluator:
                pred_segments: Sequence[dict], image: str = "") -> PanopticEvaluator:
         """``*_ids``: ``(H, W)`` segment-id maps, or the ``(H, W, 3)`` RGB of COCO-panoptic
         PNGs (decoded in the same pass); ``*_segments``: ``segments_info`` lists."""
-        if gt_ids.shape != pred_ids.shape:
+        if gt_ids.shape[:2] != pred_ids.shape[:2]:
             raise InputError(f"image {image}: ground truth {gt_ids.shape} and prediction "
                              f"{pred_ids.shape} differ in size")
         gt_segms = {s["id"]: dict(s) for s in gt_segments}

@@ -102,7 +102,7 @@ def test_hand_case_two_objects():
     assert r.stats[0] == pytest.approx(51 / 101, abs=1e-12)
     assert r.stats[8] == pytest.approx(0.5)
     assert r.simple == {"precision@0.5": 0.5, "recall@0.5": 0.5, "f1@0.5": 0.5, "tp": 1,
-                        "fp": 1, "num_gt": 2}
+                        "fp": 1, "num_gt": 2, "mAP@0.5": pytest.approx(51 / 101)}
     assert r.per_category()[1]["AP50"] == pytest.approx(51 / 101)
 
 

@@ -111,3 +111,30 @@ def test_unsupervised_hungarian_matches_proposals():
     assert r.global_["J-Mean"] == 1.0 and r.global_["F-Mean"] == 1.0
     semi = DavisEvaluator("semi-supervised").update("s", gt, res[1:-1]).compute()
     assert semi.global_["J-Mean"] == 0.0
+
+
+def test_pq_and_davis_merge_equal_one_pass():
+    root = shared_path("fixtures", "panoptic_dev")
+    from masklab.io.panoptic import load_panoptic
+
+    gt = load_panoptic(root / "gt.json", root / "gt")
+    pred = load_panoptic(root / "pred.json", root / "pred", categories=gt.data["categories"])
+    one, a, b = (PanopticEvaluator(gt.data["categories"]) for _ in range(3))
+    for k, (image_id, ann) in enumerate(gt.annotation_by_image.items()):
+        args = (gt.read_ids(image_id), ann["segments_info"], pred.read_rgb(image_id),
+                pred.annotation_by_image[image_id]["segments_info"])
+        one.update(*args)
+        (a if k % 2 else b).update(*args)
+    merged, single = a.merge(b).compute(), one.compute()
+    for part in ("all", "things", "stuff"):
+        assert getattr(merged, part) == pytest.approx(getattr(single, part), abs=1e-12)
+    assert {c: (s.tp, s.fp, s.fn) for c, s in a.stats.items()} == \
+        {c: (s.tp, s.fp, s.fn) for c, s in one.stats.items()}
+
+    gt_ids = np.zeros((4, 20, 20), np.uint8)
+    gt_ids[:, 5:15, 5:15] = 1
+    res = np.roll(gt_ids, 2, axis=2)[1:-1]
+    whole = DavisEvaluator().update("a", gt_ids, res).update("b", gt_ids, res[:, ::-1])
+    x = DavisEvaluator().update("a", gt_ids, res)
+    y = DavisEvaluator().update("b", gt_ids, res[:, ::-1])
+    assert x.merge(y).compute().global_ == whole.compute().global_
