@@ -56,25 +56,26 @@ def _lookup(ids, sorted_ids):
     return -1
 
 
-@numba.njit(cache=True, inline="always")
-def _id_at(a, i):
-    if a.shape[1] == 3:  # (N, 3) RGB: panopticapi's rgb2id
-        return np.int64(a[i, 0]) + 256 * np.int64(a[i, 1]) + 65536 * np.int64(a[i, 2])
-    return np.int64(a[i, 0])  # (N, 1) ids
-
-
 @numba.njit(cache=True, nogil=True)
 def _pair_chunk(gt, pred, gt_ids, pred_ids, lo, hi, out):
     kg = gt_ids.shape[0]
+    g_rgb, p_rgb = gt.shape[1] == 3, pred.shape[1] == 3
     lg, lgi, lp, lpi = np.int64(-1), kg, np.int64(-1), 0
     for i in range(lo, hi):
-        g = _id_at(gt, i)
+        # ids computed in the loop (panopticapi's rgb2id for RGB rows)
+        if g_rgb:
+            g = np.int64(gt[i, 0]) + 256 * np.int64(gt[i, 1]) + 65536 * np.int64(gt[i, 2])
+        else:
+            g = np.int64(gt[i, 0])
+        if p_rgb:
+            p = np.int64(pred[i, 0]) + 256 * np.int64(pred[i, 1]) + 65536 * np.int64(pred[i, 2])
+        else:
+            p = np.int64(pred[i, 0])
         if g != lg:
             lgi = _lookup(g, gt_ids)
             if lgi < 0:
                 lgi = kg
             lg = g
-        p = _id_at(pred, i)
         if p != lp:
             lpi = _lookup(p, pred_ids)
             if lpi < 0:
