@@ -1,0 +1,1 @@
+"""The textbook building blocks of segmentation networks: upsampling, FCN, U-Net, losses."""
