@@ -298,10 +298,13 @@ for _name, _repo, _lic, _desc in [
     ("hf/sam-vit-base", "facebook/sam-vit-base", "Apache-2.0", "Segment Anything ViT-B"),
     ("hf/sam-vit-large", "facebook/sam-vit-large", "Apache-2.0", "Segment Anything ViT-L"),
     ("hf/sam-vit-huge", "facebook/sam-vit-huge", "Apache-2.0", "Segment Anything ViT-H"),
-    ("hf/segformer-b0-ade", "nvidia/segformer-b0-finetuned-ade-512-512", "NVIDIA SegFormer",
-     "SegFormer-B0, ADE20K 150 classes"),
-    ("hf/segformer-b0-cityscapes", "nvidia/segformer-b0-finetuned-cityscapes-1024-1024",
-     "NVIDIA SegFormer", "SegFormer-B0, Cityscapes 19 classes"),
+    *[(f"hf/segformer-{v}-ade",
+       f"nvidia/segformer-{v}-finetuned-ade-{'640-640' if v == 'b5' else '512-512'}",
+       "NVIDIA Source Code License", f"SegFormer-{v.upper()}, ADE20K 150 classes")
+      for v in ("b0", "b1", "b2", "b3", "b4", "b5")],
+    *[(f"hf/segformer-{v}-cityscapes", f"nvidia/segformer-{v}-finetuned-cityscapes-1024-1024",
+       "NVIDIA Source Code License", f"SegFormer-{v.upper()}, Cityscapes 19 classes")
+      for v in ("b0", "b1", "b2", "b3", "b4", "b5")],
     ("hf/vitmatte-small", "hustvl/vitmatte-small-composition-1k", "Apache-2.0",
      "ViTMatte-S, Composition-1k"),
 ]:
