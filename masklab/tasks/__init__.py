@@ -1,0 +1,1 @@
+"""Task pipelines: prediction and training per task."""
