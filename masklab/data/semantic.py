@@ -100,7 +100,7 @@ def detect_layout(root: str | os.PathLike) -> str:
         return "camvid"
     if (root / "images" / "training").is_dir() and (root / "annotations" / "training").is_dir():
         return "ade20k"
-    if (root / "images").is_dir():
+    if (root / "images").is_dir() or (root / "train" / "images").is_dir():
         return "folder"
     raise InputError("cannot tell the dataset layout (expected images/ + labels/, CamVid, "
                      "ADE20K or a COCO .json)", root)

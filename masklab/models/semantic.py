@@ -172,14 +172,15 @@ def is_checkpoint(path: str | os.PathLike) -> bool:
 
 def load_semantic_model(name_or_path: str | os.PathLike, *, weights: str | os.PathLike | None
                         = "default", num_classes: int | None = None,
-                        class_names: list[str] | None = None, device: str = "cpu"
-                        ) -> SemanticModel:
+                        class_names: list[str] | None = None, device: str = "cpu",
+                        config: dict | None = None) -> SemanticModel:
     """A ready ``SemanticModel`` in eval mode.
 
     ``name_or_path``: a registry name, or a folder written by ``save_checkpoint``.
     ``weights``: ``"default"`` (the registry's pretrained source, if any), ``None`` (random
     initialisation), or a local file/folder (a torchvision state dict, an HF folder, or a
-    plain state dict of our own models). ``num_classes`` overrides the class count.
+    plain state dict of our own models). ``num_classes`` overrides the class count;
+    ``config`` overrides builder options (``{"depth": 3, "width": 16}`` for U-Net).
     """
     if is_checkpoint(name_or_path):
         return load_checkpoint(name_or_path, device=device)
@@ -197,7 +198,7 @@ def load_semantic_model(name_or_path: str | os.PathLike, *, weights: str | os.Pa
         k = net.config.num_labels
         names = names or [net.config.id2label[i] for i in range(k)]
     else:
-        net = info.builder(k, **info.config)
+        net = info.builder(k, **{**info.config, **(config or {})})
         if source is not None:
             from masklab.weights import load_state_dict, resolve
 
@@ -208,7 +209,7 @@ def load_semantic_model(name_or_path: str | os.PathLike, *, weights: str | os.Pa
                                    f"(missing {list(missing)[:3]}, unexpected "
                                    f"{list(unexpected)[:3]})")
     model = SemanticModel(net, name=info.name, num_classes=k, class_names=names,
-                          mean=info.mean, std=info.std, config=info.config,
+                          mean=info.mean, std=info.std, config={**info.config, **(config or {})},
                           output=_output_kind(info))
     return model.to(device).eval()
 

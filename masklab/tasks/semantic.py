@@ -1,0 +1,398 @@
+"""Semantic segmentation: training (``train_semantic``) and prediction (``predict_semantic``).
+
+Training: per-pixel cross-entropy with an ignore index (optionally + Dice, or focal), class
+weights (given or median-frequency), AdamW or SGD with a poly or cosine schedule, mixed
+precision on CUDA, gradient accumulation, resume, the best checkpoint by validation mIoU
+(computed by ``masklab.metrics.semantic``), CSV and TensorBoard logs, a fixed seed.
+
+Prediction: whole image, or sliding windows for images larger than ``tile``; optional
+multi-scale + horizontal-flip test-time augmentation (softmax probabilities averaged).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from masklab.errors import InputError
+from masklab.models.semantic import SemanticModel, load_semantic_model, save_checkpoint
+from masklab.types import SemanticMap
+
+
+# --- prediction ----------------------------------------------------------------------------
+def _windows(n: int, tile: int, stride: int) -> list[int]:
+    if n <= tile:
+        return [0]
+    starts = [*range(0, n - tile, stride), n - tile]
+    return sorted(set(starts))
+
+
+@torch.no_grad()
+def _probs(model: SemanticModel, x: torch.Tensor, tile: int | None, overlap: float,
+           batch_size: int) -> torch.Tensor:
+    """Softmax probabilities ``(K, H, W)`` of one normalised ``(3, H, W)`` image."""
+    h, w = x.shape[-2:]
+    if tile is None or (h <= tile and w <= tile):
+        return model(x[None]).softmax(dim=1)[0]
+    stride = max(1, int(tile * (1 - overlap)))
+    acc = x.new_zeros(model.num_classes, h, w)
+    count = x.new_zeros(1, h, w)
+    boxes = [(y, xx) for y in _windows(h, tile, stride) for xx in _windows(w, tile, stride)]
+    for i in range(0, len(boxes), batch_size):
+        chunk = boxes[i:i + batch_size]
+        crops = torch.stack([x[:, y:y + tile, xx:xx + tile] for y, xx in chunk])
+        out = model(crops).softmax(dim=1)
+        for (y, xx), p in zip(chunk, out, strict=True):
+            acc[:, y:y + tile, xx:xx + tile] += p
+            count[:, y:y + tile, xx:xx + tile] += 1
+    return acc / count
+
+
+@torch.no_grad()
+def predict_probabilities(model: SemanticModel, image: np.ndarray, *, tile: int | None = None,
+                          overlap: float = 1 / 3, scales=(1.0,), flip: bool = False,
+                          batch_size: int = 4) -> torch.Tensor:
+    """Averaged class probabilities ``(K, H, W)`` for an ``(H, W, 3)`` uint8 image."""
+    device = next(model.parameters()).device
+    img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].to(device)
+    x = model.normalize(img)[0]
+    h, w = x.shape[-2:]
+    total = None
+    n = 0
+    for s in scales:
+        xs = x if s == 1 else F.interpolate(x[None], scale_factor=s, mode="bilinear",
+                                            align_corners=False)[0]
+        for flipped in ((False, True) if flip else (False,)):
+            xi = xs.flip(-1) if flipped else xs
+            p = _probs(model, xi, tile, overlap, batch_size)
+            if flipped:
+                p = p.flip(-1)
+            if p.shape[-2:] != (h, w):
+                p = F.interpolate(p[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+            total = p if total is None else total + p
+            n += 1
+    return total / n
+
+
+def predict_semantic(model: SemanticModel, image: np.ndarray, **kwargs) -> SemanticMap:
+    """The label map of one image (see ``predict_probabilities`` for the options)."""
+    probs = predict_probabilities(model, image, **kwargs)
+    labels = probs.argmax(dim=0).cpu().numpy()
+    dtype = np.uint8 if model.num_classes <= 256 else np.int32
+    return SemanticMap(labels.astype(dtype), class_names=model.class_names, ignore_index=None)
+
+
+def segment_files(model: SemanticModel, files: list[Path], out_dir: str | os.PathLike, *,
+                  overlay: bool = True, areas_csv: bool = False, quiet: bool | None = None,
+                  **kwargs) -> list[Path]:
+    """Label PNG (and overlay, and per-class areas CSV) for each image file."""
+    from masklab import viz
+    from masklab.io.atomic import atomic_open
+    from masklab.io.images import read_image, write_label_png
+    from masklab.progress import progress
+
+    out = Path(out_dir)
+    written: list[Path] = []
+    rows = []
+    for f in progress(files, desc="segment", quiet=quiet, unit="img"):
+        image = read_image(f)
+        sem = predict_semantic(model, image, **kwargs)
+        written.append(write_label_png(out / f"{f.stem}.png", sem.labels))
+        if overlay:
+            written.append(viz.save(out / f"{f.stem}_overlay.png",
+                                    viz.overlay_semantic(image, sem)))
+        if areas_csv:
+            areas = sem.class_areas()
+            total = sem.labels.size
+            for c, a in sorted(areas.items()):
+                name = sem.class_names[c] if sem.class_names and c < len(sem.class_names) \
+                    else str(c)
+                rows.append([f.name, c, name, a, a / total])
+    if areas_csv:
+        path = out / "areas.csv"
+        with atomic_open(path, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["image", "class_id", "class_name", "pixels", "fraction"])
+            w.writerows(rows)
+        written.append(path)
+    return written
+
+
+# --- training ------------------------------------------------------------------------------
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (saved beside its checkpoints)."""
+
+    data: str
+    out: str = "runs/semantic"
+    model: str = "unet"
+    model_config: dict = field(default_factory=dict)
+    layout: str = "auto"
+    images: str | None = None  # COCO layout: the image folder
+    num_classes: int | None = None
+    class_names: list[str] | None = None
+    ignore_index: int = 255
+    epochs: int = 50
+    max_steps: int | None = None  # stop after this many optimiser steps (quick runs)
+    batch_size: int = 8
+    crop: tuple[int, int] | None = (256, 256)
+    scale: tuple[float, float] = (0.5, 2.0)
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    schedule: str = "poly"
+    loss: str = "ce"  # ce, ce+dice, focal
+    class_weights: str | list[float] | None = None  # None, "median" or explicit
+    amp: bool = True  # used on CUDA only
+    accumulate: int = 1
+    workers: int = 2
+    seed: int = 0
+    device: str = "auto"
+    val_every: int = 1
+    resume: bool = False
+    pretrained: bool = False  # start from the registry's pretrained weights
+    quiet: bool | None = None
+    tensorboard: bool = True
+
+
+@dataclass
+class TrainResult:
+    best_miou: float
+    best_epoch: int
+    history: list[dict]
+    best_checkpoint: Path
+    last_checkpoint: Path
+    images_per_second: float
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)  # the augmentations draw from torch's generator only
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _loss_fn(cfg: TrainConfig, weight: torch.Tensor | None):
+    from masklab.nn.losses import cross_entropy, dice_loss, focal_loss
+
+    def fn(logits, target):
+        if cfg.loss == "focal":
+            return focal_loss(logits, target, ignore_index=cfg.ignore_index)
+        ce = cross_entropy(logits, target, ignore_index=cfg.ignore_index, weight=weight)
+        if cfg.loss == "ce+dice":
+            return ce + dice_loss(logits, target, ignore_index=cfg.ignore_index)
+        return ce
+
+    if cfg.loss not in ("ce", "ce+dice", "focal"):
+        raise InputError(f"loss must be ce, ce+dice or focal, got {cfg.loss!r}")
+    return fn
+
+
+def _schedule(cfg: TrainConfig, optimizer, total_steps: int):
+    if cfg.schedule == "poly":
+        f = lambda s: (1 - min(s, total_steps) / total_steps) ** 0.9  # noqa: E731
+    elif cfg.schedule == "cosine":
+        f = lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps))  # noqa: E731
+    else:
+        raise InputError(f"schedule must be poly or cosine, got {cfg.schedule!r}")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, f)
+
+
+def evaluate_model(model: SemanticModel, dataset, num_classes: int, ignore_index: int,
+                   device, quiet: bool | None = None):
+    """Validation figures over a dataset of full images (``masklab.metrics.semantic``)."""
+    from masklab.metrics.semantic import SemanticEvaluator
+    from masklab.progress import progress
+
+    ev = SemanticEvaluator(num_classes, ignore_index=ignore_index,
+                           class_names=model.class_names)
+    model.eval()
+    with torch.no_grad():
+        for i in progress(range(len(dataset)), desc="val", quiet=quiet):
+            image, label = dataset.load(i)
+            x = model.normalize(torch.from_numpy(image).permute(2, 0, 1)[None].to(device))
+            pred = model(x).argmax(dim=1)[0].cpu().numpy()
+            ev.update(label, pred)
+    return ev.compute()
+
+
+def train_semantic(cfg: TrainConfig) -> TrainResult:
+    """Train, validate each ``val_every`` epochs, keep the best checkpoint by mIoU."""
+    from torch.utils.data import DataLoader
+
+    from masklab.data.semantic import eval_transform, open_dataset, train_transform
+    from masklab.io.atomic import write_json
+    from masklab.progress import progress
+
+    _seed(cfg.seed)
+    device = _device(cfg.device)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    kw = dict(layout=cfg.layout, num_classes=cfg.num_classes, class_names=cfg.class_names,
+              ignore_index=cfg.ignore_index)
+    if cfg.images:
+        kw["images_dir"] = cfg.images
+    train_ds = open_dataset(cfg.data, "train", **kw,
+                            transform=train_transform(cfg.crop, scale=cfg.scale,
+                                                      ignore_index=cfg.ignore_index))
+    spec = train_ds.spec
+    if spec.num_classes is None:
+        raise InputError("the number of classes is unknown: pass num_classes", cfg.data)
+    ignore = spec.ignore_index
+    try:
+        val_ds = open_dataset(cfg.data, "val", **kw, transform=eval_transform())
+    except InputError:
+        val_ds = None
+    model = load_semantic_model(cfg.model, weights="default" if cfg.pretrained else None,
+                                num_classes=spec.num_classes, class_names=spec.class_names,
+                                config=cfg.model_config, device=str(device))
+
+    weight = None
+    if cfg.class_weights == "median":
+        from masklab.nn.losses import median_frequency_weights
+
+        weight = median_frequency_weights(train_ds.pixel_counts()).to(device)
+    elif cfg.class_weights is not None:
+        weight = torch.tensor(cfg.class_weights, dtype=torch.float32, device=device)
+        if len(weight) != spec.num_classes:
+            raise InputError(f"{len(weight)} class weights for {spec.num_classes} classes")
+    loss_fn = _loss_fn(cfg, weight)
+
+    g = torch.Generator()
+    g.manual_seed(cfg.seed)
+    loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                        num_workers=cfg.workers, generator=g, persistent_workers=False,
+                        worker_init_fn=_worker_seed if cfg.workers else None)
+    if len(loader) == 0:
+        raise InputError(f"fewer training images ({len(train_ds)}) than one batch "
+                         f"({cfg.batch_size})", cfg.data)
+    steps_per_epoch = max(1, len(loader) // cfg.accumulate)
+    total_steps = steps_per_epoch * cfg.epochs
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adamw":
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    elif cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                              weight_decay=cfg.weight_decay)
+    else:
+        raise InputError(f"optimizer must be adamw or sgd, got {cfg.optimizer!r}")
+    sched = _schedule(cfg, opt, total_steps)
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    state_file = out / "train_state.pt"
+    history: list[dict] = []
+    start_epoch, step, best, best_epoch = 0, 0, -1.0, -1
+    if cfg.resume and state_file.is_file():
+        from masklab.weights import load_state_dict
+
+        st = torch.load(state_file, map_location=device, weights_only=True)
+        model.net.load_state_dict(load_state_dict(out / "last" / "model.safetensors"))
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        start_epoch, step = int(st["epoch"]) + 1, int(st["step"])
+        best, best_epoch = float(st["best_miou"]), int(st["best_epoch"])
+        history = _read_log(out / "log.csv")
+
+    writer = _tensorboard(out / "tb") if cfg.tensorboard else None
+    write_json(out / "train_config.json", asdict(cfg), indent=1)
+    seen, t_train = 0, 0.0
+    for epoch in range(start_epoch, cfg.epochs):
+        if step >= total_steps:
+            break
+        model.train()
+        t0 = time.perf_counter()
+        running, batches = 0.0, 0
+        opt.zero_grad(set_to_none=True)
+        for i, (x, y) in enumerate(progress(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                                            quiet=cfg.quiet)):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with torch.autocast(device.type, enabled=use_amp):
+                loss = loss_fn(model(model.normalize(x)), y) / cfg.accumulate
+            scaler.scale(loss).backward()
+            running += float(loss.detach()) * cfg.accumulate
+            batches += 1
+            seen += len(x)
+            if (i + 1) % cfg.accumulate == 0:
+                scaler.step(opt)
+                scaler.update()
+                opt.zero_grad(set_to_none=True)
+                sched.step()
+                step += 1
+                if step >= total_steps:
+                    break
+        t_train += time.perf_counter() - t0
+        row = {"epoch": epoch + 1, "step": step, "loss": running / max(1, batches),
+               "lr": opt.param_groups[0]["lr"], "val_mIoU": float("nan"),
+               "val_pixel_acc": float("nan"), "seconds": time.perf_counter() - t0}
+        last_epoch = epoch + 1 == cfg.epochs or step >= total_steps
+        if val_ds is not None and ((epoch + 1) % cfg.val_every == 0 or last_epoch):
+            r = evaluate_model(model, val_ds, spec.num_classes, ignore, device, cfg.quiet)
+            row["val_mIoU"], row["val_pixel_acc"] = r.miou, r.pixel_acc
+            if r.miou > best:
+                best, best_epoch = r.miou, epoch + 1
+                save_checkpoint(out / "best", model, {"epoch": epoch + 1, "val_mIoU": r.miou})
+        elif val_ds is None and last_epoch:
+            save_checkpoint(out / "best", model, {"epoch": epoch + 1})
+            best_epoch = epoch + 1
+        history.append(row)
+        _append_log(out / "log.csv", row)
+        if writer is not None:
+            for k in ("loss", "lr", "val_mIoU", "val_pixel_acc"):
+                if row[k] == row[k]:
+                    writer.add_scalar(k, row[k], epoch + 1)
+        save_checkpoint(out / "last", model, {"epoch": epoch + 1})
+        torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "epoch": epoch, "step": step, "best_miou": best,
+                    "best_epoch": best_epoch}, state_file)
+    if writer is not None:
+        writer.close()
+    return TrainResult(best, best_epoch, history, out / "best", out / "last",
+                       seen / t_train if t_train else 0.0)
+
+
+def _worker_seed(worker_id: int) -> None:
+    random.seed(torch.initial_seed() % 2**32)
+
+
+_LOG_FIELDS = ["epoch", "step", "loss", "lr", "val_mIoU", "val_pixel_acc", "seconds"]
+
+
+def _append_log(path: Path, row: dict) -> None:
+    new = not path.is_file()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=_LOG_FIELDS)
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+def _read_log(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def _tensorboard(folder: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional; the CSV log is always written
+        return None
+    return SummaryWriter(str(folder))

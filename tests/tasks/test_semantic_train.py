@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+import torch
+
+from masklab.data.synthetic import write_shapes_dataset
+from masklab.models.semantic import load_semantic_model
+from masklab.tasks.semantic import (
+    TrainConfig,
+    predict_probabilities,
+    predict_semantic,
+    train_semantic,
+)
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    return write_shapes_dataset(tmp_path_factory.mktemp("shapes"), 160, 24, size=64, seed=1)
+
+
+def test_unet_learns_shapes_to_miou_08(shapes, tmp_path):
+    torch.set_num_threads(2)
+    cfg = TrainConfig(data=str(shapes), out=str(tmp_path / "run"), model="unet",
+                      model_config={"depth": 3, "width": 8}, num_classes=4, epochs=20,
+                      val_every=5, batch_size=8, crop=None, scale=(1.0, 1.0), lr=5e-3,
+                      workers=0,
+                      quiet=True, tensorboard=False, class_names=["bg", "circle", "square",
+                                                                  "triangle"])
+    r = train_semantic(cfg)
+    assert r.best_miou >= 0.8, r.history
+    assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
+    assert (tmp_path / "run" / "log.csv").read_text().count("\n") == len(r.history) + 1
+    model = load_semantic_model(tmp_path / "run" / "best")
+    assert model.class_names[2] == "square"
+
+
+def test_resume_continues_from_the_last_epoch(shapes, tmp_path):
+    base = dict(data=str(shapes), out=str(tmp_path / "run"), model="unet",
+                model_config={"depth": 2, "width": 4}, num_classes=4, batch_size=16,
+                crop=(48, 48), workers=0, quiet=True, tensorboard=False)
+    first = train_semantic(TrainConfig(**base, epochs=1))
+    second = train_semantic(TrainConfig(**base, epochs=2, resume=True))
+    assert [h["epoch"] for h in first.history] == [1]
+    assert [h["epoch"] for h in second.history] == [1, 2]
+
+
+def test_sliding_window_and_tta_shapes():
+    model = load_semantic_model("unet", weights=None, num_classes=3,
+                                config={"depth": 2, "width": 4})
+    image = np.random.default_rng(0).integers(0, 255, (70, 90, 3)).astype(np.uint8)
+    whole = predict_probabilities(model, image)
+    tiled = predict_probabilities(model, image, tile=32, overlap=0.5)
+    tta = predict_probabilities(model, image, scales=(0.75, 1.0), flip=True)
+    for p in (whole, tiled, tta):
+        assert p.shape == (3, 70, 90)
+        torch.testing.assert_close(p.sum(0), torch.ones(70, 90))
+    assert predict_semantic(model, image, tile=40).labels.shape == (70, 90)
