@@ -152,8 +152,10 @@ def demo(ctx, out: Path) -> None:
 
 def _register() -> None:
     from masklab.cli_eval import eval_group
+    from masklab.cli_tasks import models_cmd, segment_group, train_group
 
-    main.add_command(eval_group)
+    for cmd in (eval_group, models_cmd, train_group, segment_group):
+        main.add_command(cmd)
 
 
 _register()

@@ -1,0 +1,175 @@
+"""``masklab models``, ``masklab train <task>``, ``masklab segment <task>``: thin wrappers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+def _parse_kv(items: tuple[str, ...]) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r} must be KEY=VALUE")
+        k, v = item.split("=", 1)
+        for cast in (int, float):
+            try:
+                v = cast(v)
+                break
+            except ValueError:
+                continue
+        out[k] = v
+    return out
+
+
+def _pair(text: str | None, name: str) -> tuple | None:
+    if text is None:
+        return None
+    try:
+        parts = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{name} must be numbers A,B") from None
+    if len(parts) != 2:
+        raise click.BadParameter(f"{name} must be two numbers A,B")
+    return tuple(parts)
+
+
+@click.command("models")
+@click.option("--task", help="Only this task (semantic, ...).")
+@click.option("--json", "as_json", is_flag=True)
+def models_cmd(task: str | None, as_json: bool) -> None:
+    """Every registered model: task, dataset, classes, input size, parameters, license."""
+    from masklab.models import list_models
+
+    rows = []
+    for m in list_models(task=task):
+        rows.append({"name": m.name, "task": m.task, "dataset": m.dataset,
+                     "classes": m.num_classes, "input": "x".join(map(str, m.input_size))
+                     if m.input_size else "any", "params": m.parameters(),
+                     "weights": m.weights or "-", "license": m.license,
+                     "description": m.description})
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    from masklab.metrics.report import table
+
+    click.echo(table(["name", "task", "dataset", "classes", "input", "params (M)", "license"],
+                     [[r["name"], r["task"], r["dataset"], r["classes"] or "any", r["input"],
+                       f"{r['params'] / 1e6:.1f}", r["license"]] for r in rows]))
+
+
+@click.group("train")
+def train_group() -> None:
+    """Train a model on your data."""
+
+
+@train_group.command("semantic")
+@click.option("--data", required=True, type=click.Path(path_type=Path),
+              help="Dataset root (folder, CamVid or ADE20K layout) or a COCO .json.")
+@click.option("--layout", default="auto", show_default=True,
+              type=click.Choice(["auto", "folder", "camvid", "ade20k", "coco"]))
+@click.option("--images", type=click.Path(path_type=Path, file_okay=False),
+              help="Image folder (COCO layout).")
+@click.option("--model", default="unet", show_default=True, help="A name from `masklab models`.")
+@click.option("--model-arg", multiple=True, help="Builder option KEY=VALUE (e.g. depth=3).")
+@click.option("--pretrained", is_flag=True, help="Start from the registry's weights.")
+@click.option("--num-classes", type=int, help="Needed for the folder layout.")
+@click.option("--ignore-index", type=int, default=255, show_default=True)
+@click.option("--epochs", type=int, default=50, show_default=True)
+@click.option("--max-steps", type=int, help="Stop after this many optimiser steps.")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--crop", default="256,256", show_default=True, help="H,W or 'none'.")
+@click.option("--scale", default="0.5,2.0", show_default=True, help="Random scale range.")
+@click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw",
+              show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--weight-decay", type=float, default=1e-4, show_default=True)
+@click.option("--schedule", type=click.Choice(["poly", "cosine"]), default="poly",
+              show_default=True)
+@click.option("--loss", type=click.Choice(["ce", "ce+dice", "focal"]), default="ce",
+              show_default=True)
+@click.option("--class-weights", help="'median' (median frequency) or comma-separated.")
+@click.option("--no-amp", is_flag=True, help="Disable mixed precision (CUDA).")
+@click.option("--accumulate", type=int, default=1, show_default=True,
+              help="Gradient accumulation steps.")
+@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--val-every", type=int, default=1, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from OUT/last.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
+              default="runs/semantic", show_default=True)
+@click.pass_context
+def train_semantic_cmd(ctx, data, layout, images, model, model_arg, pretrained, num_classes,
+                       ignore_index, epochs, max_steps, batch_size, crop, scale, optimizer, lr,
+                       weight_decay, schedule, loss, class_weights, no_amp, accumulate,
+                       workers, seed, device, val_every, resume, out) -> None:
+    """Train a semantic segmentation model; writes OUT/best, OUT/last, log.csv, tb/."""
+    from masklab.tasks.semantic import TrainConfig, train_semantic
+
+    weights = None
+    if class_weights == "median":
+        weights = "median"
+    elif class_weights:
+        weights = [float(v) for v in class_weights.split(",")]
+    crop_hw = None if crop.lower() == "none" else tuple(int(v) for v in _pair(crop, "--crop"))
+    cfg = TrainConfig(data=str(data), out=str(out), model=model,
+                      model_config=_parse_kv(model_arg), layout=layout,
+                      images=str(images) if images else None, num_classes=num_classes,
+                      ignore_index=ignore_index, epochs=epochs, max_steps=max_steps,
+                      batch_size=batch_size, crop=crop_hw, scale=_pair(scale, "--scale"),
+                      optimizer=optimizer, lr=lr, weight_decay=weight_decay, schedule=schedule,
+                      loss=loss, class_weights=weights, amp=not no_amp, accumulate=accumulate,
+                      workers=workers, seed=seed, device=device, val_every=val_every,
+                      resume=resume, pretrained=pretrained, quiet=ctx.obj["quiet"] or None)
+    r = train_semantic(cfg)
+    click.echo(f"best val mIoU {r.best_miou:.4f} at epoch {r.best_epoch}; "
+               f"{r.images_per_second:.1f} train images/s; checkpoint {r.best_checkpoint}")
+
+
+@click.group("segment")
+def segment_group() -> None:
+    """Run a model on images."""
+
+
+@segment_group.command("semantic")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--model", required=True, help="A registry name or a checkpoint folder.")
+@click.option("--weights", help="Local weights file/folder for a registry name.")
+@click.option("--num-classes", type=int)
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option("--tile", type=int, help="Sliding-window size for large images.")
+@click.option("--overlap", type=float, default=1 / 3, show_default=True)
+@click.option("--scales", default="1.0", show_default=True,
+              help="Comma-separated test-time scales.")
+@click.option("--flip", is_flag=True, help="Add horizontally flipped predictions.")
+@click.option("--no-overlay", is_flag=True)
+@click.option("--areas", is_flag=True, help="Write areas.csv with per-class pixel areas.")
+@click.option("--batch-size", type=int, default=4, show_default=True,
+              help="Windows per forward pass.")
+@click.option("--device", default="cpu", show_default=True)
+@click.pass_context
+def segment_semantic_cmd(ctx, inputs, model, weights, num_classes, out, tile, overlap, scales,
+                         flip, no_overlay, areas, batch_size, device) -> None:
+    """Label PNGs (+ overlays, + areas CSV) for images, folders or globs."""
+    import torch
+
+    from masklab.io.images import find_images
+    from masklab.models.semantic import load_semantic_model
+    from masklab.tasks.semantic import segment_files
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    m = load_semantic_model(model, weights=weights if weights else "default",
+                            num_classes=num_classes, device=device)
+    files = find_images(inputs)
+    if not files:
+        raise click.BadParameter("no images found", param_hint="INPUTS")
+    written = segment_files(m, files, out, overlay=not no_overlay, areas_csv=areas,
+                            quiet=ctx.obj["quiet"] or None, tile=tile, overlap=overlap,
+                            scales=tuple(float(s) for s in scales.split(",")), flip=flip,
+                            batch_size=batch_size)
+    if not ctx.obj["quiet"]:
+        click.echo(f"wrote {len(written)} files to {out}")

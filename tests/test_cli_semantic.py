@@ -1,0 +1,53 @@
+import csv
+import json
+
+from masklab.data.synthetic import write_shapes_dataset
+from masklab.io.images import read_label_png
+from tests.test_cli import run
+
+
+def test_models_lists_registry_with_metadata():
+    out = run("models", "--task", "semantic", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = {r["name"]: r for r in json.loads(out.stdout)}
+    assert rows["deeplabv3_resnet50"]["classes"] == 21
+    assert rows["segformer-b0-ade"]["classes"] == 150 and rows["unet"]["params"] > 0
+    assert "params (M)" in run("models").stdout
+
+
+def test_train_then_segment_through_the_cli(tmp_path):
+    data = write_shapes_dataset(tmp_path / "shapes", 16, 4, size=48, seed=3)
+    out = run("-q", "train", "semantic", "--data", data, "--model", "unet", "--model-arg",
+              "depth=2", "--model-arg", "width=4", "--num-classes", 4, "--epochs", 2,
+              "--batch-size", 8, "--crop", "32,32", "--workers", 0, "--class-weights",
+              "median", "--loss", "ce+dice", "--out", tmp_path / "run")
+    assert out.returncode == 0, out.stderr
+    assert "best val mIoU" in out.stdout
+    assert (tmp_path / "run" / "best" / "config.json").is_file()
+    assert (tmp_path / "run" / "tb").is_dir()  # TensorBoard events
+    seg = run("-q", "segment", "semantic", data / "val" / "images", "--model",
+              tmp_path / "run" / "best", "--out", tmp_path / "pred", "--areas", "--tile", 32,
+              "--flip")
+    assert seg.returncode == 0, seg.stderr
+    lab = read_label_png(tmp_path / "pred" / "00000.png")
+    assert lab.shape == (48, 48) and lab.max() < 4
+    assert (tmp_path / "pred" / "00000_overlay.png").is_file()
+    rows = list(csv.DictReader(open(tmp_path / "pred" / "areas.csv")))
+    per_image = {}
+    for r in rows:
+        per_image.setdefault(r["image"], 0)
+        per_image[r["image"]] += int(r["pixels"])
+    assert set(per_image.values()) == {48 * 48}
+    # evaluate the predictions with the eval verb
+    ev = run("eval", "semantic", data / "val" / "labels", tmp_path / "pred", "--num-classes",
+             4, "--json", tmp_path / "m.json")
+    assert ev.returncode == 0, ev.stderr
+    assert 0 <= json.loads((tmp_path / "m.json").read_text())["pixel_acc"] <= 1
+
+
+def test_segment_errors(tmp_path):
+    out = run("segment", "semantic", tmp_path / "nothing*.png", "--model", "unet",
+              "--num-classes", 3, "--out", tmp_path / "o")
+    assert out.returncode == 2 and "no such file" in out.stderr
+    bad = run("train", "semantic", "--data", tmp_path, "--out", tmp_path / "r")
+    assert bad.returncode == 2 and "layout" in bad.stderr
