@@ -159,6 +159,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     val_every: int = 1
+    eval_scale: float = 1.0  # validate on images resized by this factor (logits resized back)
     resume: bool = False
     pretrained: bool = False  # start from the registry's pretrained weights
     quiet: bool | None = None
@@ -173,6 +174,7 @@ class TrainResult:
     best_checkpoint: Path
     last_checkpoint: Path
     images_per_second: float
+    best_result: object = None  # the SemanticResult of the best validation
 
 
 def _seed(seed: int) -> None:
@@ -213,8 +215,9 @@ def _schedule(cfg: TrainConfig, optimizer, total_steps: int):
 
 
 def evaluate_model(model: SemanticModel, dataset, num_classes: int, ignore_index: int,
-                   device, quiet: bool | None = None):
-    """Validation figures over a dataset of full images (``masklab.metrics.semantic``)."""
+                   device, quiet: bool | None = None, scale: float = 1.0):
+    """Validation figures over a dataset of full images (``masklab.metrics.semantic``);
+    with ``scale``, images are resized first and the logits resized back to the labels."""
     from masklab.metrics.semantic import SemanticEvaluator
     from masklab.progress import progress
 
@@ -225,7 +228,14 @@ def evaluate_model(model: SemanticModel, dataset, num_classes: int, ignore_index
         for i in progress(range(len(dataset)), desc="val", quiet=quiet):
             image, label = dataset.load(i)
             x = model.normalize(torch.from_numpy(image).permute(2, 0, 1)[None].to(device))
-            pred = model(x).argmax(dim=1)[0].cpu().numpy()
+            if scale != 1.0:
+                x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False,
+                                  antialias=True)
+            logits = model(x)
+            if logits.shape[-2:] != label.shape:
+                logits = F.interpolate(logits, size=label.shape, mode="bilinear",
+                                       align_corners=False)
+            pred = logits.argmax(dim=1)[0].cpu().numpy()
             ev.update(label, pred)
     return ev.compute()
 
@@ -312,7 +322,7 @@ def train_semantic(cfg: TrainConfig) -> TrainResult:
 
     writer = _tensorboard(out / "tb") if cfg.tensorboard else None
     write_json(out / "train_config.json", asdict(cfg), indent=1)
-    seen, t_train = 0, 0.0
+    seen, t_train, last_result = 0, 0.0, None
     for epoch in range(start_epoch, cfg.epochs):
         if step >= total_steps:
             break
@@ -343,10 +353,11 @@ def train_semantic(cfg: TrainConfig) -> TrainResult:
                "val_pixel_acc": float("nan"), "seconds": time.perf_counter() - t0}
         last_epoch = epoch + 1 == cfg.epochs or step >= total_steps
         if val_ds is not None and ((epoch + 1) % cfg.val_every == 0 or last_epoch):
-            r = evaluate_model(model, val_ds, spec.num_classes, ignore, device, cfg.quiet)
+            r = evaluate_model(model, val_ds, spec.num_classes, ignore, device, cfg.quiet,
+                               cfg.eval_scale)
             row["val_mIoU"], row["val_pixel_acc"] = r.miou, r.pixel_acc
             if r.miou > best:
-                best, best_epoch = r.miou, epoch + 1
+                best, best_epoch, last_result = r.miou, epoch + 1, r
                 save_checkpoint(out / "best", model, {"epoch": epoch + 1, "val_mIoU": r.miou})
         elif val_ds is None and last_epoch:
             save_checkpoint(out / "best", model, {"epoch": epoch + 1})
@@ -364,7 +375,7 @@ def train_semantic(cfg: TrainConfig) -> TrainResult:
     if writer is not None:
         writer.close()
     return TrainResult(best, best_epoch, history, out / "best", out / "last",
-                       seen / t_train if t_train else 0.0)
+                       seen / t_train if t_train else 0.0, last_result)
 
 
 def _worker_seed(worker_id: int) -> None:

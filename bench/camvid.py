@@ -1,0 +1,76 @@
+"""CamVid from scratch: train a model with masklab on ../shared/data/camvid (SegNet split),
+select on val, report val mIoU, per-class IoU and training images/s.
+
+No pretrained backbone. The default trains a U-Net at half resolution (random scale 0.4-0.6,
+crops 176x240) with median-frequency class weights and evaluates on val images resized by
+0.5, logits resized back to the full 360x480 labels. Reproduce:
+
+    python bench/camvid.py --epochs 80            # CPU, about 35 s per epoch on 2 cores
+    python bench/camvid.py --epochs 200 --device cuda --width 32 --scale 0.8,1.2 --eval-scale 1
+
+Comparison: SegNet (Badrinarayanan, Kendall & Cipolla, TPAMI 2017) on the CamVid 11-class
+test split; see the README for the figure quoted. Ours is measured on the 101 val images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import report
+
+from masklab.tasks.semantic import TrainConfig, train_semantic
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--model", default="unet")
+    ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--depth", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=80)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--crop", default="176,240")
+    ap.add_argument("--scale", default="0.4,0.6")
+    ap.add_argument("--eval-scale", type=float, default=0.5)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", default="runs/camvid")
+    args = ap.parse_args()
+    if not Path(args.data).is_dir():
+        print(f"CamVid not found at {args.data}; skipping")
+        return
+    cfg = TrainConfig(
+        data=args.data, out=args.out, model=args.model,
+        model_config={"width": args.width, "depth": args.depth} if args.model == "unet"
+        else {"width": args.width},
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        crop=tuple(int(v) for v in args.crop.split(",")),
+        scale=tuple(float(v) for v in args.scale.split(",")), class_weights="median",
+        loss="ce", schedule="poly", workers=args.workers, device=args.device,
+        eval_scale=args.eval_scale, val_every=5, tensorboard=False, quiet=True)
+    t = time.perf_counter()
+    r = train_semantic(cfg)
+    minutes = (time.perf_counter() - t) / 60
+    res = r.best_result
+    rows = [{"class": n, "IoU": float(i)} for n, i in zip(res.class_names, res.iou,
+                                                           strict=True)]
+    rows.append({"class": "mIoU", "IoU": float(res.miou)})
+    report("camvid", rows, {
+        "model": args.model, "width": args.width, "depth": args.depth, "epochs": args.epochs,
+        "best_epoch": r.best_epoch, "val_mIoU": float(res.miou),
+        "val_pixel_acc": float(res.pixel_acc), "train_images_per_s": r.images_per_second,
+        "device": str(args.device), "minutes": minutes, "crop": args.crop,
+        "scale": args.scale, "eval_scale": args.eval_scale})
+    print(f"val mIoU {res.miou:.4f} (best epoch {r.best_epoch}), {r.images_per_second:.1f} "
+          f"train images/s, {minutes:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
