@@ -188,15 +188,15 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _loss_fn(cfg: TrainConfig, weight: torch.Tensor | None):
+def _loss_fn(cfg: TrainConfig, weight: torch.Tensor | None, ignore: int):
     from masklab.nn.losses import cross_entropy, dice_loss, focal_loss
 
     def fn(logits, target):
         if cfg.loss == "focal":
-            return focal_loss(logits, target, ignore_index=cfg.ignore_index)
-        ce = cross_entropy(logits, target, ignore_index=cfg.ignore_index, weight=weight)
+            return focal_loss(logits, target, ignore_index=ignore)
+        ce = cross_entropy(logits, target, ignore_index=ignore, weight=weight)
         if cfg.loss == "ce+dice":
-            return ce + dice_loss(logits, target, ignore_index=cfg.ignore_index)
+            return ce + dice_loss(logits, target, ignore_index=ignore)
         return ce
 
     if cfg.loss not in ("ce", "ce+dice", "focal"):
@@ -256,10 +256,10 @@ def train_semantic(cfg: TrainConfig) -> TrainResult:
               ignore_index=cfg.ignore_index)
     if cfg.images:
         kw["images_dir"] = cfg.images
-    train_ds = open_dataset(cfg.data, "train", **kw,
-                            transform=train_transform(cfg.crop, scale=cfg.scale,
-                                                      ignore_index=cfg.ignore_index))
-    spec = train_ds.spec
+    train_ds = open_dataset(cfg.data, "train", **kw)
+    spec = train_ds.spec  # the layout may fix the ignore index (CamVid: 11)
+    train_ds.transform = train_transform(cfg.crop, scale=cfg.scale,
+                                         ignore_index=spec.ignore_index)
     if spec.num_classes is None:
         raise InputError("the number of classes is unknown: pass num_classes", cfg.data)
     ignore = spec.ignore_index
@@ -280,7 +280,7 @@ def train_semantic(cfg: TrainConfig) -> TrainResult:
         weight = torch.tensor(cfg.class_weights, dtype=torch.float32, device=device)
         if len(weight) != spec.num_classes:
             raise InputError(f"{len(weight)} class weights for {spec.num_classes} classes")
-    loss_fn = _loss_fn(cfg, weight)
+    loss_fn = _loss_fn(cfg, weight, ignore)
 
     g = torch.Generator()
     g.manual_seed(cfg.seed)
