@@ -131,8 +131,37 @@ def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
     return ndi.gaussian_filter(a, sigma)
 
 
+def demo_semantic(out: Path, quiet: bool = False) -> list[Path]:
+    """Train a small U-Net on synthetic shapes for a few seconds, segment held-out images,
+    and evaluate them with the metrics engine."""
+    import torch
+
+    from masklab.data.synthetic import write_shapes_dataset
+    from masklab.io.images import find_images
+    from masklab.metrics.semantic import semantic_evaluate_dirs
+    from masklab.models.semantic import load_semantic_model
+    from masklab.tasks.semantic import TrainConfig, segment_files, train_semantic
+
+    torch.manual_seed(0)
+    data = write_shapes_dataset(out / "semantic" / "shapes", 96, 8, size=64, seed=2)
+    result = train_semantic(TrainConfig(
+        data=str(data), out=str(out / "semantic" / "run"), model="unet",
+        model_config={"depth": 3, "width": 8}, num_classes=4, epochs=12, val_every=4,
+        batch_size=8, crop=None, scale=(1.0, 1.0), lr=5e-3, workers=0, quiet=quiet,
+        tensorboard=False, class_names=["background", "circle", "square", "triangle"]))
+    model = load_semantic_model(result.best_checkpoint)
+    pred = out / "semantic" / "pred"
+    written = segment_files(model, find_images([data / "val" / "images"]), pred, quiet=quiet,
+                            areas_csv=True)
+    r = semantic_evaluate_dirs(data / "val" / "labels", pred, 4, quiet=quiet)
+    from masklab.io.atomic import write_json
+
+    written.append(write_json(out / "semantic" / "metrics.json", r.to_dict(), indent=1))
+    return [result.best_checkpoint / "model.safetensors", *written]
+
+
 def run_demo(out: str | os.PathLike = "demo_out", *, quiet: bool = False) -> list[Path]:
     """Run every demo part into ``out``; returns the files written."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    return demo_foundation(out, quiet=quiet)
+    return demo_foundation(out, quiet=quiet) + demo_semantic(out, quiet=quiet)
