@@ -12,14 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from masklab import viz
+from masklab.data.synthetic import SHAPE_CLASSES, shape_mask
 from masklab.io import convert as _convert
 from masklab.io import write_image
 from masklab.io.atomic import write_json
 from masklab.io.coco import masks_to_annotations, masks_to_results, write_coco
 from masklab.progress import progress
 from masklab.types import Alpha, Masks, SemanticMap
-
-SHAPE_CLASSES = ["background", "circle", "square", "triangle"]
 
 
 def synthetic_shapes(height: int = 240, width: int = 320, n: int = 6, seed: int = 0
@@ -41,15 +40,7 @@ def synthetic_shapes(height: int = 240, width: int = 320, n: int = 6, seed: int 
         kind = int(rng.integers(1, 4))
         r = int(rng.integers(14, 36))
         cx, cy = int(rng.integers(r, width - r)), int(rng.integers(r, height - r))
-        m = np.zeros((height, width), np.uint8)
-        if kind == 1:
-            cv2.circle(m, (cx, cy), r, 1, -1)
-        elif kind == 2:
-            cv2.rectangle(m, (cx - r, cy - r), (cx + r, cy + r), 1, -1)
-        else:
-            pts = np.array([[cx, cy - r], [cx - r, cy + r], [cx + r, cy + r]], np.int32)
-            cv2.fillPoly(m, [pts], 1)
-        m = m.astype(bool)
+        m = shape_mask(kind, cx, cy, r, height, width)
         if (m & cv2.dilate(occupied.astype(np.uint8), np.ones((5, 5))).astype(bool)).any():
             continue
         occupied |= m

@@ -10,11 +10,26 @@ import numpy as np
 SHAPE_CLASSES = ["background", "circle", "square", "triangle"]
 
 
+def shape_mask(kind: int, cx: int, cy: int, r: int, height: int, width: int) -> np.ndarray:
+    """``(H, W)`` bool mask of a circle (1), square (2) or triangle (3) of radius ``r``."""
+    import cv2
+
+    m = np.zeros((height, width), np.uint8)
+    if kind == 1:
+        cv2.circle(m, (cx, cy), r, 1, -1)
+    elif kind == 2:
+        cv2.rectangle(m, (cx - r, cy - r), (cx + r, cy + r), 1, -1)
+    elif kind == 3:
+        cv2.fillPoly(m, [np.array([[cx, cy - r], [cx - r, cy + r], [cx + r, cy + r]],
+                                  np.int32)], 1)
+    else:
+        raise ValueError(f"shape kind must be 1, 2 or 3, got {kind}")
+    return m.astype(bool)
+
+
 def shapes_image(size: int = 64, seed: int = 0, n: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """An image of coloured shapes on noise and its label map (0 background, 1 circle,
     2 square, 3 triangle); each class has its own hue, shapes may overlap."""
-    import cv2
-
     rng = np.random.default_rng(seed)
     image = rng.integers(40, 90, (size, size, 3)).astype(np.float64)
     label = np.zeros((size, size), np.uint8)
@@ -23,15 +38,7 @@ def shapes_image(size: int = 64, seed: int = 0, n: int = 3) -> tuple[np.ndarray,
         k = int(rng.integers(1, 4))
         r = int(rng.integers(size // 10, size // 4))
         cx, cy = (int(v) for v in rng.integers(r, size - r, 2))
-        m = np.zeros((size, size), np.uint8)
-        if k == 1:
-            cv2.circle(m, (cx, cy), r, 1, -1)
-        elif k == 2:
-            cv2.rectangle(m, (cx - r, cy - r), (cx + r, cy + r), 1, -1)
-        else:
-            cv2.fillPoly(m, [np.array([[cx, cy - r], [cx - r, cy + r], [cx + r, cy + r]],
-                                      np.int32)], 1)
-        sel = m.astype(bool)
+        sel = shape_mask(k, cx, cy, r, size, size)
         image[sel] = np.array(hues[k]) + rng.normal(0, 15, (sel.sum(), 3))
         label[sel] = k
     return np.clip(np.round(image), 0, 255).astype(np.uint8), label

@@ -59,11 +59,7 @@ class CocoDataset:
     @property
     def class_names(self) -> list[str]:
         """Names indexed by category id (gaps are empty strings), for ``Masks.class_names``."""
-        top = max((c["id"] for c in self.categories), default=-1)
-        names = [""] * (top + 1)
-        for c in self.categories:
-            names[c["id"]] = c["name"]
-        return names
+        return names_by_id(self.categories)
 
     def annotations_for(self, image_id: int) -> list[dict]:
         return self._anns_by_image.get(image_id, [])
@@ -99,6 +95,15 @@ class CocoDataset:
     def to_dict(self) -> dict:
         return {**self.extra, "images": self.images, "annotations": self.annotations,
                 "categories": self.categories}
+
+
+def names_by_id(categories: list[dict]) -> list[str]:
+    """Category names in a list indexed by category id; ids not used are empty strings."""
+    top = max((c["id"] for c in categories), default=-1)
+    names = [""] * (top + 1)
+    for c in categories:
+        names[c["id"]] = c["name"]
+    return names
 
 
 def annotation_rle(ann: dict, height: int, width: int) -> dict:

@@ -44,11 +44,7 @@ class MaskSet:
 
     @property
     def class_names(self) -> list[str]:
-        top = max((c["id"] for c in self.categories), default=-1)
-        names = [""] * (top + 1)
-        for c in self.categories:
-            names[c["id"]] = c["name"]
-        return names
+        return _coco.names_by_id(self.categories)
 
 
 # --- readers ---------------------------------------------------------------------------------
