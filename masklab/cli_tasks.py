@@ -173,3 +173,64 @@ def segment_semantic_cmd(ctx, inputs, model, weights, num_classes, out, tile, ov
                             batch_size=batch_size)
     if not ctx.obj["quiet"]:
         click.echo(f"wrote {len(written)} files to {out}")
+
+
+_OBJECT_HELP = {
+    "instances": "Instance masks: COCO results JSON (RLE masks), images JSON, overlays.",
+    "boxes": "Object boxes: COCO results JSON, images JSON, overlays.",
+    "keypoints": "Person keypoints: COCO results JSON, images JSON, overlays.",
+}
+
+
+def _object_command(task: str):
+    @segment_group.command(task, help=_OBJECT_HELP[task])
+    @click.argument("inputs", nargs=-1, required=True)
+    @click.option("--model", required=True, help="A registry name or a checkpoint folder.")
+    @click.option("--weights", help="A local state dict (with --num-classes if not COCO's).")
+    @click.option("--num-classes", type=int)
+    @click.option("--class-names", type=click.Path(path_type=Path, dir_okay=False),
+                  help="Text file, one class name per line (line 0 is the background).")
+    @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+    @click.option("--score-threshold", type=float, default=0.5, show_default=True)
+    @click.option("--classes", help="Comma-separated class ids to keep.")
+    @click.option("--max-detections", type=int, default=100, show_default=True)
+    @click.option("--batch-size", type=int, default=2, show_default=True)
+    @click.option("--coco-gt", type=click.Path(path_type=Path, dir_okay=False),
+                  help="Take image ids from this ground truth (matched by file name).")
+    @click.option("--no-overlay", is_flag=True)
+    @click.option("--device", default="cpu", show_default=True)
+    @click.pass_context
+    def cmd(ctx, inputs, model, weights, num_classes, class_names, out, score_threshold,
+            classes, max_detections, batch_size, coco_gt, no_overlay, device):
+        import torch
+
+        from masklab.errors import InputError
+        from masklab.io.images import find_images
+        from masklab.models.objects import load_object_model
+        from masklab.tasks.instances import segment_object_files
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        names = None
+        if class_names is not None:
+            names = [n.strip() for n in class_names.read_text().splitlines() if n.strip()]
+        m = load_object_model(model, weights=weights or "default", num_classes=num_classes,
+                              class_names=names, device=device)
+        if m.task != task:
+            raise InputError(f"model {model} predicts {m.task}, not {task}")
+        files = find_images(inputs)
+        if not files:
+            raise click.BadParameter("no images found", param_hint="INPUTS")
+        keep = [int(c) for c in classes.split(",")] if classes else None
+        written = segment_object_files(m, files, out, score_threshold=score_threshold,
+                                       classes=keep, max_detections=max_detections,
+                                       batch_size=batch_size, overlay=not no_overlay,
+                                       coco_gt=coco_gt, quiet=ctx.obj["quiet"] or None)
+        if not ctx.obj["quiet"]:
+            click.echo(f"wrote {len(written)} files to {out}")
+
+    return cmd
+
+
+for _task in ("instances", "boxes", "keypoints"):
+    _object_command(_task)

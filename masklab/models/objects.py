@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from masklab.errors import InputError, WeightsError
-from masklab.models.registry import ModelInfo, get_info, register
+from masklab.errors import InputError
+from masklab.models.registry import ModelInfo, get_info, load_weights_into, register
 from masklab.types import Boxes, Keypoints, Masks
 
 CHECKPOINT_FORMAT = "masklab-checkpoint-v1"
@@ -182,14 +182,7 @@ def load_object_model(name_or_path: str | os.PathLike, *, weights: str | os.Path
     net = info.builder(k, **(config or {}))
     source = info.weights if weights == "default" else weights
     if source is not None:
-        from masklab.weights import load_state_dict, resolve
-
-        state = load_state_dict(resolve(source))
-        missing, unexpected = net.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise WeightsError(f"{source}: weights do not fit {info.name} with {k} classes "
-                               f"(missing {list(missing)[:3]}, unexpected "
-                               f"{list(unexpected)[:3]}); pass --num-classes")
+        load_weights_into(net, source, info.name, k)
     model = ObjectModel(net, name=info.name, task=info.task, num_classes=k, class_names=names,
                         config=config)
     return model.to(device).eval()

@@ -67,3 +67,22 @@ def get_info(name: str) -> ModelInfo:
         close = difflib.get_close_matches(name, list(_MODELS), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else "; see `masklab models`"
         raise InputError(f"unknown model {name!r}{hint}") from None
+
+
+def load_weights_into(net, source, model_name: str, num_classes: int) -> None:
+    """Load a weights source (registry name or local file) into ``net``, with one clear
+    error when the tensors do not fit (wrong model, or wrong number of classes)."""
+    from masklab.errors import WeightsError
+    from masklab.weights import load_state_dict, resolve
+
+    state = load_state_dict(resolve(source))
+    try:
+        missing, unexpected = net.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches raise even when not strict
+        first = str(e).strip().splitlines()[-1].strip()
+        raise WeightsError(f"{source}: weights do not fit {model_name} with {num_classes} "
+                           f"classes ({first}); pass the right --num-classes") from None
+    if missing or unexpected:
+        raise WeightsError(f"{source}: weights do not fit {model_name} with {num_classes} "
+                           f"classes (missing {list(missing)[:3]}, unexpected "
+                           f"{list(unexpected)[:3]})")

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from masklab.errors import InputError, WeightsError
-from masklab.models.registry import ModelInfo, get_info, register
+from masklab.models.registry import ModelInfo, get_info, load_weights_into, register
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
@@ -200,14 +200,7 @@ def load_semantic_model(name_or_path: str | os.PathLike, *, weights: str | os.Pa
     else:
         net = info.builder(k, **{**info.config, **(config or {})})
         if source is not None:
-            from masklab.weights import load_state_dict, resolve
-
-            state = load_state_dict(resolve(source))
-            missing, unexpected = net.load_state_dict(state, strict=False)
-            if missing or unexpected:
-                raise WeightsError(f"{source}: weights do not fit {info.name} with {k} classes "
-                                   f"(missing {list(missing)[:3]}, unexpected "
-                                   f"{list(unexpected)[:3]})")
+            load_weights_into(net, source, info.name, k)
     model = SemanticModel(net, name=info.name, num_classes=k, class_names=names,
                           mean=info.mean, std=info.std, config={**info.config, **(config or {})},
                           output=_output_kind(info))

@@ -1,0 +1,73 @@
+"""Object prediction over files: COCO results JSON, the matching images JSON, overlays."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from masklab.models.objects import Detections, ObjectModel
+
+
+def _image_ids(files: list[Path], coco_gt: str | os.PathLike | None) -> list[int]:
+    """Image ids from a ground-truth JSON (matched by file name), else 1..N."""
+    if coco_gt is None:
+        return list(range(1, len(files) + 1))
+    from masklab.errors import InputError
+    from masklab.io.coco import load_coco
+
+    ds = load_coco(coco_gt)
+    by_name = {Path(im["file_name"]).name: im["id"] for im in ds.images}
+    missing = [f.name for f in files if f.name not in by_name]
+    if missing:
+        raise InputError(f"image {missing[0]} is not in the ground truth", coco_gt)
+    return [by_name[f.name] for f in files]
+
+
+def segment_object_files(model: ObjectModel, files: list[Path], out_dir: str | os.PathLike,
+                         *, score_threshold: float = 0.5, classes: list[int] | None = None,
+                         max_detections: int = 100, batch_size: int = 2,
+                         overlay: bool = True, coco_gt: str | os.PathLike | None = None,
+                         quiet: bool | None = None) -> list[Path]:
+    """Run ``model`` on image files; write ``results.json`` (COCO results: boxes, RLE masks,
+    keypoints), ``images.json`` (the COCO image and category records) and overlays."""
+    from masklab import viz
+    from masklab.io.atomic import write_json
+    from masklab.io.images import read_image
+    from masklab.progress import progress
+
+    out = Path(out_dir)
+    ids = _image_ids(files, coco_gt)
+    results, images, written = [], [], []
+    batches = [list(range(i, min(i + batch_size, len(files))))
+               for i in range(0, len(files), batch_size)]
+    for batch in progress(batches, desc=f"segment {model.task}", quiet=quiet):
+        imgs = [read_image(files[i]) for i in batch]
+        dets = model.predict(imgs, score_threshold=score_threshold, classes=classes,
+                             max_detections=max_detections)
+        for i, img, det in zip(batch, imgs, dets, strict=True):
+            images.append({"id": ids[i], "file_name": files[i].name, "height": img.shape[0],
+                           "width": img.shape[1]})
+            results += det.to_coco_results(ids[i])
+            if overlay:
+                written.append(viz.save(out / f"{files[i].stem}_overlay.png",
+                                        render(img, det)))
+    names = model.class_names or [str(k) for k in range(model.num_classes)]
+    cats = [{"id": k, "name": n} for k, n in enumerate(names)
+            if k > 0 and n not in ("__background__", "N/A")]
+    written.append(write_json(out / "results.json", results))
+    written.append(write_json(out / "images.json", {"images": images, "categories": cats},
+                              indent=1))
+    return written
+
+
+def render(image, det: Detections):
+    """Overlay of masks (or boxes) and keypoints with class names and scores."""
+    from masklab import viz
+
+    if det.masks is not None:
+        out = viz.overlay_masks(image, det.masks, color_by="label")
+    else:
+        out = viz.draw_boxes(image, det.boxes)
+    if det.keypoints is not None:
+        out = viz.draw_keypoints(out, det.keypoints, min_visibility=0.0)
+    return out
