@@ -234,3 +234,36 @@ def _object_command(task: str):
 
 for _task in ("instances", "boxes", "keypoints"):
     _object_command(_task)
+
+
+@click.group("export")
+def export_group() -> None:
+    """Export models to other runtimes."""
+
+
+@export_group.command("onnx")
+@click.option("--model", required=True, help="An object model name or checkpoint folder.")
+@click.option("--weights", help="Local weights (with --num-classes if not COCO's).")
+@click.option("--num-classes", type=int)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@click.option("--height", type=int, default=480, show_default=True)
+@click.option("--width", type=int, default=640, show_default=True)
+@click.option("--check", "check_image", type=click.Path(path_type=Path, dir_okay=False),
+              help="Compare ONNX Runtime with PyTorch on this image (exit 1 if they differ).")
+def export_onnx_cmd(model, weights, num_classes, out, height, width, check_image) -> None:
+    """Write a detection / instance / keypoint model as ONNX."""
+    import sys
+
+    from masklab.export import check_parity, export_onnx
+    from masklab.io.images import read_image
+    from masklab.models.objects import load_object_model
+
+    m = load_object_model(model, weights=weights or "default", num_classes=num_classes)
+    path = export_onnx(m, out, height=height, width=width)
+    click.echo(f"wrote {path}")
+    if check_image is not None:
+        p = check_parity(m, path, read_image(check_image))
+        click.echo(f"detections: torch {p.detections_torch}, onnx {p.detections_onnx}; "
+                   f"max |diff| {p.max_abs_diff}")
+        if not p.ok:
+            sys.exit(1)
