@@ -56,3 +56,46 @@ def write_shapes_dataset(root: str | os.PathLike, n_train: int = 200, n_val: int
             write_image(root / split / "images" / f"{i:05d}.png", img)
             write_label_png(root / split / "labels" / f"{i:05d}.png", lab)
     return root
+
+
+def write_shapes_coco(root: str | os.PathLike, n_train: int = 120, n_val: int = 30,
+                      size: int = 128, seed: int = 0, per_image: int = 3) -> Path:
+    """``root/{train,val}.json`` + ``root/images/``: non-overlapping shapes as COCO instances
+    (categories 1 circle, 2 square, 3 triangle)."""
+    from masklab.io.coco import masks_to_annotations, write_coco
+    from masklab.io.images import write_image
+    from masklab.types import Masks
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    cats = [{"id": k, "name": n} for k, n in enumerate(SHAPE_CLASSES) if k]
+    for split, n in (("train", n_train), ("val", n_val)):
+        images, anns = [], []
+        for i in range(n):
+            image = rng.integers(40, 90, (size, size, 3)).astype(np.float64)
+            occupied = np.zeros((size, size), bool)
+            masks, labels = [], []
+            for _ in range(40):
+                if len(masks) == per_image:
+                    break
+                k = int(rng.integers(1, 4))
+                r = int(rng.integers(size // 12, size // 5))
+                cx, cy = (int(v) for v in rng.integers(r, size - r, 2))
+                m = shape_mask(k, cx, cy, r, size, size)
+                if (m & occupied).any():
+                    continue
+                occupied |= m
+                image[m] = rng.integers(120, 256, 3) + rng.normal(0, 8, (m.sum(), 3))
+                masks.append(m)
+                labels.append(k)
+            name = f"{split}_{i:05d}.png"
+            write_image(root / "images" / name,
+                        np.clip(np.round(image), 0, 255).astype(np.uint8))
+            image_id = len(images) + 1
+            images.append({"id": image_id, "file_name": name, "height": size, "width": size})
+            anns += masks_to_annotations(Masks(np.array(masks).reshape(-1, size, size),
+                                               labels=labels), image_id,
+                                         start_id=len(anns) + 1)
+        write_coco(root / f"{split}.json", {"images": images, "annotations": anns,
+                                            "categories": cats})
+    return root

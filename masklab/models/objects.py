@@ -147,6 +147,19 @@ register(ModelInfo("keypointrcnn_resnet50_fpn", "keypoints",
                    input_size=(800, 1333), license=_TV_LICENSE,
                    description="Keypoint R-CNN ResNet50-FPN (17 COCO keypoints), torchvision"))
 
+def build_maskrcnn_resnet18_fpn(num_classes: int, **kwargs) -> nn.Module:
+    """A light Mask R-CNN: ResNet-18 + FPN, trained from scratch (no pretrained weights)."""
+    from torchvision.models.detection import MaskRCNN
+    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+
+    backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5)
+    return MaskRCNN(backbone, num_classes=num_classes, **kwargs)
+
+
+register(ModelInfo("maskrcnn_resnet18_fpn", "instances", build_maskrcnn_resnet18_fpn,
+                   license="Apache-2.0 (masklab)",
+                   description="Mask R-CNN ResNet18-FPN, light, no pretrained weights"))
+
 OBJECT_TASKS = ("instances", "boxes", "keypoints")
 
 

@@ -1,0 +1,293 @@
+"""Fine-tuning object models on COCO-format data (``masklab train instances``).
+
+Instance segmentation (Mask R-CNN family) or boxes (Faster R-CNN family): class remapping
+(keep a subset of categories, renumbered 1..K in id order), the option to freeze the backbone,
+mixed precision on CUDA, resume, periodic COCO evaluation on a validation set with
+``masklab.metrics`` (mask AP for instance models, box AP otherwise), the best checkpoint by
+that AP, a CSV log and progress bars. Starting from COCO weights, the class-specific heads are
+replaced to fit the new classes.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from masklab.errors import InputError
+from masklab.models.objects import ObjectModel, load_object_model, save_object_checkpoint
+
+
+@dataclass
+class InstanceTrainConfig:
+    data: str  # COCO instances JSON for training
+    images: str  # their image folder
+    val_data: str | None = None
+    val_images: str | None = None  # default: ``images``
+    out: str = "runs/instances"
+    model: str = "maskrcnn_resnet50_fpn_v2"
+    model_config: dict = field(default_factory=dict)
+    pretrained: bool = True  # start from the registry's COCO weights (heads replaced)
+    classes: list[str] | None = None  # keep these category names only (in this order)
+    freeze_backbone: bool = False
+    epochs: int = 12
+    max_steps: int | None = None
+    batch_size: int = 2
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    clip_grad: float | None = 10.0  # max gradient norm (None: no clipping)
+    amp: bool = True
+    flip: bool = True
+    workers: int = 2
+    seed: int = 0
+    device: str = "auto"
+    eval_every: int = 1
+    resume: bool = False
+    quiet: bool | None = None
+
+
+class CocoTrainDataset:
+    """Images and torchvision targets (xyxy boxes, labels 1..K, masks) from a COCO JSON;
+    crowd annotations are left out."""
+
+    def __init__(self, json_path, images_dir, class_names: list[str] | None = None,
+                 flip: bool = False, with_masks: bool = True):
+        from masklab.io.coco import load_coco
+
+        self.coco = load_coco(json_path)
+        self.images_dir = Path(images_dir)
+        cats = sorted(self.coco.categories, key=lambda c: c["id"])
+        if class_names is not None:
+            by_name = {c["name"]: c for c in cats}
+            unknown = [n for n in class_names if n not in by_name]
+            if unknown:
+                raise InputError(f"no category named {unknown[0]!r}", json_path)
+            cats = [by_name[n] for n in class_names]
+        self.remap = {c["id"]: k + 1 for k, c in enumerate(cats)}
+        self.class_names = ["__background__"] + [c["name"] for c in cats]
+        self.ids = self.coco.image_ids
+        self.flip, self.with_masks = flip, with_masks
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int):
+        from masklab.io.images import read_image
+
+        img_rec = self.coco.image_by_id[self.ids[i]]
+        image = read_image(self.images_dir / img_rec["file_name"])
+        anns = [a for a in self.coco.annotations_for(self.ids[i])
+                if not a.get("iscrowd", 0) and a["category_id"] in self.remap]
+        h, w = image.shape[:2]
+        boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2],
+                           a["bbox"][1] + a["bbox"][3]] for a in anns], np.float32).reshape(-1, 4)
+        keep = (boxes[:, 2] > boxes[:, 0] + 1e-3) & (boxes[:, 3] > boxes[:, 1] + 1e-3)
+        anns = [a for a, k in zip(anns, keep, strict=True) if k]
+        boxes = boxes[keep]
+        labels = np.array([self.remap[a["category_id"]] for a in anns], np.int64)
+        target = {"boxes": torch.from_numpy(boxes), "labels": torch.from_numpy(labels)}
+        if self.with_masks:
+            from masklab.io.coco import annotation_rle
+            from masklab.types import Masks
+
+            rles = [annotation_rle(a, h, w) for a in anns]
+            m = Masks.from_rle(rles, size=(h, w)).to_dense()
+            target["masks"] = torch.from_numpy(m.astype(np.uint8))
+        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255
+        if self.flip and torch.rand(()) < 0.5:
+            x = x.flip(-1)
+            b = target["boxes"].clone()
+            target["boxes"][:, 0], target["boxes"][:, 2] = w - b[:, 2], w - b[:, 0]
+            if "masks" in target:
+                target["masks"] = target["masks"].flip(-1)
+        return x, target
+
+
+def _collate(batch):
+    return tuple(zip(*batch, strict=True))
+
+
+def _replace_heads(model: ObjectModel, num_classes: int) -> None:
+    """New class-specific predictors for ``num_classes`` (Mask/Faster R-CNN families)."""
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+    from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
+
+    heads = getattr(model.net, "roi_heads", None)
+    if heads is None:
+        raise InputError(f"{model.name}: fine-tuning to new classes supports the R-CNN "
+                         "families; train RetinaNet/FCOS with --no-pretrained")
+    in_features = heads.box_predictor.cls_score.in_features
+    heads.box_predictor = FastRCNNPredictor(in_features, num_classes)
+    if heads.mask_predictor is not None:
+        in_ch = heads.mask_predictor.conv5_mask.in_channels
+        heads.mask_predictor = MaskRCNNPredictor(in_ch, 256, num_classes)
+
+
+def evaluate_instances(model: ObjectModel, dataset: CocoTrainDataset, device,
+                       quiet: bool | None = None):
+    """COCO evaluation (mask AP for instance models, else box AP) with masklab.metrics."""
+    from masklab.io.images import read_image
+    from masklab.metrics.coco import CocoEvaluator
+    from masklab.progress import progress
+
+    iou_type = "segm" if model.task == "instances" else "bbox"
+    inverse = {k: cid for cid, k in dataset.remap.items()}
+    gt = dataset.coco
+    results = []
+    model.eval()
+    for image_id in progress(dataset.ids, desc="eval", quiet=quiet):
+        rec = gt.image_by_id[image_id]
+        det = model.predict([read_image(dataset.images_dir / rec["file_name"])],
+                            score_threshold=0.0, max_detections=100)[0]
+        for r in det.to_coco_results(image_id):
+            r["category_id"] = inverse.get(r["category_id"], -1)
+            if r["category_id"] >= 0:
+                results.append(r)
+    cats = [c for c in gt.categories if c["id"] in dataset.remap]
+    anns = [a for a in gt.annotations if a["category_id"] in dataset.remap]
+    return CocoEvaluator(cats, iou_type).update(gt.images, anns, results).compute()
+
+
+def train_instances(cfg: InstanceTrainConfig):
+    """Train; evaluate every ``eval_every`` epochs; keep ``out/best`` by AP."""
+    from torch.utils.data import DataLoader
+
+    from masklab.io.atomic import write_json
+    from masklab.progress import progress
+
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available()
+                          else "cpu" if cfg.device == "auto" else cfg.device)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from masklab.models.registry import get_info
+
+    task = get_info(cfg.model).task
+    with_masks = task == "instances"
+    train_ds = CocoTrainDataset(cfg.data, cfg.images, cfg.classes, flip=cfg.flip,
+                                with_masks=with_masks)
+    val_ds = None
+    if cfg.val_data:
+        val_ds = CocoTrainDataset(cfg.val_data, cfg.val_images or cfg.images,
+                                  train_ds.class_names[1:], with_masks=with_masks)
+    k = len(train_ds.class_names)
+    if cfg.pretrained and get_info(cfg.model).weights:
+        model = load_object_model(cfg.model, weights="default", config=cfg.model_config)
+        _replace_heads(model, k)
+        model.num_classes, model.class_names = k, train_ds.class_names
+    else:
+        model = load_object_model(cfg.model, weights=None, num_classes=k,
+                                  class_names=train_ds.class_names, config=cfg.model_config)
+    if cfg.freeze_backbone:
+        for p in model.net.backbone.body.parameters():
+            p.requires_grad_(False)
+    model.to(device)
+
+    g = torch.Generator()
+    g.manual_seed(cfg.seed)
+    loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                        num_workers=cfg.workers, collate_fn=_collate, generator=g)
+    if len(loader) == 0:
+        raise InputError(f"fewer training images than one batch ({cfg.batch_size})", cfg.data)
+    total = len(loader) * cfg.epochs if cfg.max_steps is None else \
+        min(cfg.max_steps, len(loader) * cfg.epochs)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                              weight_decay=cfg.weight_decay)
+    elif cfg.optimizer == "adamw":
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        raise InputError(f"optimizer must be sgd or adamw, got {cfg.optimizer!r}")
+    warm = max(1, min(cfg.warmup_steps, total // 2))
+
+    def lr_at(s: int) -> float:  # linear warm-up, then cosine decay
+        if s < warm:
+            return (s + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    state_file = out / "train_state.pt"
+    start, step, best, best_epoch, history = 0, 0, -1.0, -1, []
+    if cfg.resume and state_file.is_file():
+        from masklab.weights import load_state_dict
+
+        st = torch.load(state_file, map_location=device, weights_only=True)
+        model.net.load_state_dict(load_state_dict(out / "last" / "model.safetensors"))
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        start, step = int(st["epoch"]) + 1, int(st["step"])
+        best, best_epoch = float(st["best_ap"]), int(st["best_epoch"])
+    write_json(out / "train_config.json", asdict(cfg), indent=1)
+    seen, t_train = 0, 0.0
+    for epoch in range(start, cfg.epochs):
+        if step >= total:
+            break
+        model.train()
+        t0, running, n = time.perf_counter(), 0.0, 0
+        for images, targets in progress(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                                        quiet=cfg.quiet):
+            images = [im.to(device) for im in images]
+            targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+            with torch.autocast(device.type, enabled=use_amp):
+                losses = model.net(images, targets)
+                loss = sum(losses.values())
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.clip_grad is not None:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            step += 1
+            running += float(loss.detach())
+            n += 1
+            seen += len(images)
+            if step >= total:
+                break
+        t_train += time.perf_counter() - t0
+        row = {"epoch": epoch + 1, "step": step, "loss": running / max(1, n),
+               "lr": opt.param_groups[0]["lr"], "AP": float("nan"), "AP50": float("nan")}
+        last = epoch + 1 == cfg.epochs or step >= total
+        if val_ds is not None and ((epoch + 1) % cfg.eval_every == 0 or last):
+            r = evaluate_instances(model, val_ds, device, cfg.quiet)
+            row["AP"], row["AP50"] = float(r.stats[0]), float(r.stats[1])
+            if r.stats[0] > best:
+                best, best_epoch = float(r.stats[0]), epoch + 1
+                save_object_checkpoint(out / "best", model, {"epoch": epoch + 1,
+                                                             "AP": row["AP"],
+                                                             "AP50": row["AP50"]})
+        elif val_ds is None and last:
+            save_object_checkpoint(out / "best", model, {"epoch": epoch + 1})
+            best_epoch = epoch + 1
+        history.append(row)
+        _log(out / "log.csv", row)
+        save_object_checkpoint(out / "last", model, {"epoch": epoch + 1})
+        torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "epoch": epoch, "step": step, "best_ap": best, "best_epoch": best_epoch},
+                   state_file)
+    return {"best_ap": best, "best_epoch": best_epoch, "history": history,
+            "best_checkpoint": out / "best", "images_per_second": seen / t_train
+            if t_train else 0.0}
+
+
+def _log(path: Path, row: dict) -> None:
+    new = not path.is_file()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)
