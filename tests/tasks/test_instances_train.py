@@ -1,0 +1,26 @@
+import math
+
+import torch
+
+from masklab.data.synthetic import write_shapes_coco
+from masklab.models.objects import load_object_model
+from masklab.tasks.instances_train import InstanceTrainConfig, train_instances
+
+
+def test_training_pipeline_runs_evaluates_and_resumes(tmp_path):
+    torch.manual_seed(0)
+    d = write_shapes_coco(tmp_path / "shapes", 8, 2, size=64, per_image=2)
+    base = dict(data=str(d / "train.json"), images=str(d / "images"),
+                val_data=str(d / "val.json"), out=str(tmp_path / "run"),
+                model="maskrcnn_resnet18_fpn",
+                model_config={"min_size": 64, "max_size": 64, "rpn_post_nms_top_n_test": 50,
+                              "box_detections_per_img": 20},
+                pretrained=False, batch_size=4, optimizer="adamw", lr=1e-4, workers=0,
+                quiet=True, classes=["square", "circle"])
+    r = train_instances(InstanceTrainConfig(**base, epochs=1))
+    row = r["history"][0]
+    assert math.isfinite(row["loss"]) and 0 <= row["AP"] <= 1
+    model = load_object_model(r["best_checkpoint"])
+    assert model.class_names == ["__background__", "square", "circle"]
+    again = train_instances(InstanceTrainConfig(**base, epochs=2, resume=True))
+    assert [h["epoch"] for h in again["history"]] == [2]
