@@ -157,7 +157,8 @@ def build_maskrcnn_resnet18_fpn(num_classes: int, **kwargs) -> nn.Module:
 
 
 register(ModelInfo("maskrcnn_resnet18_fpn", "instances", build_maskrcnn_resnet18_fpn,
-                   num_classes=91, dataset="COCO layout (untrained)", license="Apache-2.0 (masklab)",
+                   num_classes=91, dataset="COCO layout (untrained)",
+                   license="Apache-2.0 (masklab)",
                    description="Mask R-CNN ResNet18-FPN, light, no pretrained weights"))
 
 OBJECT_TASKS = ("instances", "boxes", "keypoints")
