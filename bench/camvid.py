@@ -42,6 +42,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="runs/camvid")
+    ap.add_argument("--resume", action="store_true", help="continue the run in --out")
     args = ap.parse_args()
     if not Path(args.data).is_dir():
         print(f"CamVid not found at {args.data}; skipping")
@@ -54,7 +55,7 @@ def main() -> None:
         crop=tuple(int(v) for v in args.crop.split(",")),
         scale=tuple(float(v) for v in args.scale.split(",")), class_weights="median",
         loss="ce", schedule="poly", workers=args.workers, device=args.device,
-        eval_scale=args.eval_scale, val_every=5, tensorboard=False, quiet=True)
+        eval_scale=args.eval_scale, val_every=5, resume=args.resume, tensorboard=False, quiet=True)
     t = time.perf_counter()
     r = train_semantic(cfg)
     minutes = (time.perf_counter() - t) / 60

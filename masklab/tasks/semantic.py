@@ -24,7 +24,12 @@ import torch
 import torch.nn.functional as F
 
 from masklab.errors import InputError
-from masklab.models.semantic import SemanticModel, load_semantic_model, save_checkpoint
+from masklab.models.semantic import (
+    SemanticModel,
+    load_checkpoint,
+    load_semantic_model,
+    save_checkpoint,
+)
 from masklab.types import SemanticMap
 
 
@@ -374,6 +379,11 @@ def train_semantic(cfg: TrainConfig) -> TrainResult:
                     "best_epoch": best_epoch}, state_file)
     if writer is not None:
         writer.close()
+    if last_result is None and val_ds is not None and (out / "best").is_dir():
+        # resumed after the best epoch: score the saved best checkpoint again
+        best_model = load_checkpoint(out / "best", device=str(device))
+        last_result = evaluate_model(best_model, val_ds, spec.num_classes, ignore, device,
+                                     cfg.quiet, cfg.eval_scale)
     return TrainResult(best, best_epoch, history, out / "best", out / "last",
                        seen / t_train if t_train else 0.0, last_result)
 
