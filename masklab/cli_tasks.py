@@ -182,6 +182,17 @@ _OBJECT_HELP = {
 }
 
 
+def _load_objects(model, weights, num_classes, class_names, device):
+    """An ObjectModel, or a UniversalModel for Mask2Former / OneFormer / DETR."""
+    from masklab.models.objects import load_object_model
+    from masklab.models.universal import is_universal, load_universal_model
+
+    if is_universal(model):
+        return load_universal_model(model, weights=weights or "default", device=device)
+    return load_object_model(model, weights=weights or "default", num_classes=num_classes,
+                             class_names=class_names, device=device)
+
+
 def _object_command(task: str):
     @segment_group.command(task, help=_OBJECT_HELP[task])
     @click.argument("inputs", nargs=-1, required=True)
@@ -206,7 +217,6 @@ def _object_command(task: str):
 
         from masklab.errors import InputError
         from masklab.io.images import find_images
-        from masklab.models.objects import load_object_model
         from masklab.tasks.instances import segment_object_files
 
         if device == "auto":
@@ -214,9 +224,8 @@ def _object_command(task: str):
         names = None
         if class_names is not None:
             names = [n.strip() for n in class_names.read_text().splitlines() if n.strip()]
-        m = load_object_model(model, weights=weights or "default", num_classes=num_classes,
-                              class_names=names, device=device)
-        if m.task != task:
+        m = _load_objects(model, weights, num_classes, names, device)
+        if m.task != task and not (task == "instances" and m.task == "panoptic"):
             raise InputError(f"model {model} predicts {m.task}, not {task}")
         files = find_images(inputs)
         if not files:
@@ -234,6 +243,78 @@ def _object_command(task: str):
 
 for _task in ("instances", "boxes", "keypoints"):
     _object_command(_task)
+
+
+@segment_group.command("panoptic")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--model", required=True,
+              help="A panoptic model (Mask2Former, OneFormer, DETR), or with --semantic-model "
+                   "an instance model to fuse.")
+@click.option("--weights", help="Local weights for --model (a transformers folder, ...).")
+@click.option("--semantic-model", help="Semantic model (name or checkpoint) to fuse with.")
+@click.option("--semantic-weights", help="Local weights for --semantic-model.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option("--categories", type=click.Path(path_type=Path, dir_okay=False),
+              help="A COCO(-panoptic) JSON: renumber classes to its categories, by name.")
+@click.option("--coco-gt", type=click.Path(path_type=Path, dir_okay=False),
+              help="Take image ids from this ground truth (matched by file name).")
+@click.option("--threshold", type=float, default=0.8, show_default=True,
+              help="Segment score threshold (0.5 is used for fusion unless given).")
+@click.option("--overlap", type=float, default=0.8, show_default=True,
+              help="Min. share of a segment's own mask it must keep (fusion: max overlap "
+                   "with segments already pasted, default 0.5).")
+@click.option("--stuff-area", type=int, default=4096, show_default=True,
+              help="Fusion: minimum stuff segment area in pixels.")
+@click.option("--things", type=int, help="Leading classes that are things (universal models).")
+@click.option("--no-overlay", is_flag=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.pass_context
+def segment_panoptic_cmd(ctx, inputs, model, weights, semantic_model, semantic_weights, out,
+                         categories, coco_gt, threshold, overlap, stuff_area, things,
+                         no_overlay, device) -> None:
+    """COCO-panoptic PNGs + panoptic.json (+ overlays) from one panoptic model, or from an
+    instance model fused with a semantic model."""
+    import torch
+
+    from masklab.io.coco import read_json
+    from masklab.io.images import find_images
+    from masklab.models.universal import is_universal, load_universal_model
+    from masklab.tasks.panoptic import PanopticFusion, segment_panoptic_files
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    src = ctx.get_parameter_source
+    if semantic_model:
+        from masklab.models.semantic import load_semantic_model
+
+        inst = _load_objects(model, weights, None, None, device)
+        sem = load_semantic_model(semantic_model, weights=semantic_weights or "default",
+                                  device=device)
+        predictor = PanopticFusion(
+            inst, sem, stuff_area=stuff_area,
+            score_threshold=threshold if src("threshold").name != "DEFAULT" else 0.5,
+            overlap_threshold=overlap if src("overlap").name != "DEFAULT" else 0.5)
+    elif is_universal(model):
+        from functools import partial
+        from types import SimpleNamespace
+
+        m = load_universal_model(model, weights=weights or "default", device=device,
+                                 things=things)
+        predictor = SimpleNamespace(categories=m.categories, predict_panoptic=partial(
+            m.predict_panoptic, threshold=threshold, overlap_threshold=overlap))
+    else:
+        raise click.BadParameter(f"{model} is not a panoptic model; add --semantic-model to "
+                                 "fuse an instance model with a semantic one",
+                                 param_hint="--model")
+    files = find_images(inputs)
+    if not files:
+        raise click.BadParameter("no images found", param_hint="INPUTS")
+    cats = read_json(categories)["categories"] if categories else None
+    written = segment_panoptic_files(predictor, files, out, categories=cats,
+                                     categories_source=categories, coco_gt=coco_gt,
+                                     overlay=not no_overlay, quiet=ctx.obj["quiet"] or None)
+    if not ctx.obj["quiet"]:
+        click.echo(f"wrote {len(written)} files to {out}")
 
 
 @click.group("export")

@@ -307,6 +307,18 @@ for _name, _repo, _lic, _desc in [
       for v in ("b0", "b1", "b2", "b3", "b4", "b5")],
     ("hf/vitmatte-small", "hustvl/vitmatte-small-composition-1k", "Apache-2.0",
      "ViTMatte-S, Composition-1k"),
+    ("hf/mask2former-swin-tiny-coco-panoptic", "facebook/mask2former-swin-tiny-coco-panoptic",
+     "Apache-2.0", "Mask2Former Swin-T, COCO panoptic"),
+    ("hf/mask2former-swin-large-coco-panoptic",
+     "facebook/mask2former-swin-large-coco-panoptic", "Apache-2.0",
+     "Mask2Former Swin-L, COCO panoptic"),
+    ("hf/mask2former-swin-tiny-coco-instance", "facebook/mask2former-swin-tiny-coco-instance",
+     "Apache-2.0", "Mask2Former Swin-T, COCO instances"),
+    ("hf/detr-resnet50-panoptic", "facebook/detr-resnet-50-panoptic", "Apache-2.0",
+     "DETR ResNet-50, COCO panoptic"),
 ]:
     register(WeightSource(_name, hf_repo=_repo, license=_lic, description=_desc,
                           hf_files=("*.json", "*.safetensors", "*.txt")))
+register(WeightSource("hf/oneformer-swin-large-coco", hf_repo="shi-labs/oneformer_coco_swin_large",
+                      license="MIT", description="OneFormer Swin-L, COCO (weights + tokenizer)",
+                      hf_files=("*.json", "*.safetensors", "*.bin", "*.txt")))

@@ -45,8 +45,8 @@ def register(info: ModelInfo) -> ModelInfo:
 
 
 def _load_builtin() -> None:
-    if not _MODELS:  # the catalogue modules register their entries on import
-        from masklab.models import objects, semantic  # noqa: F401
+    # the catalogue modules register their entries on import (idempotent)
+    from masklab.models import objects, semantic, universal  # noqa: F401
 
 
 def list_models(pattern: str = "*", task: str | None = None) -> list[ModelInfo]:

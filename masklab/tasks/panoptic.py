@@ -94,3 +94,120 @@ def write_panoptic_predictions(out_dir: str | os.PathLike, items: list[tuple[dic
                                        for s in segments]})
     data = {"images": [it[0] for it in items], "annotations": anns, "categories": categories}
     return write_panoptic(out / "panoptic.json", out / "panoptic", data, pngs)
+
+
+_NOT_A_CLASS = {"__background__", "background", "n/a", "void", "unlabeled", "unlabelled",
+                "ignore"}
+
+
+class PanopticFusion:
+    """Any instance model + any semantic model → panoptic segments (``fuse_panoptic``).
+
+    Thing categories are the instance model's labels (same ids); every semantic class whose
+    name is not a thing name (nor background/void) is a stuff category numbered after the
+    things: ``stuff id = first_stuff + semantic label``.
+    """
+
+    def __init__(self, instance_model, semantic_model, *, score_threshold: float = 0.5,
+                 overlap_threshold: float = 0.5, stuff_area: int = 4096,
+                 semantic_options: dict | None = None):
+        self.instance_model, self.semantic_model = instance_model, semantic_model
+        self.score_threshold, self.overlap_threshold = score_threshold, overlap_threshold
+        self.stuff_area = stuff_area
+        self.semantic_options = dict(semantic_options or {})
+        inames = instance_model.class_names or [str(k) for k in
+                                                range(instance_model.num_classes)]
+        self.things = {k: n for k, n in enumerate(inames)
+                       if k > 0 and n.lower() not in _NOT_A_CLASS}
+        snames = semantic_model.class_names or [str(k) for k in
+                                                range(semantic_model.num_classes)]
+        thing_names = {n.lower() for n in self.things.values()}
+        self.first_stuff = max(self.things, default=0) + 1
+        self.stuff_map = {k: self.first_stuff + k for k, n in enumerate(snames)
+                          if n.lower() not in _NOT_A_CLASS and n.lower() not in thing_names}
+        self._stuff_names = {self.first_stuff + k: snames[k] for k in self.stuff_map}
+
+    def categories(self) -> list[dict]:
+        return ([{"id": k, "name": n, "isthing": 1} for k, n in self.things.items()] +
+                [{"id": k, "name": n, "isthing": 0} for k, n in self._stuff_names.items()])
+
+    def predict_panoptic(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, list[dict]]]:
+        from masklab.tasks.semantic import predict_semantic
+
+        dets = self.instance_model.predict(images, score_threshold=self.score_threshold)
+        out = []
+        for image, det in zip(images, dets, strict=True):
+            sem = predict_semantic(self.semantic_model, image, **self.semantic_options)
+            masks = det.masks if det.masks is not None else Masks(
+                np.zeros((0, *image.shape[:2]), bool))
+            out.append(fuse_panoptic(masks, sem, stuff_map=self.stuff_map,
+                                     thing_map={k: k for k in self.things},
+                                     overlap_threshold=self.overlap_threshold,
+                                     stuff_area=self.stuff_area,
+                                     score_threshold=self.score_threshold))
+        return out
+
+
+def map_categories(segments: list[dict], categories: list[dict], target: list[dict],
+                   source: str | os.PathLike | None = None) -> tuple[list[dict], dict[int, int]]:
+    """Renumber ``segments`` from ``categories`` to the ``target`` categories (a dataset's,
+    matched by name, case-insensitive). Returns the kept segments and the id mapping; a
+    segment whose class the target lacks is dropped (its pixels become VOID)."""
+    from masklab.errors import InputError
+
+    by_name = {c["name"].lower(): c for c in target}
+    mapping = {c["id"]: by_name[c["name"].lower()]["id"] for c in categories
+               if c["name"].lower() in by_name}
+    if not mapping:
+        raise InputError("no category name of the model is in the categories file", source)
+    kept = []
+    for s in segments:
+        if s["category_id"] in mapping:
+            kept.append({**s, "category_id": mapping[s["category_id"]]})
+    return kept, mapping
+
+
+def segment_panoptic_files(predictor, files: list[Path], out_dir: str | os.PathLike, *,
+                           categories: list[dict] | None = None,
+                           categories_source: str | os.PathLike | None = None,
+                           coco_gt: str | os.PathLike | None = None, overlay: bool = True,
+                           quiet: bool | None = None) -> list[Path]:
+    """COCO-panoptic predictions for image files: ``panoptic.json`` + ``panoptic/*.png``
+    (+ overlays). ``predictor`` has ``predict_panoptic`` and ``categories`` (a
+    ``UniversalModel`` or a ``PanopticFusion``); ``categories`` renumbers to a dataset's."""
+    from masklab import viz
+    from masklab.io.images import read_image
+    from masklab.progress import progress
+    from masklab.tasks.instances import _image_ids
+
+    out = Path(out_dir)
+    own = predictor.categories()
+    cats = own
+    if categories is not None:
+        names = {c["name"].lower() for c in own}
+        cats = [c for c in categories if c["name"].lower() in names]
+    ids_for = _image_ids(files, coco_gt)
+    items, written = [], []
+    for f, image_id in progress(list(zip(files, ids_for, strict=True)), desc="segment panoptic",
+                                quiet=quiet):
+        img = read_image(f)
+        ids, segments = predictor.predict_panoptic([img])[0]
+        if categories is not None:
+            segments, _ = map_categories(segments, own, categories, categories_source)
+            keep_ids = np.array([s["id"] for s in segments], np.int32)
+            ids = np.where(np.isin(ids, keep_ids), ids, 0).astype(np.int32)
+        record = {"id": image_id, "file_name": f.name, "height": img.shape[0],
+                  "width": img.shape[1]}
+        items.append((record, ids, segments))
+        if overlay:
+            names = {c["id"]: c["name"] for c in cats}
+            top = max(names, default=0) + 1
+            dense = np.stack([ids == s["id"] for s in segments]) if segments else \
+                np.zeros((0, *ids.shape), bool)
+            masks = Masks(dense, labels=[s["category_id"] for s in segments],
+                          class_names=[names.get(k, str(k)) for k in range(top)])
+            written.append(viz.save(out / f"{f.stem}_overlay.png",
+                                    viz.overlay_masks(img, masks, boxes=False,
+                                                      color_by="instance")))
+    written.append(write_panoptic_predictions(out, items, cats))
+    return written
