@@ -350,49 +350,73 @@ def export_onnx_cmd(model, weights, num_classes, out, height, width, check_image
             sys.exit(1)
 
 
-@train_group.command("instances")
-@click.option("--data", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="COCO instances JSON for training.")
-@click.option("--images", required=True, type=click.Path(path_type=Path, file_okay=False))
-@click.option("--val-data", type=click.Path(path_type=Path, dir_okay=False),
-              help="COCO JSON for validation (AP each --eval-every epochs).")
-@click.option("--val-images", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--model", default="maskrcnn_resnet50_fpn_v2", show_default=True)
-@click.option("--model-arg", multiple=True, help="Builder option KEY=VALUE (e.g. min_size=512).")
-@click.option("--no-pretrained", is_flag=True, help="Random initialisation.")
-@click.option("--classes", help="Comma-separated category names to keep (renumbered).")
-@click.option("--freeze-backbone", is_flag=True)
-@click.option("--epochs", type=int, default=12, show_default=True)
-@click.option("--max-steps", type=int)
-@click.option("--batch-size", type=int, default=2, show_default=True)
-@click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd",
-              show_default=True)
-@click.option("--lr", type=float, default=0.01, show_default=True)
-@click.option("--no-amp", is_flag=True)
-@click.option("--workers", type=int, default=2, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True)
-@click.option("--eval-every", type=int, default=1, show_default=True)
-@click.option("--resume", is_flag=True)
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
-              default="runs/instances", show_default=True)
-@click.pass_context
-def train_instances_cmd(ctx, data, images, val_data, val_images, model, model_arg,
-                        no_pretrained, classes, freeze_backbone, epochs, max_steps,
-                        batch_size, optimizer, lr, no_amp, workers, seed, device, eval_every,
-                        resume, out) -> None:
-    """Fine-tune an instance (or box) model on COCO-format data; best checkpoint by AP."""
-    from masklab.tasks.instances_train import InstanceTrainConfig, train_instances
+_TRAIN_OBJECTS = {
+    "instances": ("maskrcnn_resnet50_fpn_v2", "Fine-tune an instance (or box) model on "
+                  "COCO-format data; best checkpoint by mask (box) AP."),
+    "keypoints": ("keypointrcnn_resnet50_fpn", "Fine-tune a keypoint model on COCO-format "
+                  "keypoint data (any keypoint set); best checkpoint by OKS AP."),
+}
 
-    cfg = InstanceTrainConfig(
-        data=str(data), images=str(images), val_data=str(val_data) if val_data else None,
-        val_images=str(val_images) if val_images else None, out=str(out), model=model,
-        model_config=_parse_kv(model_arg), pretrained=not no_pretrained,
-        classes=[c.strip() for c in classes.split(",")] if classes else None,
-        freeze_backbone=freeze_backbone, epochs=epochs, max_steps=max_steps,
-        batch_size=batch_size, optimizer=optimizer, lr=lr, amp=not no_amp, workers=workers,
-        seed=seed, device=device, eval_every=eval_every, resume=resume,
-        quiet=ctx.obj["quiet"] or None)
-    r = train_instances(cfg)
-    click.echo(f"best AP {r['best_ap']:.4f} at epoch {r['best_epoch']}; "
-               f"{r['images_per_second']:.2f} train images/s; checkpoint {r['best_checkpoint']}")
+
+def _train_objects_command(task: str):
+    default_model, help_text = _TRAIN_OBJECTS[task]
+
+    @train_group.command(task, help=help_text)
+    @click.option("--data", required=True, type=click.Path(path_type=Path, dir_okay=False),
+                  help="COCO JSON for training.")
+    @click.option("--images", required=True, type=click.Path(path_type=Path, file_okay=False))
+    @click.option("--val-data", type=click.Path(path_type=Path, dir_okay=False),
+                  help="COCO JSON for validation (AP each --eval-every epochs).")
+    @click.option("--val-images", type=click.Path(path_type=Path, file_okay=False))
+    @click.option("--model", default=default_model, show_default=True)
+    @click.option("--model-arg", multiple=True,
+                  help="Builder option KEY=VALUE (e.g. min_size=512).")
+    @click.option("--no-pretrained", is_flag=True, help="Random initialisation.")
+    @click.option("--classes", help="Comma-separated category names to keep (renumbered).")
+    @click.option("--freeze-backbone", is_flag=True)
+    @click.option("--epochs", type=int, default=12, show_default=True)
+    @click.option("--max-steps", type=int)
+    @click.option("--batch-size", type=int, default=2, show_default=True)
+    @click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd",
+                  show_default=True)
+    @click.option("--lr", type=float, default=0.01, show_default=True)
+    @click.option("--no-amp", is_flag=True)
+    @click.option("--workers", type=int, default=2, show_default=True)
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--device", default="auto", show_default=True)
+    @click.option("--eval-every", type=int, default=1, show_default=True)
+    @click.option("--resume", is_flag=True)
+    @click.option("--out", type=click.Path(path_type=Path, file_okay=False),
+                  default=f"runs/{task}", show_default=True)
+    @click.pass_context
+    def cmd(ctx, data, images, val_data, val_images, model, model_arg, no_pretrained, classes,
+            freeze_backbone, epochs, max_steps, batch_size, optimizer, lr, no_amp, workers,
+            seed, device, eval_every, resume, out) -> None:
+        from masklab.errors import InputError
+        from masklab.models.registry import get_info
+        from masklab.tasks.instances_train import InstanceTrainConfig, train_instances
+
+        kind = get_info(model).task
+        if (kind == "keypoints") != (task == "keypoints"):
+            raise InputError(f"model {model} predicts {kind}; use `masklab train "
+                             f"{'keypoints' if kind == 'keypoints' else 'instances'}`")
+        cfg = InstanceTrainConfig(
+            data=str(data), images=str(images),
+            val_data=str(val_data) if val_data else None,
+            val_images=str(val_images) if val_images else None, out=str(out), model=model,
+            model_config=_parse_kv(model_arg), pretrained=not no_pretrained,
+            classes=[c.strip() for c in classes.split(",")] if classes else None,
+            freeze_backbone=freeze_backbone, epochs=epochs, max_steps=max_steps,
+            batch_size=batch_size, optimizer=optimizer, lr=lr, amp=not no_amp,
+            workers=workers, seed=seed, device=device, eval_every=eval_every, resume=resume,
+            quiet=ctx.obj["quiet"] or None)
+        r = train_instances(cfg)
+        click.echo(f"best AP {r['best_ap']:.4f} at epoch {r['best_epoch']}; "
+                   f"{r['images_per_second']:.2f} train images/s; "
+                   f"checkpoint {r['best_checkpoint']}")
+
+    return cmd
+
+
+for _task in _TRAIN_OBJECTS:
+    _train_objects_command(_task)

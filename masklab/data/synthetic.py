@@ -99,3 +99,53 @@ def write_shapes_coco(root: str | os.PathLike, n_train: int = 120, n_val: int = 
         write_coco(root / f"{split}.json", {"images": images, "annotations": anns,
                                             "categories": cats})
     return root
+
+
+CORNER_NAMES = ("top_left", "top_right", "bottom_right", "bottom_left")
+
+
+def write_keypoints_coco(root: str | os.PathLike, n_train: int = 120, n_val: int = 30,
+                         size: int = 128, seed: int = 0, per_image: int = 2) -> Path:
+    """``root/{train,val}.json`` + ``root/images/``: bright squares, each a COCO keypoint
+    instance (category 1 "square") whose 4 keypoints are its corners (names
+    ``CORNER_NAMES``, a closed skeleton; left/right names so that flips swap them)."""
+    from masklab.io.coco import write_coco
+    from masklab.io.images import write_image
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    cats = [{"id": 1, "name": "square", "supercategory": "shape",
+             "keypoints": list(CORNER_NAMES), "skeleton": [[1, 2], [2, 3], [3, 4], [4, 1]]}]
+    for split, n in (("train", n_train), ("val", n_val)):
+        images, anns = [], []
+        for i in range(n):
+            image = rng.integers(40, 90, (size, size, 3)).astype(np.float64)
+            occupied = np.zeros((size, size), bool)
+            placed = 0
+            image_id = len(images) + 1
+            for _ in range(40):
+                if placed == per_image:
+                    break
+                side = int(rng.integers(size // 5, size // 2))
+                x0, y0 = (int(v) for v in rng.integers(1, size - side - 1, 2))
+                m = np.zeros((size, size), bool)
+                m[y0:y0 + side, x0:x0 + side] = True
+                if (m & occupied).any():
+                    continue
+                occupied |= m
+                image[m] = rng.integers(120, 256, 3) + rng.normal(0, 8, (m.sum(), 3))
+                x1, y1 = x0 + side, y0 + side
+                kps = [x0, y0, 2, x1, y0, 2, x1, y1, 2, x0, y1, 2]
+                anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": 1,
+                             "bbox": [x0, y0, side, side], "area": side * side,
+                             "segmentation": [[x0, y0, x1, y0, x1, y1, x0, y1]],
+                             "iscrowd": 0, "keypoints": [float(v) for v in kps],
+                             "num_keypoints": 4})
+                placed += 1
+            name = f"{split}_{i:05d}.png"
+            write_image(root / "images" / name,
+                        np.clip(np.round(image), 0, 255).astype(np.uint8))
+            images.append({"id": image_id, "file_name": name, "height": size, "width": size})
+        write_coco(root / f"{split}.json", {"images": images, "annotations": anns,
+                                            "categories": cats})
+    return root

@@ -67,12 +67,16 @@ class ObjectModel(nn.Module):
     """A torchvision detection model plus its classes and task."""
 
     def __init__(self, net: nn.Module, *, name: str, task: str, num_classes: int,
-                 class_names: list[str] | None, config: dict | None = None):
+                 class_names: list[str] | None, config: dict | None = None,
+                 keypoint_names: list[str] | None = None,
+                 skeleton: list[list[int]] | None = None):
         super().__init__()
         self.net, self.name, self.task = net, name, task
         self.num_classes = num_classes
         self.class_names = list(class_names) if class_names else None
         self.config = dict(config or {})
+        self.keypoint_names = list(keypoint_names) if keypoint_names else None
+        self.skeleton = [list(e) for e in skeleton] if skeleton else None  # 1-based, as COCO
 
     @torch.no_grad()
     def predict(self, images: list[np.ndarray], *, score_threshold: float = 0.5,
@@ -111,9 +115,14 @@ class ObjectModel(nn.Module):
                 k[..., 2] = kscore.cpu().numpy()[idx]
             from masklab.types.keypoints import COCO_KEYPOINT_NAMES, COCO_SKELETON
 
-            std = k.shape[1] == 17
-            kps = Keypoints(k.reshape(len(idx), -1, 3), names=COCO_KEYPOINT_NAMES if std
-                            else None, skeleton=COCO_SKELETON if std else None, **meta)
+            names, skeleton = self.keypoint_names, None
+            if self.skeleton:
+                skeleton = [(a - 1, b - 1) for a, b in self.skeleton]
+            if names is None and k.shape[1] == 17:
+                names, skeleton = COCO_KEYPOINT_NAMES, COCO_SKELETON
+            kps = Keypoints(k.reshape(len(idx), out["keypoints"].shape[1], 3), names=names,
+                            skeleton=skeleton,
+                            **meta)
         return Detections(boxes, masks, kps)
 
 
@@ -155,6 +164,21 @@ def build_maskrcnn_resnet18_fpn(num_classes: int, **kwargs) -> nn.Module:
     backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5)
     return MaskRCNN(backbone, num_classes=num_classes, **kwargs)
 
+
+def build_keypointrcnn_resnet18_fpn(num_classes: int, **kwargs) -> nn.Module:
+    """A light Keypoint R-CNN: ResNet-18 + FPN, from scratch (``num_keypoints`` option)."""
+    from torchvision.models.detection import KeypointRCNN
+    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+
+    backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5)
+    return KeypointRCNN(backbone, num_classes=num_classes, **kwargs)
+
+
+register(ModelInfo("keypointrcnn_resnet18_fpn", "keypoints", build_keypointrcnn_resnet18_fpn,
+                   num_classes=2, class_names=("__background__", "person"),
+                   dataset="COCO keypoints layout (untrained)",
+                   license="Apache-2.0 (masklab)",
+                   description="Keypoint R-CNN ResNet18-FPN, light, no pretrained weights"))
 
 register(ModelInfo("maskrcnn_resnet18_fpn", "instances", build_maskrcnn_resnet18_fpn,
                    num_classes=91, dataset="COCO layout (untrained)",
@@ -217,7 +241,8 @@ def save_object_checkpoint(folder: str | os.PathLike, model: ObjectModel,
     write_json(folder / "config.json", {
         "format": CHECKPOINT_FORMAT, "task": model.task, "model": model.name,
         "model_config": model.config, "num_classes": model.num_classes,
-        "class_names": model.class_names, **(extra or {})}, indent=1)
+        "class_names": model.class_names, "keypoint_names": model.keypoint_names,
+        "skeleton": model.skeleton, **(extra or {})}, indent=1)
     return folder
 
 
@@ -231,5 +256,6 @@ def load_object_checkpoint(folder: str | os.PathLike, device: str = "cpu") -> Ob
     net = info.builder(cfg["num_classes"], **cfg.get("model_config", {}))
     net.load_state_dict(load_state_dict(folder / "model.safetensors"))
     model = ObjectModel(net, name=info.name, task=cfg["task"], num_classes=cfg["num_classes"],
-                        class_names=cfg.get("class_names"), config=cfg.get("model_config"))
+                        class_names=cfg.get("class_names"), config=cfg.get("model_config"),
+                        keypoint_names=cfg.get("keypoint_names"), skeleton=cfg.get("skeleton"))
     return model.to(device).eval()

@@ -1,11 +1,12 @@
 """Fine-tuning object models on COCO-format data (``masklab train instances``).
 
-Instance segmentation (Mask R-CNN family) or boxes (Faster R-CNN family): class remapping
+Instance segmentation (Mask R-CNN family), boxes (Faster R-CNN family) or keypoints (Keypoint
+R-CNN; any keypoint set, flips swap left/right names): class remapping
 (keep a subset of categories, renumbered 1..K in id order), the option to freeze the backbone,
 mixed precision on CUDA, resume, periodic COCO evaluation on a validation set with
-``masklab.metrics`` (mask AP for instance models, box AP otherwise), the best checkpoint by
-that AP, a CSV log and progress bars. Starting from COCO weights, the class-specific heads are
-replaced to fit the new classes.
+``masklab.metrics`` (mask AP for instance models, OKS AP for keypoints, box AP otherwise), the
+best checkpoint by that AP, a CSV log and progress bars. Starting from COCO weights, the
+class-specific heads (and a keypoint head of another size) are replaced to fit.
 """
 
 from __future__ import annotations
@@ -60,10 +61,11 @@ class CocoTrainDataset:
     crowd annotations are left out."""
 
     def __init__(self, json_path, images_dir, class_names: list[str] | None = None,
-                 flip: bool = False, with_masks: bool = True):
+                 flip: bool = False, with_masks: bool = True, with_keypoints: bool = False):
         from masklab.io.coco import load_coco
 
         self.coco = load_coco(json_path)
+        self.json_path = json_path
         self.images_dir = Path(images_dir)
         cats = sorted(self.coco.categories, key=lambda c: c["id"])
         if class_names is not None:
@@ -75,7 +77,16 @@ class CocoTrainDataset:
         self.remap = {c["id"]: k + 1 for k, c in enumerate(cats)}
         self.class_names = ["__background__"] + [c["name"] for c in cats]
         self.ids = self.coco.image_ids
-        self.flip, self.with_masks = flip, with_masks
+        self.flip, self.with_masks, self.with_keypoints = flip, with_masks, with_keypoints
+        self.keypoint_names, self.skeleton, self.flip_perm = None, None, None
+        if with_keypoints:
+            names = [tuple(c.get("keypoints") or ()) for c in cats]
+            if not names[0] or len(set(names)) != 1:
+                raise InputError("keypoint training needs categories with one shared, "
+                                 "non-empty 'keypoints' list", json_path)
+            self.keypoint_names = list(names[0])
+            self.skeleton = cats[0].get("skeleton") or None
+            self.flip_perm = flip_permutation(self.keypoint_names)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -102,6 +113,16 @@ class CocoTrainDataset:
             rles = [annotation_rle(a, h, w) for a in anns]
             m = Masks.from_rle(rles, size=(h, w)).to_dense()
             target["masks"] = torch.from_numpy(m.astype(np.uint8))
+        if self.with_keypoints:
+            k = len(self.keypoint_names)
+            kps = np.zeros((len(anns), k, 3), np.float32)
+            for j, a in enumerate(anns):
+                v = np.asarray(a.get("keypoints") or [0.0] * 3 * k, np.float32)
+                if v.size != 3 * k:
+                    raise InputError(f"annotation {a.get('id')} has {v.size // 3} keypoints, "
+                                     f"its category {k}", self.json_path)
+                kps[j] = v.reshape(k, 3)
+            target["keypoints"] = torch.from_numpy(kps)
         x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255
         if self.flip and torch.rand(()) < 0.5:
             x = x.flip(-1)
@@ -109,37 +130,68 @@ class CocoTrainDataset:
             target["boxes"][:, 0], target["boxes"][:, 2] = w - b[:, 2], w - b[:, 0]
             if "masks" in target:
                 target["masks"] = target["masks"].flip(-1)
+            if "keypoints" in target:
+                kp = target["keypoints"][:, self.flip_perm].clone()
+                kp[..., 0] = torch.where(kp[..., 2] > 0, w - kp[..., 0], kp[..., 0])
+                target["keypoints"] = kp
         return x, target
+
+
+def flip_permutation(names: list[str]) -> list[int]:
+    """Keypoint order after a horizontal flip: each ``left`` name trades places with its
+    ``right`` twin (``left_eye`` ↔ ``right_eye``, ``top_left`` ↔ ``top_right``)."""
+    index = {n: i for i, n in enumerate(names)}
+    perm = []
+    for n in names:
+        twin = n.replace("left", "\0").replace("right", "left").replace("\0", "right")
+        perm.append(index.get(twin, index[n]))
+    return perm
 
 
 def _collate(batch):
     return tuple(zip(*batch, strict=True))
 
 
-def _replace_heads(model: ObjectModel, num_classes: int) -> None:
-    """New class-specific predictors for ``num_classes`` (Mask/Faster R-CNN families)."""
+def _replace_heads(model: ObjectModel, num_classes: int,
+                   num_keypoints: int | None = None) -> None:
+    """New class-specific predictors for ``num_classes`` (Mask/Faster/Keypoint R-CNN), and a
+    new keypoint predictor when ``num_keypoints`` differs from the checkpoint's."""
     from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+    from torchvision.models.detection.keypoint_rcnn import KeypointRCNNPredictor
     from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 
     heads = getattr(model.net, "roi_heads", None)
     if heads is None:
         raise InputError(f"{model.name}: fine-tuning to new classes supports the R-CNN "
                          "families; train RetinaNet/FCOS with --no-pretrained")
-    in_features = heads.box_predictor.cls_score.in_features
-    heads.box_predictor = FastRCNNPredictor(in_features, num_classes)
-    if heads.mask_predictor is not None:
-        in_ch = heads.mask_predictor.conv5_mask.in_channels
-        heads.mask_predictor = MaskRCNNPredictor(in_ch, 256, num_classes)
+    if heads.box_predictor.cls_score.out_features != num_classes:
+        in_features = heads.box_predictor.cls_score.in_features
+        heads.box_predictor = FastRCNNPredictor(in_features, num_classes)
+        if heads.mask_predictor is not None:
+            in_ch = heads.mask_predictor.conv5_mask.in_channels
+            heads.mask_predictor = MaskRCNNPredictor(in_ch, 256, num_classes)
+    kp = getattr(heads, "keypoint_predictor", None)
+    if kp is not None and num_keypoints and kp.kps_score_lowres.out_channels != num_keypoints:
+        heads.keypoint_predictor = KeypointRCNNPredictor(kp.kps_score_lowres.in_channels,
+                                                         num_keypoints)
+        model.config["num_keypoints"] = num_keypoints
+
+
+KEYPOINT_SIGMA = 0.05  # OKS sigma of every keypoint of a non-COCO skeleton
 
 
 def evaluate_instances(model: ObjectModel, dataset: CocoTrainDataset, device,
                        quiet: bool | None = None):
-    """COCO evaluation (mask AP for instance models, else box AP) with masklab.metrics."""
+    """COCO evaluation (mask AP for instance models, OKS AP for keypoint models, else box
+    AP) with masklab.metrics."""
     from masklab.io.images import read_image
-    from masklab.metrics.coco import CocoEvaluator
+    from masklab.metrics.coco import CocoEvaluator, CocoParams
     from masklab.progress import progress
 
-    iou_type = "segm" if model.task == "instances" else "bbox"
+    iou_type = {"instances": "segm", "keypoints": "keypoints"}.get(model.task, "bbox")
+    params = CocoParams(iou_type)
+    if iou_type == "keypoints" and len(dataset.keypoint_names) != 17:
+        params.kpt_sigmas = np.full(len(dataset.keypoint_names), KEYPOINT_SIGMA)
     inverse = {k: cid for cid, k in dataset.remap.items()}
     gt = dataset.coco
     results = []
@@ -154,7 +206,7 @@ def evaluate_instances(model: ObjectModel, dataset: CocoTrainDataset, device,
                 results.append(r)
     cats = [c for c in gt.categories if c["id"] in dataset.remap]
     anns = [a for a in gt.annotations if a["category_id"] in dataset.remap]
-    return CocoEvaluator(cats, iou_type).update(gt.images, anns, results).compute()
+    return CocoEvaluator(cats, iou_type, params).update(gt.images, anns, results).compute()
 
 
 def train_instances(cfg: InstanceTrainConfig):
@@ -173,21 +225,28 @@ def train_instances(cfg: InstanceTrainConfig):
     from masklab.models.registry import get_info
 
     task = get_info(cfg.model).task
-    with_masks = task == "instances"
+    with_masks, with_kps = task == "instances", task == "keypoints"
     train_ds = CocoTrainDataset(cfg.data, cfg.images, cfg.classes, flip=cfg.flip,
-                                with_masks=with_masks)
+                                with_masks=with_masks, with_keypoints=with_kps)
     val_ds = None
     if cfg.val_data:
         val_ds = CocoTrainDataset(cfg.val_data, cfg.val_images or cfg.images,
-                                  train_ds.class_names[1:], with_masks=with_masks)
+                                  train_ds.class_names[1:], with_masks=with_masks,
+                                  with_keypoints=with_kps)
     k = len(train_ds.class_names)
+    n_kps = len(train_ds.keypoint_names) if with_kps else None
     if cfg.pretrained and get_info(cfg.model).weights:
         model = load_object_model(cfg.model, weights="default", config=cfg.model_config)
-        _replace_heads(model, k)
+        _replace_heads(model, k, n_kps)
         model.num_classes, model.class_names = k, train_ds.class_names
     else:
+        config = dict(cfg.model_config)
+        if with_kps:
+            config["num_keypoints"] = n_kps
         model = load_object_model(cfg.model, weights=None, num_classes=k,
-                                  class_names=train_ds.class_names, config=cfg.model_config)
+                                  class_names=train_ds.class_names, config=config)
+    if with_kps:
+        model.keypoint_names, model.skeleton = train_ds.keypoint_names, train_ds.skeleton
     if cfg.freeze_backbone:
         for p in model.net.backbone.body.parameters():
             p.requires_grad_(False)
