@@ -258,8 +258,10 @@ for _task in ("instances", "boxes", "keypoints"):
               help="A COCO(-panoptic) JSON: renumber classes to its categories, by name.")
 @click.option("--coco-gt", type=click.Path(path_type=Path, dir_okay=False),
               help="Take image ids from this ground truth (matched by file name).")
-@click.option("--threshold", type=float, default=0.8, show_default=True,
+@click.option("--threshold", "--score-threshold", "threshold", type=float, default=0.8,
+              show_default=True,
               help="Segment score threshold (0.5 is used for fusion unless given).")
+@click.option("--classes", help="Comma-separated category ids to keep (others become VOID).")
 @click.option("--overlap", type=float, default=0.8, show_default=True,
               help="Min. share of a segment's own mask it must keep (fusion: max overlap "
                    "with segments already pasted, default 0.5).")
@@ -270,7 +272,7 @@ for _task in ("instances", "boxes", "keypoints"):
 @click.option("--device", default="cpu", show_default=True)
 @click.pass_context
 def segment_panoptic_cmd(ctx, inputs, model, weights, semantic_model, semantic_weights, out,
-                         categories, coco_gt, threshold, overlap, stuff_area, things,
+                         categories, coco_gt, threshold, classes, overlap, stuff_area, things,
                          no_overlay, device) -> None:
     """COCO-panoptic PNGs + panoptic.json (+ overlays) from one panoptic model, or from an
     instance model fused with a semantic model."""
@@ -310,8 +312,10 @@ def segment_panoptic_cmd(ctx, inputs, model, weights, semantic_model, semantic_w
     if not files:
         raise click.BadParameter("no images found", param_hint="INPUTS")
     cats = read_json(categories)["categories"] if categories else None
+    keep = [int(c) for c in classes.split(",")] if classes else None
     written = segment_panoptic_files(predictor, files, out, categories=cats,
-                                     categories_source=categories, coco_gt=coco_gt,
+                                     categories_source=categories, classes=keep,
+                                     coco_gt=coco_gt,
                                      overlay=not no_overlay, quiet=ctx.obj["quiet"] or None)
     if not ctx.obj["quiet"]:
         click.echo(f"wrote {len(written)} files to {out}")

@@ -58,6 +58,12 @@ def test_segment_panoptic_with_mask2former_then_eval(tmp_path):
     assert out.returncode == 0, out.stderr
     data2, _ = _consistent(tmp_path / "out2")
     assert {c["id"] for c in data2["categories"]} == {100, 101, 102, 103}
+    out = run("-q", "segment", "panoptic", tmp_path / "img", "--model", tmp_path / "m2f",
+              "--score-threshold", 0.1, "--overlap", 0.2, "--classes", "1,2",
+              "--out", tmp_path / "out3")
+    assert out.returncode == 0, out.stderr
+    data3, _ = _consistent(tmp_path / "out3")
+    assert {s["category_id"] for a in data3["annotations"] for s in a["segments_info"]} <= {1, 2}
 
     inst = run("-q", "segment", "instances", tmp_path / "img", "--model", tmp_path / "m2f",
                "--score-threshold", 0, "--out", tmp_path / "inst")

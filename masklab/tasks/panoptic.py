@@ -170,11 +170,13 @@ def map_categories(segments: list[dict], categories: list[dict], target: list[di
 def segment_panoptic_files(predictor, files: list[Path], out_dir: str | os.PathLike, *,
                            categories: list[dict] | None = None,
                            categories_source: str | os.PathLike | None = None,
+                           classes: list[int] | None = None,
                            coco_gt: str | os.PathLike | None = None, overlay: bool = True,
                            quiet: bool | None = None) -> list[Path]:
     """COCO-panoptic predictions for image files: ``panoptic.json`` + ``panoptic/*.png``
     (+ overlays). ``predictor`` has ``predict_panoptic`` and ``categories`` (a
-    ``UniversalModel`` or a ``PanopticFusion``); ``categories`` renumbers to a dataset's."""
+    ``UniversalModel`` or a ``PanopticFusion``); ``categories`` renumbers to a dataset's;
+    ``classes`` keeps only these category ids (after renumbering)."""
     from masklab import viz
     from masklab.io.images import read_image
     from masklab.progress import progress
@@ -194,6 +196,9 @@ def segment_panoptic_files(predictor, files: list[Path], out_dir: str | os.PathL
         ids, segments = predictor.predict_panoptic([img])[0]
         if categories is not None:
             segments, _ = map_categories(segments, own, categories, categories_source)
+        if classes is not None:
+            segments = [s for s in segments if s["category_id"] in classes]
+        if categories is not None or classes is not None:  # dropped segments become VOID
             keep_ids = np.array([s["id"] for s in segments], np.int32)
             ids = np.where(np.isin(ids, keep_ids), ids, 0).astype(np.int32)
         record = {"id": image_id, "file_name": f.name, "height": img.shape[0],
