@@ -298,6 +298,11 @@ for _name, _repo, _lic, _desc in [
     ("hf/sam-vit-base", "facebook/sam-vit-base", "Apache-2.0", "Segment Anything ViT-B"),
     ("hf/sam-vit-large", "facebook/sam-vit-large", "Apache-2.0", "Segment Anything ViT-L"),
     ("hf/sam-vit-huge", "facebook/sam-vit-huge", "Apache-2.0", "Segment Anything ViT-H"),
+    ("hf/sam-hq-vit-base", "syscv-community/sam-hq-vit-base", "Apache-2.0", "SAM-HQ ViT-B"),
+    *[(f"hf/sam2.1-hiera-{v}", f"facebook/sam2.1-hiera-{v}", "Apache-2.0",
+       f"SAM 2.1 Hiera-{v}") for v in ("tiny", "small", "base-plus", "large")],
+    ("hf/edgetam", "yonigozlan/EdgeTAM-hf", "Apache-2.0",
+     "EdgeTAM (transformers conversion of facebook/EdgeTAM)"),
     *[(f"hf/segformer-{v}-ade",
        f"nvidia/segformer-{v}-finetuned-ade-{'640-640' if v == 'b5' else '512-512'}",
        "NVIDIA Source Code License", f"SegFormer-{v.upper()}, ADE20K 150 classes")

@@ -1,0 +1,126 @@
+"""Segment Anything family through transformers: SAM (ViT-B/L/H), SAM-HQ, SAM 2.1, EdgeTAM.
+
+The image encoder runs once per image (``set_image``); each prompt then only runs the prompt
+encoder and the mask decoder on the cached embedding. Prompts (points, box, a previous
+low-resolution mask) are mapped to the model's 1024-pixel frame exactly as the family's
+processor does, and masks come back through the processor's ``post_process_masks``. With
+``multimask`` the decoder's three masks (whole / part / subpart) are returned best predicted
+IoU first; otherwise its single output mask.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from masklab.errors import WeightsError
+from masklab.types import Prompts
+
+SAM_FAMILIES = {
+    # model_type: (model class, processor class)
+    "sam": ("SamModel", "SamProcessor"),
+    "sam_hq": ("SamHQModel", "SamHQProcessor"),
+    "sam2": ("Sam2Model", "Sam2Processor"),
+    "edgetam": ("EdgeTamModel", "Sam2Processor"),
+}
+
+
+def _family(folder) -> str:
+    import json
+    from pathlib import Path
+
+    cfg = Path(folder) / "config.json"
+    if not cfg.is_file():
+        raise WeightsError(f"{folder}: no config.json (not a transformers checkpoint)")
+    kind = json.loads(cfg.read_text()).get("model_type")
+    if kind not in SAM_FAMILIES:
+        raise WeightsError(f"{folder}: model type {kind!r} is not one of "
+                           f"{', '.join(SAM_FAMILIES)}")
+    return kind
+
+
+class SamBackend:
+    """A SAM-family model + processor; ``source``: a weights name or a local folder."""
+
+    def __init__(self, source, device: str = "cpu", name: str = "sam"):
+        try:
+            import transformers
+        except ImportError:
+            raise WeightsError("SAM backends need transformers: pip install 'masklab[hf]'") \
+                from None
+        from masklab.weights import resolve
+
+        folder = resolve(source)
+        self.family = _family(folder)
+        model_cls, proc_cls = (getattr(transformers, n) for n in SAM_FAMILIES[self.family])
+        self.model = model_cls.from_pretrained(str(folder)).to(device).eval()
+        self.processor = proc_cls.from_pretrained(str(folder)) \
+            if (folder / "preprocessor_config.json").is_file() else proc_cls(
+                image_processor=_default_image_processor(self.family))
+        self.device, self.name = device, name
+
+    @torch.no_grad()
+    def set_image(self, image: np.ndarray) -> dict:
+        inputs = self.processor(images=np.ascontiguousarray(image[..., :3]),
+                                return_tensors="pt")
+        pixel_values = inputs["pixel_values"].to(self.device)
+        emb = self.model.get_image_embeddings(pixel_values)
+        state = {"embeddings": emb, "original_sizes": inputs["original_sizes"],
+                 "size": image.shape[:2]}
+        if "reshaped_input_sizes" in inputs:
+            state["reshaped_input_sizes"] = inputs["reshaped_input_sizes"]
+        return state
+
+    def _frame(self, state: dict) -> tuple[float, float]:
+        """Scale factors (x, y) from image pixels to the model's input frame."""
+        h, w = state["size"]
+        if "reshaped_input_sizes" in state:  # SAM: longest side resized to 1024
+            nh, nw = (int(v) for v in state["reshaped_input_sizes"][0])
+        else:  # SAM 2: a square 1024 input
+            nh = nw = int(self.model.config.vision_config.image_size
+                          if hasattr(self.model.config.vision_config, "image_size") else 1024)
+        return nw / w, nh / h
+
+    @torch.no_grad()
+    def predict(self, state: dict, prompts: Prompts, multimask: bool = True, previous=None
+                ) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+        """``(masks (K, H, W) bool, predicted IoU (K,), low-res logits (K, 256, 256))``."""
+        sx, sy = self._frame(state)
+        kw: dict = {"multimask_output": bool(multimask)}
+        emb = state["embeddings"]
+        if isinstance(emb, (tuple, list)) and self.family == "sam_hq":
+            kw["image_embeddings"], kw["intermediate_embeddings"] = emb[0], emb[1]
+        else:
+            kw["image_embeddings"] = emb
+        if len(prompts.points):
+            pts = prompts.points * np.array([sx, sy])
+            kw["input_points"] = torch.tensor(pts, dtype=torch.float32,
+                                              device=self.device)[None, None]
+            kw["input_labels"] = torch.tensor(prompts.point_labels, dtype=torch.int64,
+                                              device=self.device)[None, None]
+        if prompts.box is not None:
+            box = prompts.box * np.array([sx, sy, sx, sy])
+            kw["input_boxes"] = torch.tensor(box, dtype=torch.float32,
+                                             device=self.device)[None, None]
+        if previous is not None:
+            kw["input_masks"] = torch.as_tensor(previous, dtype=torch.float32,
+                                                device=self.device).reshape(1, 1, *previous
+                                                                            .shape[-2:])
+        out = self.model(**kw)
+        logits = out.pred_masks[0, 0]  # (K, 256, 256)
+        scores = out.iou_scores[0, 0].float().cpu().numpy()
+        post = {"original_sizes": state["original_sizes"]}
+        if "reshaped_input_sizes" in state:
+            post["reshaped_input_sizes"] = state["reshaped_input_sizes"]
+        masks = self.processor.post_process_masks(out.pred_masks.cpu(), **post,
+                                                  binarize=True)[0][0].numpy().astype(bool)
+        order = np.argsort(-scores, kind="stable")
+        return masks[order], scores[order], logits[order]
+
+
+def _default_image_processor(family: str):
+    import transformers
+
+    if family in ("sam", "sam_hq"):
+        return transformers.SamImageProcessor()
+    return transformers.Sam2ImageProcessorFast()
