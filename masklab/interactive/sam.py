@@ -55,7 +55,7 @@ class SamBackend:
         model_cls, proc_cls = (getattr(transformers, n) for n in SAM_FAMILIES[self.family])
         self.model = model_cls.from_pretrained(str(folder)).to(device).eval()
         self.processor = proc_cls.from_pretrained(str(folder)) \
-            if (folder / "preprocessor_config.json").is_file() else proc_cls(
+            if _has_processor(folder) else proc_cls(
                 image_processor=_default_image_processor(self.family))
         self.device, self.name = device, name
 
@@ -124,3 +124,12 @@ def _default_image_processor(family: str):
     if family in ("sam", "sam_hq"):
         return transformers.SamImageProcessor()
     return transformers.Sam2ImageProcessorFast()
+
+
+def _has_processor(folder) -> bool:
+    """A saved (image) processor: ``preprocessor_config.json`` or transformers 5's
+    ``processor_config.json``."""
+    from pathlib import Path
+
+    return any((Path(folder) / n).is_file()
+               for n in ("preprocessor_config.json", "processor_config.json"))

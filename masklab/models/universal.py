@@ -273,7 +273,7 @@ def load_universal_model(name_or_path: str | os.PathLike, *,
         # its own thing list, so the processor runs offline without it
         extra = {"class_info_file": None} if family == "oneformer" else {}
         processor = (proc_cls.from_pretrained(str(folder), **extra)
-                     if (folder / "preprocessor_config.json").is_file() else proc_cls())
+                     if _has_processor(folder) else proc_cls())
         tokenizer = None
         if family == "oneformer":
             from transformers import AutoTokenizer
@@ -333,3 +333,12 @@ def is_universal(name_or_path: str | os.PathLike) -> bool:
 
     return any(m.name == str(name_or_path) and m.builder is build_universal
                for m in list_models())
+
+
+def _has_processor(folder) -> bool:
+    """A saved (image) processor: ``preprocessor_config.json`` or transformers 5's
+    ``processor_config.json``."""
+    from pathlib import Path
+
+    return any((Path(folder) / n).is_file()
+               for n in ("preprocessor_config.json", "processor_config.json"))

@@ -1,0 +1,80 @@
+"""SAM through masklab's session against the same tiny network called through transformers."""
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from masklab.interactive import Session  # noqa: E402
+
+
+def _tiny_sam(folder):
+    import transformers as T
+
+    torch.manual_seed(0)
+    vc = T.SamVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=256, patch_size=16, output_channels=32,
+                           global_attn_indexes=[1], mlp_dim=64, window_size=4, num_pos_feats=16)
+    pc = T.SamPromptEncoderConfig(hidden_size=32, image_size=256, patch_size=16,
+                                  mask_input_channels=4)
+    mc = T.SamMaskDecoderConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                mlp_dim=64, iou_head_hidden_dim=32)
+    model = T.SamModel(T.SamConfig(vision_config=vc, prompt_encoder_config=pc,
+                                   mask_decoder_config=mc)).eval()
+    with torch.no_grad():  # masks with some foreground
+        for p in model.mask_decoder.parameters():
+            p.mul_(4.0)
+    proc = T.SamProcessor(image_processor=T.SamImageProcessor(
+        size={"longest_edge": 256}, pad_size={"height": 256, "width": 256}))
+    model.save_pretrained(folder)
+    proc.save_pretrained(folder)
+    return model, proc
+
+
+def _reference(model, proc, img, multimask, **prompts):
+    inputs = proc(images=img, return_tensors="pt", **prompts)
+    with torch.no_grad():
+        out = model(**{k: v for k, v in inputs.items()
+                       if k not in ("original_sizes", "reshaped_input_sizes")},
+                    multimask_output=multimask)
+    masks = proc.post_process_masks(out.pred_masks, inputs["original_sizes"],
+                                    inputs["reshaped_input_sizes"])[0][0].numpy()
+    return masks, out.iou_scores[0, 0].numpy()
+
+
+def test_session_equals_transformers_on_identical_weights(tmp_path):
+    model, proc = _tiny_sam(tmp_path / "sam")
+    img = np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8)
+    s = Session(img, tmp_path / "sam")
+    got = s.predict(points=[[30, 40], [70, 20]], point_labels=[1, 0], multimask=True)
+    ref, scores = _reference(model, proc, img, True, input_points=[[[[30, 40], [70, 20]]]],
+                             input_labels=[[[1, 0]]])
+    order = np.argsort(-scores, kind="stable")
+    assert len(got) == 3 and got.size == (90, 120)
+    np.testing.assert_allclose(got.scores, scores[order], rtol=1e-5, atol=1e-6)
+    assert np.array_equal(got.to_dense(), ref[order])
+    assert got.to_dense().any()
+
+    one = s.predict(box=[10, 15, 80, 70], points=[[40, 40]], multimask=False)
+    ref1, s1 = _reference(model, proc, img, False, input_boxes=[[[10, 15, 80, 70]]],
+                          input_points=[[[[40, 40]]]], input_labels=[[[1]]])
+    assert len(one) == 1 and np.array_equal(one.to_dense(), ref1)
+    np.testing.assert_allclose(one.scores, s1, rtol=1e-5, atol=1e-6)
+    # the embedding is computed once; previous logits can be fed back
+    t = s.embed_seconds
+    again = s.predict(points=[[40, 40]], use_previous=True)
+    assert s.embed_seconds == t and again.size == (90, 120)
+    assert s.last_logits.shape[-2:] == (64, 64)
+
+
+def test_unknown_backend_and_bad_folder(tmp_path):
+    from masklab.errors import InputError, WeightsError
+
+    img = np.zeros((10, 10, 3), np.uint8)
+    with pytest.raises(InputError, match="unknown backend"):
+        Session(img, "nope")
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(WeightsError, match="not one of"):
+        Session(img, tmp_path / "x")
