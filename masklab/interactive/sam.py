@@ -118,6 +118,32 @@ class SamBackend:
         return masks[order], scores[order], logits[order]
 
 
+    @torch.no_grad()
+    def predict_points(self, state: dict, points: np.ndarray, batch: int = 64):
+        """Each point alone as a positive prompt, in batches: yields ``(logits (P, 3, H, W)
+        at image size, predicted IoU (P, 3))`` per batch (SAM's automatic-mask inner loop)."""
+        sx, sy = self._frame(state)
+        emb = state["embeddings"]
+        post = {"original_sizes": state["original_sizes"]}
+        if "reshaped_input_sizes" in state:
+            post["reshaped_input_sizes"] = state["reshaped_input_sizes"]
+        for i in range(0, len(points), batch):
+            pts = points[i:i + batch] * np.array([sx, sy])
+            kw = {"input_points": torch.tensor(pts, dtype=torch.float32,
+                                               device=self.device)[None, :, None],
+                  "input_labels": torch.ones((1, len(pts), 1), dtype=torch.int64,
+                                             device=self.device),
+                  "multimask_output": True}
+            if isinstance(emb, (tuple, list)) and self.family == "sam_hq":
+                kw["image_embeddings"], kw["intermediate_embeddings"] = emb[0], emb[1]
+            else:
+                kw["image_embeddings"] = emb
+            out = self.model(**kw)
+            logits = self.processor.post_process_masks(out.pred_masks.cpu(), **post,
+                                                       binarize=False)[0]
+            yield logits, out.iou_scores[0].float().cpu()
+
+
 def _default_image_processor(family: str):
     import transformers
 
