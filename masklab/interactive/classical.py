@@ -223,7 +223,7 @@ class NormalizedCut(ClassicalBackend):
     name = "ncut"
 
     def __init__(self, n_segments: int = 300, compactness: float = 20.0,
-                 threshold: float = 0.001, **kw):
+                 threshold: float = 0.01, **kw):
         super().__init__(**kw)
         self.n_segments, self.compactness, self.threshold = n_segments, compactness, threshold
 
@@ -234,7 +234,7 @@ class NormalizedCut(ClassicalBackend):
         sp = slic(image, n_segments=self.n_segments, compactness=self.compactness,
                   start_label=0)
         rag = graph.rag_mean_color(image, sp, mode="similarity")
-        regions = graph.cut_normalized(sp, rag, thresh=self.threshold)
+        regions = graph.cut_normalized(sp, rag, thresh=self.threshold, rng=0)
         return {"superpixels": sp, "regions": regions}
 
     def segment(self, state: dict, seeds: Seeds) -> np.ndarray:

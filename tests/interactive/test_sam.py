@@ -6,7 +6,7 @@ import torch
 
 pytest.importorskip("transformers")
 
-from masklab.interactive import Session  # noqa: E402
+from masklab.interactive import Session
 
 
 def _tiny_sam(folder):
