@@ -43,7 +43,7 @@ def _scale_prompts(p: Prompts, f: float) -> Prompts:
     return Prompts(points=p.points * f, point_labels=p.point_labels,
                    box=None if p.box is None else p.box * f, mask=mask,
                    scribbles=[Scribble(s.points * f, max(1.0, s.width * f), s.positive)
-                              for s in p.scribbles], text=p.text)
+                              if s.raster is None else s for s in p.scribbles], text=p.text)
 
 
 class ClassicalBackend(abc.ABC):

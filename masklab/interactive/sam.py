@@ -92,16 +92,23 @@ class SamBackend:
             kw["image_embeddings"], kw["intermediate_embeddings"] = emb[0], emb[1]
         else:
             kw["image_embeddings"] = emb
-        if len(prompts.points):
-            pts = prompts.points * np.array([sx, sy])
+        points, labels = prompts.points, prompts.point_labels
+        for scr in prompts.scribbles:  # SAM takes points: a few along each stroke
+            p = scr.sample_points(5)
+            points = np.vstack([points, p])
+            labels = np.concatenate([labels, np.full(len(p), int(scr.positive))])
+        if len(points):
+            pts = points * np.array([sx, sy])
             kw["input_points"] = torch.tensor(pts, dtype=torch.float32,
                                               device=self.device)[None, None]
-            kw["input_labels"] = torch.tensor(prompts.point_labels, dtype=torch.int64,
+            kw["input_labels"] = torch.tensor(labels, dtype=torch.int64,
                                               device=self.device)[None, None]
         if prompts.box is not None:
             box = prompts.box * np.array([sx, sy, sx, sy])
             kw["input_boxes"] = torch.tensor(box, dtype=torch.float32,
                                              device=self.device)[None, None]
+        if previous is None and prompts.mask is not None:
+            previous = self._mask_prompt(state, prompts.mask)
         if previous is not None:
             kw["input_masks"] = torch.as_tensor(previous, dtype=torch.float32,
                                                 device=self.device).reshape(1, 1, *previous
@@ -117,6 +124,22 @@ class SamBackend:
         order = np.argsort(-scores, kind="stable")
         return masks[order], scores[order], logits[order]
 
+
+    def _mask_prompt(self, state: dict, mask: np.ndarray) -> torch.Tensor:
+        """A user's mask as the decoder's low-res mask input: resized into the model frame
+        (1/4 of the padded input), +-10 logits."""
+        import cv2
+
+        low = 4 * int(getattr(self.model.config.prompt_encoder_config, "image_size", 1024) //
+                      getattr(self.model.config.prompt_encoder_config, "patch_size", 16))
+        sx, sy = self._frame(state)
+        h, w = state["size"]
+        nw, nh = max(1, round(w * sx / 4)), max(1, round(h * sy / 4))
+        small = cv2.resize(np.asarray(mask).astype(np.float32), (nw, nh),
+                           interpolation=cv2.INTER_LINEAR) > 0.5
+        out = np.full((low, low), -10.0, np.float32)
+        out[:min(nh, low), :min(nw, low)] = np.where(small[:low, :low], 10.0, -10.0)
+        return torch.from_numpy(out)
 
     @torch.no_grad()
     def predict_points(self, state: dict, points: np.ndarray, batch: int = 64):

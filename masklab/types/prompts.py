@@ -15,8 +15,15 @@ class Scribble:
     points: np.ndarray
     width: float = 5.0
     positive: bool = True
+    raster: np.ndarray | None = None  # (H, W) bool: a painted stroke instead of a polyline
 
     def __post_init__(self) -> None:
+        if self.raster is not None:
+            self.raster = np.asarray(self.raster).astype(bool)
+            if self.raster.ndim != 2 or not self.raster.any():
+                raise ValueError("a raster scribble must be a non-empty (H, W) map")
+            ys, xs = np.nonzero(self.raster)
+            self.points = np.stack([xs, ys], 1).astype(np.float64)
         pts = np.asarray(self.points, dtype=np.float64).reshape(-1, 2)
         if len(pts) == 0:
             raise ValueError("a scribble needs at least one point")
@@ -24,9 +31,25 @@ class Scribble:
             raise ValueError("scribble width must be positive")
         self.points = pts
 
+    @classmethod
+    def from_raster(cls, painted: np.ndarray, positive: bool = True) -> Scribble:
+        """A scribble painted as pixels (a PNG stroke), not drawn as a polyline."""
+        return cls(np.zeros((0, 2)), 1.0, positive, raster=painted)
+
+    def sample_points(self, n: int = 5) -> np.ndarray:
+        """Up to ``n`` points spread along the stroke (for point-prompt models)."""
+        idx = np.linspace(0, len(self.points) - 1, min(n, len(self.points))).round()
+        return self.points[idx.astype(int)]
+
     def rasterize(self, height: int, width: int) -> np.ndarray:
         """``(H, W)`` bool map of the pixels the brush covers."""
         import cv2
+
+        if self.raster is not None:
+            if self.raster.shape == (height, width):
+                return self.raster
+            return cv2.resize(self.raster.astype(np.uint8), (width, height),
+                              interpolation=cv2.INTER_NEAREST) > 0
 
         canvas = np.zeros((height, width), np.uint8)
         thickness = max(1, round(self.width))

@@ -78,3 +78,23 @@ def test_unknown_backend_and_bad_folder(tmp_path):
     (tmp_path / "x" / "config.json").write_text('{"model_type": "bert"}')
     with pytest.raises(WeightsError, match="not one of"):
         Session(img, tmp_path / "x")
+
+
+def test_scribbles_and_mask_prompts_reach_sam(tmp_path):
+    from masklab.types.prompts import Scribble
+
+    _tiny_sam(tmp_path / "sam")
+    img = np.random.default_rng(1).integers(0, 255, (90, 120, 3), dtype=np.uint8)
+    s = Session(img, tmp_path / "sam")
+    stroke = Scribble([[20, 30], [60, 30]], width=3)
+    a = s.predict(scribbles=[stroke])
+    b = s.predict(points=stroke.sample_points(5))  # what the scribble becomes
+    assert np.array_equal(a.to_dense(), b.to_dense())
+    mask = np.zeros((90, 120), bool)
+    mask[20:60, 30:90] = True
+    with_mask = s.predict(points=[[50, 40]], mask=mask)
+    without = s.predict(points=[[50, 40]])
+    assert with_mask.size == (90, 120)
+    assert not np.allclose(with_mask.scores, without.scores)  # the mask input was used
+    raster = Scribble.from_raster(mask)
+    assert raster.rasterize(90, 120).sum() == mask.sum() and len(raster.sample_points(5)) == 5
