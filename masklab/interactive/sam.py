@@ -66,7 +66,7 @@ class SamBackend:
         pixel_values = inputs["pixel_values"].to(self.device)
         emb = self.model.get_image_embeddings(pixel_values)
         state = {"embeddings": emb, "original_sizes": inputs["original_sizes"],
-                 "size": image.shape[:2]}
+                 "size": image.shape[:2], "input_size": tuple(pixel_values.shape[-2:])}
         if "reshaped_input_sizes" in inputs:
             state["reshaped_input_sizes"] = inputs["reshaped_input_sizes"]
         return state
@@ -76,9 +76,8 @@ class SamBackend:
         h, w = state["size"]
         if "reshaped_input_sizes" in state:  # SAM: longest side resized to 1024
             nh, nw = (int(v) for v in state["reshaped_input_sizes"][0])
-        else:  # SAM 2: a square 1024 input
-            nh = nw = int(self.model.config.vision_config.image_size
-                          if hasattr(self.model.config.vision_config, "image_size") else 1024)
+        else:  # SAM 2, EdgeTAM: the image is resized to the (square) input, no padding
+            nh, nw = state["input_size"]
         return nw / w, nh / h
 
     @torch.no_grad()
@@ -172,7 +171,7 @@ def _default_image_processor(family: str):
 
     if family in ("sam", "sam_hq"):
         return transformers.SamImageProcessor()
-    return transformers.Sam2ImageProcessorFast()
+    return transformers.Sam2ImageProcessor()
 
 
 def _has_processor(folder) -> bool:

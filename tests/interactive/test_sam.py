@@ -98,3 +98,72 @@ def test_scribbles_and_mask_prompts_reach_sam(tmp_path):
     assert not np.allclose(with_mask.scores, without.scores)  # the mask input was used
     raster = Scribble.from_raster(mask)
     assert raster.rasterize(90, 120).sum() == mask.sum() and len(raster.sample_points(5)) == 5
+
+
+def _tiny_family(family, folder):
+    import transformers as T
+
+    torch.manual_seed(0)
+    pc = T.Sam2PromptEncoderConfig(hidden_size=32, image_size=256, patch_size=16)
+    mc = T.Sam2MaskDecoderConfig(hidden_size=32, mlp_dim=64, num_attention_heads=2,
+                                 iou_head_hidden_dim=32)
+    sizes = [[64, 64], [32, 32], [16, 16]]
+    if family == "sam2":
+        bb = T.Sam2HieraDetConfig(hidden_size=16, blocks_per_stage=[1, 1, 2, 1],
+                                  embed_dim_per_stage=[16, 32, 64, 128],
+                                  num_attention_heads_per_stage=[1, 1, 1, 1],
+                                  window_size_per_stage=[4, 4, 4, 4],
+                                  global_attention_blocks=[3], image_size=[256, 256],
+                                  window_positional_embedding_background_size=[4, 4])
+        vc = T.Sam2VisionConfig(backbone_config=bb, backbone_channel_list=[128, 64, 32, 16],
+                                backbone_feature_sizes=sizes, fpn_hidden_size=32)
+        model = T.Sam2Model(T.Sam2Config(vision_config=vc, prompt_encoder_config=pc,
+                                         mask_decoder_config=mc))
+    elif family == "edgetam":
+        pytest.importorskip("timm")
+        bb = T.TimmWrapperConfig(architecture="repvit_m1", model_args={
+            "features_only": True, "in_chans": 3, "out_indices": [0, 1, 2, 3]})
+        vc = T.EdgeTamVisionConfig(backbone_config=bb, backbone_feature_sizes=sizes,
+                                   fpn_hidden_size=32)
+        model = T.EdgeTamModel(T.EdgeTamConfig(vision_config=vc, prompt_encoder_config=pc,
+                                               mask_decoder_config=mc))
+    else:  # sam_hq
+        vc = T.SamHQVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                 image_size=256, patch_size=16, output_channels=32,
+                                 global_attn_indexes=[1], mlp_dim=64, window_size=4,
+                                 num_pos_feats=16)
+        model = T.SamHQModel(T.SamHQConfig(
+            vision_config=vc,
+            prompt_encoder_config=T.SamHQPromptEncoderConfig(
+                hidden_size=32, image_size=256, patch_size=16, mask_input_channels=4),
+            mask_decoder_config=T.SamHQMaskDecoderConfig(
+                hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_dim=64,
+                iou_head_hidden_dim=32, vit_dim=32)))
+        proc = T.SamHQProcessor(image_processor=T.SamImageProcessor(
+            size={"longest_edge": 256}, pad_size={"height": 256, "width": 256}))
+    if family != "sam_hq":
+        proc = T.Sam2Processor(image_processor=T.Sam2ImageProcessor(
+            size={"height": 256, "width": 256}))
+    model.eval().save_pretrained(folder)
+    proc.save_pretrained(folder)
+    return model, proc
+
+
+@pytest.mark.parametrize("family", ["sam2", "edgetam", "sam_hq"])
+def test_sam2_family_session_equals_transformers(family, tmp_path):
+    model, proc = _tiny_family(family, tmp_path / family)
+    img = np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8)
+    got = Session(img, tmp_path / family).predict(points=[[30, 40], [70, 20]],
+                                                  point_labels=[1, 0], box=[5, 5, 100, 80],
+                                                  multimask=True)
+    inputs = proc(images=img, input_points=[[[[30, 40], [70, 20]]]], input_labels=[[[1, 0]]],
+                  input_boxes=[[[5, 5, 100, 80]]], return_tensors="pt")
+    sizes = {k: inputs.pop(k) for k in ("original_sizes", "reshaped_input_sizes")
+             if k in inputs}
+    with torch.no_grad():
+        out = model(**inputs, multimask_output=True)
+    ref = proc.post_process_masks(out.pred_masks, *sizes.values())[0][0].numpy()
+    scores = out.iou_scores[0, 0].numpy()
+    order = np.argsort(-scores, kind="stable")
+    np.testing.assert_allclose(got.scores, scores[order], rtol=1e-5, atol=1e-6)
+    assert np.array_equal(got.to_dense(), ref[order])
