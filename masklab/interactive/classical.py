@@ -53,7 +53,7 @@ class ClassicalBackend(abc.ABC):
     name = "classical"
     needs_background = False  # add the image border as background when none is given
 
-    def __init__(self, max_side: int | None = 480, click_radius: float = 5.0):
+    def __init__(self, max_side: int | None = 400, click_radius: float = 5.0):
         self.max_side, self.click_radius = max_side, click_radius
 
     def set_image(self, image: np.ndarray):
@@ -98,7 +98,7 @@ class ClassicalBackend(abc.ABC):
 class GrabCut(ClassicalBackend):
     name = "grabcut"
 
-    def __init__(self, iterations: int = 5, **kw):
+    def __init__(self, iterations: int = 3, **kw):
         super().__init__(**kw)
         self.iterations = iterations
 
@@ -190,7 +190,7 @@ class RandomWalker(ClassicalBackend):
     needs_background = True
 
     def __init__(self, beta: float = 130.0, **kw):
-        kw.setdefault("max_side", 320)
+        kw.setdefault("max_side", 256)
         super().__init__(**kw)
         self.beta = beta
 
