@@ -42,7 +42,7 @@ def _family(folder) -> str:
 class SamBackend:
     """A SAM-family model + processor; ``source``: a weights name or a local folder."""
 
-    def __init__(self, source, device: str = "cpu", name: str = "sam"):
+    def __init__(self, source, device: str = "cpu", name: str = "sam", decoder: str = "torch"):
         try:
             import transformers
         except ImportError:
@@ -58,6 +58,11 @@ class SamBackend:
             if _has_processor(folder) else proc_cls(
                 image_processor=_default_image_processor(self.family))
         self.device, self.name = device, name
+        if decoder not in ("torch", "onnx"):
+            raise ValueError(f"decoder must be 'torch' or 'onnx', got {decoder!r}")
+        self.decoder = decoder
+        self._onnx: dict[bool, object] = {}  # multimask -> ONNX Runtime session
+        self._onnx_dir = None
 
     @torch.no_grad()
     def set_image(self, image: np.ndarray) -> dict:
@@ -112,17 +117,61 @@ class SamBackend:
             kw["input_masks"] = torch.as_tensor(previous, dtype=torch.float32,
                                                 device=self.device).reshape(1, 1, *previous
                                                                             .shape[-2:])
-        out = self.model(**kw)
-        logits = out.pred_masks[0, 0]  # (K, 256, 256)
-        scores = out.iou_scores[0, 0].float().cpu().numpy()
+        if self.decoder == "onnx" and set(kw) == {"multimask_output", "image_embeddings",
+                                                  "input_points", "input_labels"}:
+            pred_masks, iou_scores = self._onnx_decode(kw)  # clicks: the fast path
+        else:
+            out = self.model(**kw)
+            pred_masks, iou_scores = out.pred_masks, out.iou_scores
+        logits = pred_masks[0, 0]  # (K, 256, 256)
+        scores = iou_scores[0, 0].float().cpu().numpy()
         post = {"original_sizes": state["original_sizes"]}
         if "reshaped_input_sizes" in state:
             post["reshaped_input_sizes"] = state["reshaped_input_sizes"]
-        masks = self.processor.post_process_masks(out.pred_masks.cpu(), **post,
+        masks = self.processor.post_process_masks(pred_masks.cpu(), **post,
                                                   binarize=True)[0][0].numpy().astype(bool)
         order = np.argsort(-scores, kind="stable")
         return masks[order], scores[order], logits[order]
 
+
+    def _onnx_decode(self, kw: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompt encoder + mask decoder in ONNX Runtime (exported once per backend and
+        multimask setting, any number of points)."""
+        multi = kw["multimask_output"]
+        emb = kw["image_embeddings"]
+        embs = list(emb) if isinstance(emb, (list, tuple)) else [emb]
+        names = [f"embedding_{i}" for i in range(len(embs))]
+        if multi not in self._onnx:
+            import tempfile
+            from pathlib import Path
+
+            try:
+                import onnxruntime as ort
+            except ImportError:
+                raise WeightsError("decoder='onnx' needs onnxruntime: "
+                                   "pip install 'masklab[onnx]'") from None
+            if self._onnx_dir is None:
+                self._onnx_dir = tempfile.TemporaryDirectory(prefix="masklab-sam-")
+            path = Path(self._onnx_dir.name) / f"decoder_{int(multi)}.onnx"
+            wrapper = _Decoder(self.model, multi).eval()
+            import warnings
+
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the tracer's notes on Python-side values
+                torch.onnx.export(wrapper, (kw["input_points"], kw["input_labels"], *embs),
+                                  str(path), input_names=["points", "labels", *names],
+                                  output_names=["pred_masks", "iou_scores"],
+                                  dynamic_axes={"points": {2: "n"}, "labels": {2: "n"}},
+                                  opset_version=17, dynamo=False)
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = torch.get_num_threads()
+            self._onnx[multi] = ort.InferenceSession(str(path), opts,
+                                                     providers=["CPUExecutionProvider"])
+        feed = {"points": kw["input_points"].cpu().numpy(),
+                "labels": kw["input_labels"].cpu().numpy(),
+                **{n: e.cpu().numpy() for n, e in zip(names, embs, strict=True)}}
+        masks, iou = self._onnx[multi].run(None, feed)
+        return torch.from_numpy(masks), torch.from_numpy(iou)
 
     def _mask_prompt(self, state: dict, mask: np.ndarray) -> torch.Tensor:
         """A user's mask as the decoder's low-res mask input: resized into the model frame
@@ -164,6 +213,20 @@ class SamBackend:
             logits = self.processor.post_process_masks(out.pred_masks.cpu(), **post,
                                                        binarize=False)[0]
             yield logits, out.iou_scores[0].float().cpu()
+
+
+class _Decoder(torch.nn.Module):
+    """The promptable part of a SAM-family model with positional inputs, for ONNX export."""
+
+    def __init__(self, model, multimask: bool):
+        super().__init__()
+        self.model, self.multimask = model, multimask
+
+    def forward(self, points, labels, *embeddings):
+        emb = list(embeddings) if len(embeddings) > 1 else embeddings[0]
+        out = self.model(image_embeddings=emb, input_points=points, input_labels=labels,
+                         multimask_output=self.multimask)
+        return out.pred_masks, out.iou_scores
 
 
 def _default_image_processor(family: str):

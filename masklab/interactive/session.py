@@ -53,9 +53,9 @@ def make_backend(backend, *, device: str = "cpu", **options):
     from masklab.interactive.sam import SamBackend
 
     if name in SAM_BACKENDS:
-        return SamBackend(SAM_BACKENDS[name], device=device, name=name)
+        return SamBackend(SAM_BACKENDS[name], device=device, name=name, **options)
     if Path(name).is_dir():
-        return SamBackend(Path(name), device=device, name=Path(name).name)
+        return SamBackend(Path(name), device=device, name=Path(name).name, **options)
     raise InputError(f"unknown backend {name!r}; one of {', '.join(list_backends())} "
                      "or a SAM checkpoint folder")
 

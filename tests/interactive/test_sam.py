@@ -167,3 +167,26 @@ def test_sam2_family_session_equals_transformers(family, tmp_path):
     order = np.argsort(-scores, kind="stable")
     np.testing.assert_allclose(got.scores, scores[order], rtol=1e-5, atol=1e-6)
     assert np.array_equal(got.to_dense(), ref[order])
+
+
+@pytest.mark.parametrize("family", ["sam", "sam2"])
+def test_onnx_decoder_matches_torch(family, tmp_path):
+    pytest.importorskip("onnxruntime")
+    if family == "sam":
+        _tiny_sam(tmp_path / family)
+    else:
+        _tiny_family(family, tmp_path / family)
+    img = np.random.default_rng(2).integers(0, 255, (90, 120, 3), dtype=np.uint8)
+    fast = Session(img, tmp_path / family, decoder="onnx")
+    ref = Session(img, tmp_path / family)
+    for pts, labels, multi in [([[30, 40]], [1], True), ([[30, 40], [70, 20], [90, 60]],
+                                                        [1, 0, 1], False)]:
+        a = fast.predict(points=pts, point_labels=labels, multimask=multi)
+        b = ref.predict(points=pts, point_labels=labels, multimask=multi)
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-3)
+        inter = (a.to_dense() & b.to_dense()).sum()
+        union = (a.to_dense() | b.to_dense()).sum()
+        assert inter / max(union, 1) >= 0.99
+    assert len(fast.backend._onnx) == 2  # one export per multimask setting, any point count
+    with pytest.raises(ValueError, match="decoder"):
+        Session(img, tmp_path / family, decoder="tensorrt")
