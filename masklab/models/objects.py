@@ -211,6 +211,9 @@ def load_object_model(name_or_path: str | os.PathLike, *, weights: str | os.Path
     info = get_info(str(name_or_path))
     if info.task not in OBJECT_TASKS:
         raise InputError(f"model {info.name!r} is a {info.task} model, not an object model")
+    if info.builder.__name__ == "build_universal":
+        raise InputError(f"model {info.name!r} is a transformers universal model: load it with "
+                         "masklab.models.universal.load_universal_model")
     k = num_classes or info.num_classes
     names = class_names
     if names is None and k == info.num_classes:
