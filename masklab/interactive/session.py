@@ -22,7 +22,8 @@ import numpy as np
 from masklab.types import Masks, Prompts
 from masklab.types.prompts import Scribble
 
-SAM_BACKENDS = {  # backend name -> weights source
+SAM_BACKENDS = {  # backend name -> weights source; "sam" is the default SAM-family model
+    "sam": "hf/sam2.1-hiera-tiny",
     "sam-vit-b": "hf/sam-vit-base", "sam-vit-l": "hf/sam-vit-large",
     "sam-vit-h": "hf/sam-vit-huge", "sam-hq-vit-b": "hf/sam-hq-vit-base",
     "sam2.1-tiny": "hf/sam2.1-hiera-tiny", "sam2.1-small": "hf/sam2.1-hiera-small",
