@@ -153,10 +153,11 @@ def demo(ctx, out: Path) -> None:
 def _register() -> None:
     from masklab.cli_eval import eval_group
     from masklab.cli_interactive import everything_cmd, prompt_cmd
+    from masklab.cli_matting import composite_cmd, matte_cmd
     from masklab.cli_tasks import export_group, models_cmd, segment_group, train_group
 
     for cmd in (eval_group, models_cmd, train_group, segment_group, export_group, prompt_cmd,
-                everything_cmd):
+                everything_cmd, matte_cmd, composite_cmd):
         main.add_command(cmd)
 
 

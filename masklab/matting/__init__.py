@@ -1,0 +1,37 @@
+"""Alpha matting: trimaps, alpha solvers, foreground colours, compositing.
+
+    from masklab.matting import matte, trimap_from_mask, composite
+    alpha, fg = matte(image, trimap)                 # closed-form (Levin et al.)
+    out = composite(fg, alpha, (0, 177, 64))         # onto green, no colour bleed
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from masklab.matting.closed_form import closed_form_alpha
+from masklab.matting.composite import background_like, composite, rgba
+from masklab.matting.foreground import estimate_foreground
+from masklab.matting.trimap import split_trimap, trimap_from_mask, trimap_from_scribbles
+
+SOLVERS = ("cf",)
+
+
+def estimate_alpha(image: np.ndarray, trimap: np.ndarray, solver: str = "cf",
+                   **options) -> np.ndarray:
+    """Alpha ``(H, W)`` in [0, 1] from a trimap with the chosen solver."""
+    if solver == "cf":
+        return closed_form_alpha(image, trimap, **options)
+    raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
+
+
+def matte(image: np.ndarray, trimap: np.ndarray, solver: str = "cf",
+          **options) -> tuple[np.ndarray, np.ndarray]:
+    """``(alpha, foreground)``: the alpha and the foreground colours (float, [0, 1])."""
+    alpha = estimate_alpha(image, trimap, solver, **options)
+    return alpha, estimate_foreground(image, alpha)
+
+
+__all__ = ["SOLVERS", "background_like", "closed_form_alpha", "composite", "estimate_alpha",
+           "estimate_foreground", "matte", "rgba", "split_trimap", "trimap_from_mask",
+           "trimap_from_scribbles"]

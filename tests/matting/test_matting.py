@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+
+from masklab.matting import (
+    closed_form_alpha,
+    composite,
+    estimate_foreground,
+    matte,
+    rgba,
+    trimap_from_mask,
+    trimap_from_scribbles,
+)
+from masklab.metrics.matting import sad
+
+F_COLOUR = np.array([0.9, 0.25, 0.1])
+B_COLOUR = np.array([0.1, 0.35, 0.8])
+
+
+def soft_disk(h=80, w=100, r=22, soft=8.0):
+    """An analytic alpha: 1 inside radius r, falling linearly to 0 over ``soft`` pixels."""
+    yy, xx = np.mgrid[:h, :w]
+    d = np.hypot(xx - w / 2, yy - h / 2)
+    return np.clip((r + soft - d) / soft, 0.0, 1.0)
+
+
+def synthetic(h=80, w=100, textured=False, seed=0):
+    alpha = soft_disk(h, w)
+    rng = np.random.default_rng(seed)
+    f = np.broadcast_to(F_COLOUR, (h, w, 3)).copy()
+    b = np.broadcast_to(B_COLOUR, (h, w, 3)).copy()
+    if textured:  # smooth colour variation, still locally near-constant
+        xx = np.mgrid[:h, :w][1]
+        b = b + 0.08 * np.sin(xx / 9.0)[..., None] * rng.uniform(0.5, 1, 3)
+    image = alpha[..., None] * f + (1 - alpha[..., None]) * b
+    return image, alpha, f, b
+
+
+def test_trimaps():
+    m = np.zeros((50, 60), bool)
+    m[10:40, 15:45] = True
+    t = trimap_from_mask(m, band=3)
+    assert t[25, 30] == 255 and t[0, 0] == 0 and t[10, 30] == 128 and t[7, 30] == 128
+    assert t[6, 30] == 0 and t[13, 30] == 255
+    band = (t == 128).sum()
+    assert trimap_from_mask(m, band=6).__eq__(128).sum() > band
+    auto = trimap_from_mask(m)  # proportional: 0.03 * sqrt(900) ~ 1 pixel
+    assert (auto == 128).any()
+    from masklab.types.prompts import Scribble
+
+    s = trimap_from_scribbles((50, 60), [Scribble([[20, 25], [40, 25]], width=3)],
+                              [np.eye(50, 60, dtype=bool)])
+    assert s[25, 30] == 255 and s[0, 0] == 0 and s[45, 5] == 128
+
+
+@pytest.mark.parametrize("textured", [False, True])
+def test_closed_form_recovers_an_analytic_alpha(textured):
+    image, alpha, _, _ = synthetic(textured=textured)
+    tri = trimap_from_mask(alpha > 0.5, band=12)
+    assert ((tri == 128) | (alpha == (tri / 255))).all()  # the soft ramp is all unknown
+    est = closed_form_alpha(image, tri)
+    unknown = tri == 128
+    mean_err = np.abs(est - alpha)[unknown].mean()  # SAD per unknown pixel
+    assert mean_err <= (1e-4 if not textured else 0.01)
+    assert np.abs(est - alpha).max() < (1e-3 if not textured else 0.1)
+    assert sad(est, alpha, trimap=tri) == pytest.approx(np.abs(est - alpha)[unknown].sum()
+                                                         / 1000)
+
+
+def test_foreground_composite_and_rgba():
+    image, alpha, f, b = synthetic()
+    fg = estimate_foreground(image, alpha)
+    where = alpha > 0.05
+    assert np.abs(fg[where] - F_COLOUR).max() < 0.02  # no background bleeding into F
+    out = composite(fg, alpha, (0, 255, 0))
+    expect = alpha[..., None] * fg + (1 - alpha[..., None]) * np.array([0, 1.0, 0])
+    assert np.abs(out.astype(float) - np.round(expect * 255)).max() <= 1
+    # compositing the true F and B reproduces the image exactly (to rounding)
+    same = composite(f, alpha, (b * 255).round().astype(np.uint8))
+    assert np.abs(same.astype(float) - image * 255).max() <= 1.0
+    cut = rgba(fg, alpha)
+    assert cut.shape == (*alpha.shape, 4) and cut[40, 50, 3] == 255 and cut[0, 0, 3] == 0
+    blur = composite(fg, alpha, "blur")
+    assert blur.shape == image.shape
+    a2, f2 = matte((image * 255).round().astype(np.uint8), trimap_from_mask(alpha > 0.5, 12))
+    assert np.abs(a2 - alpha).max() < 0.02 and f2.shape == image.shape
+    with pytest.raises(ValueError, match="solver"):
+        matte(image, trimap_from_mask(alpha > 0.5, 12), solver="magic")
