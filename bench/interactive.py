@@ -134,7 +134,9 @@ def _everything(model, proc, folder, img) -> dict:
     gen = pipeline("mask-generation", model=model, image_processor=proc.image_processor,
                    device="cpu")
     t = time.perf_counter()
-    ref = gen(img, points_per_batch=64)
+    from PIL import Image
+
+    ref = gen(Image.fromarray(img), points_per_batch=64)
     t_tf = time.perf_counter() - t
     return {"model": "sam-vit-b everything 32x32", "embed s (masklab)": t_ours,
             "embed s (transformers)": t_tf, "click ms (masklab)": float(len(ours)),

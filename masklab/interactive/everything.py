@@ -99,19 +99,23 @@ def segment_everything(image: np.ndarray, backend="slic", *, points_per_side: in
         # deeper crop layers use sparser grids (SAM's point_grids scale by 2^layer)
         pts = point_grid(max(1, points_per_side // (2 ** layer))) if layer else grid
         pts = pts * np.array([x1 - x0, y1 - y0])
-        for logits, iou in progress(list(sam.predict_points(state, pts, points_per_batch)),
-                                    desc=f"everything {k + 1}/{len(crops)}", quiet=quiet):
-            logits, iou = logits.flatten(0, 1), iou.flatten()
-            keep = iou >= pred_iou_thresh
-            stab = stability_score(logits, 0.0, stability_offset)
-            keep &= stab >= stability_score_thresh
+        batches = sam.predict_points(state, pts, points_per_batch)
+        for low, iou in progress(batches, total=-(-len(pts) // points_per_batch),
+                                 desc=f"everything {k + 1}/{len(crops)}", quiet=quiet):
+            low, iou = low.flatten(0, 1), iou.flatten()
+            keep = iou >= pred_iou_thresh  # cheap, at low resolution: before upscaling
             if not keep.any():
                 continue
-            m = (logits[keep] > 0).numpy()
+            logits = sam.upscale(state, low[keep])
+            iou = iou[keep]
+            stable = stability_score(logits, 0.0, stability_offset) >= stability_score_thresh
+            if not stable.any():
+                continue
+            m = (logits[stable] > 0).numpy()
             full = np.zeros((len(m), h, w), bool)
             full[:, y0:y1, x0:x1] = m
             all_masks.append(full)
-            all_scores.append(iou[keep].numpy().astype(np.float64))
+            all_scores.append(iou[stable].numpy().astype(np.float64))
     if not all_masks:
         return Masks(np.zeros((0, h, w), bool), scores=np.zeros(0))
     masks = np.concatenate(all_masks)

@@ -190,14 +190,21 @@ class SamBackend:
         return torch.from_numpy(out)
 
     @torch.no_grad()
-    def predict_points(self, state: dict, points: np.ndarray, batch: int = 64):
-        """Each point alone as a positive prompt, in batches: yields ``(logits (P, 3, H, W)
-        at image size, predicted IoU (P, 3))`` per batch (SAM's automatic-mask inner loop)."""
-        sx, sy = self._frame(state)
-        emb = state["embeddings"]
+    def upscale(self, state: dict, low_res: torch.Tensor) -> torch.Tensor:
+        """Low-res mask logits ``(K, h, w)`` → logits at the image's size ``(K, H, W)``,
+        exactly as the family's processor does it."""
         post = {"original_sizes": state["original_sizes"]}
         if "reshaped_input_sizes" in state:
             post["reshaped_input_sizes"] = state["reshaped_input_sizes"]
+        return self.processor.post_process_masks(low_res[None, None].cpu(), **post,
+                                                 binarize=False)[0][0]
+
+    @torch.no_grad()
+    def predict_points(self, state: dict, points: np.ndarray, batch: int = 64):
+        """Each point alone as a positive prompt, in batches: yields ``(low-res logits
+        (P, 3, h, w), predicted IoU (P, 3))`` per batch (SAM's automatic-mask inner loop)."""
+        sx, sy = self._frame(state)
+        emb = state["embeddings"]
         for i in range(0, len(points), batch):
             pts = points[i:i + batch] * np.array([sx, sy])
             kw = {"input_points": torch.tensor(pts, dtype=torch.float32,
@@ -210,9 +217,7 @@ class SamBackend:
             else:
                 kw["image_embeddings"] = emb
             out = self.model(**kw)
-            logits = self.processor.post_process_masks(out.pred_masks.cpu(), **post,
-                                                       binarize=False)[0]
-            yield logits, out.iou_scores[0].float().cpu()
+            yield out.pred_masks[0], out.iou_scores[0].float().cpu()
 
 
 class _Decoder(torch.nn.Module):
