@@ -27,11 +27,9 @@ def _windows(unknown: np.ndarray, radius: int = 1) -> np.ndarray:
     return np.flatnonzero(near)
 
 
-def matting_laplacian(image: np.ndarray, centres: np.ndarray, eps: float = 1e-7,
-                      radius: int = 1) -> sp.csr_matrix:
-    """The matting Laplacian summed over the windows centred at ``centres``; ``image`` float
-    ``(H, W, 3)`` in [0, 1]."""
-    h, w, c = image.shape
+def _window_entries(image: np.ndarray, centres: np.ndarray, eps: float, radius: int):
+    """``(rows, cols, values)`` of the Laplacian entries of the windows at ``centres``."""
+    w, c = image.shape[1:]
     k = 2 * radius + 1
     n = k * k
     dy, dx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
@@ -47,7 +45,16 @@ def matting_laplacian(image: np.ndarray, centres: np.ndarray, eps: float = 1e-7,
     vals = np.eye(n)[None] - vals
     rows = np.repeat(idx, n, axis=1).ravel()
     cols = np.tile(idx, (1, n)).ravel()
-    return sp.csr_matrix((vals.ravel(), (rows, cols)), shape=(h * w, h * w))
+    return rows, cols, vals.ravel()
+
+
+def matting_laplacian(image: np.ndarray, centres: np.ndarray, eps: float = 1e-7,
+                      radius: int = 1) -> sp.csr_matrix:
+    """The matting Laplacian summed over the windows centred at ``centres``; ``image`` float
+    ``(H, W, 3)`` in [0, 1]."""
+    h, w = image.shape[:2]
+    rows, cols, vals = _window_entries(image, centres, eps, radius)
+    return sp.csr_matrix((vals, (rows, cols)), shape=(h * w, h * w))
 
 
 def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, *, eps: float = 1e-7,
@@ -62,12 +69,18 @@ def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, *, eps: float = 1e-
     alpha = fg.astype(np.float64)
     if not unknown.any():
         return alpha
-    centres = _windows(unknown)
-    lap = matting_laplacian(img, centres, eps)
+    rows, cols, vals = _window_entries(img, _windows(unknown), eps, 1)
+    # straight into the unknown-only system: L_uu x = -L_uk alpha_k
     u = np.flatnonzero(unknown.ravel())
-    k = np.flatnonzero(~unknown.ravel())
-    a_uu = lap[u][:, u].tocsc()
-    rhs = -(lap[u][:, k] @ alpha.ravel()[k])
+    where = np.full(unknown.size, -1, np.int64)
+    where[u] = np.arange(len(u))
+    ru, cu = where[rows], where[cols]
+    in_u = ru >= 0
+    both = in_u & (cu >= 0)
+    a_uu = sp.csc_matrix((vals[both], (ru[both], cu[both])), shape=(len(u), len(u)))
+    known = in_u & (cu < 0)
+    rhs = -np.bincount(ru[known], weights=vals[known] * alpha.ravel()[cols[known]],
+                       minlength=len(u))
     sol = _solve(a_uu, rhs, tol)
     out = alpha.ravel().copy()
     out[u] = sol
