@@ -1,5 +1,6 @@
-"""Matting quality and speed: masklab's closed-form solver and foreground estimation against
-pymatting's implementation of the same methods, in one run, on alphamatting.com's training
+"""Matting quality and speed: masklab's closed-form and KNN solvers and foreground estimation
+against
+pymatting's implementations of the same methods, in one run, on alphamatting.com's training
 images (low resolution, ``Trimap1``) from ``../shared/data/matting`` — else on synthetic
 composites with a known alpha.
 
@@ -47,7 +48,7 @@ def _samples(limit: int):
 def main() -> None:
     import pymatting
 
-    from masklab.matting import closed_form_alpha, estimate_foreground
+    from masklab.matting import closed_form_alpha, estimate_foreground, knn_alpha
     from masklab.metrics.matting import mse, sad
 
     ap = argparse.ArgumentParser()
@@ -70,11 +71,20 @@ def main() -> None:
         t = time.perf_counter()
         pymatting.estimate_foreground_ml(image / 255.0, ours)
         f_ref = time.perf_counter() - t
+        t = time.perf_counter()
+        k_ours = knn_alpha(image, tri)
+        tk_ours = time.perf_counter() - t
+        t = time.perf_counter()
+        k_ref = pymatting.estimate_alpha_knn(image / 255.0, tri / 255.0)
+        tk_ref = time.perf_counter() - t
         rows.append({"image": name, "unknown px": int(((tri > 0) & (tri < 255)).sum()),
                      "SAD masklab": sad(ours, gt, tri), "SAD pymatting": sad(ref, gt, tri),
                      "MSE masklab": mse(ours, gt, tri), "MSE pymatting": mse(ref, gt, tri),
                      "max |diff|": float(np.abs(ours - ref).max()),
                      "cf s masklab": t_ours, "cf s pymatting": t_ref,
+                     "knn SAD masklab": sad(k_ours, gt, tri),
+                     "knn SAD pymatting": sad(k_ref, gt, tri),
+                     "knn s masklab": tk_ours, "knn s pymatting": tk_ref,
                      "fg s masklab": f_ours, "fg s pymatting": f_ref})
         print(rows[-1], flush=True)
     total = {k: float(np.sum([r[k] for r in rows])) for k in rows[0] if k != "image"}
@@ -85,6 +95,8 @@ def main() -> None:
                              if DATA.is_dir() else "synthetic", "images": len(rows) - 1,
                              "cf speed ratio (pymatting / masklab)":
                                  total["cf s pymatting"] / total["cf s masklab"],
+                             "knn speed ratio":
+                                 total["knn s pymatting"] / total["knn s masklab"],
                              "fg speed ratio": total["fg s pymatting"] / total["fg s masklab"]})
 
 

@@ -39,7 +39,8 @@ def _colour_or_file(text: str):
               help="X,Y on the object: a GrabCut selection becomes the mask (repeatable).")
 @click.option("--band", type=int, help="Unknown band half-width in pixels (default: 3% of "
               "sqrt(object area)).")
-@click.option("--solver", type=click.Choice(["cf"]), default="cf", show_default=True)
+@click.option("--solver", type=click.Choice(["cf", "knn"]), default="cf", show_default=True,
+              help="cf: closed-form (Levin et al.); knn: KNN matting (Chen et al.).")
 @click.option("--background", "new_background", default="blur", show_default=True,
               help="For composite.jpg: an image, r,g,b, #rrggbb or blur.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)

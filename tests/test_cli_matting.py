@@ -19,7 +19,8 @@ def test_matte_from_trimap_mask_and_point_then_composite(tmp_path):
     comp = read_image(tmp_path / "m" / "composite.jpg")
     assert comp[2, 2, 1] > 200 and comp[2, 2, 0] < 60  # the new green background
     tri = tmp_path / "m" / "trimap.png"
-    again = run("-q", "matte", tmp_path / "a.png", "--trimap", tri, "--out", tmp_path / "t")
+    again = run("-q", "matte", tmp_path / "a.png", "--trimap", tri, "--solver", "knn",
+                "--out", tmp_path / "t")
     assert again.returncode == 0, again.stderr
     pt = run("-q", "matte", tmp_path / "a.png", "--point", "50,40", "--out", tmp_path / "p")
     assert pt.returncode == 0, pt.stderr

@@ -12,9 +12,10 @@ import numpy as np
 from masklab.matting.closed_form import closed_form_alpha
 from masklab.matting.composite import background_like, composite, rgba
 from masklab.matting.foreground import estimate_foreground
+from masklab.matting.knn import knn_alpha
 from masklab.matting.trimap import split_trimap, trimap_from_mask, trimap_from_scribbles
 
-SOLVERS = ("cf",)
+SOLVERS = ("cf", "knn")
 
 
 def estimate_alpha(image: np.ndarray, trimap: np.ndarray, solver: str = "cf",
@@ -22,6 +23,8 @@ def estimate_alpha(image: np.ndarray, trimap: np.ndarray, solver: str = "cf",
     """Alpha ``(H, W)`` in [0, 1] from a trimap with the chosen solver."""
     if solver == "cf":
         return closed_form_alpha(image, trimap, **options)
+    if solver == "knn":
+        return knn_alpha(image, trimap, **options)
     raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
 
 
@@ -33,5 +36,5 @@ def matte(image: np.ndarray, trimap: np.ndarray, solver: str = "cf",
 
 
 __all__ = ["SOLVERS", "background_like", "closed_form_alpha", "composite", "estimate_alpha",
-           "estimate_foreground", "matte", "rgba", "split_trimap", "trimap_from_mask",
+           "estimate_foreground", "knn_alpha", "matte", "rgba", "split_trimap", "trimap_from_mask",
            "trimap_from_scribbles"]

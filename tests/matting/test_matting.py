@@ -5,6 +5,7 @@ from masklab.matting import (
     closed_form_alpha,
     composite,
     estimate_foreground,
+    knn_alpha,
     matte,
     rgba,
     trimap_from_mask,
@@ -85,3 +86,19 @@ def test_foreground_composite_and_rgba():
     assert np.abs(a2 - alpha).max() < 0.02 and f2.shape == image.shape
     with pytest.raises(ValueError, match="solver"):
         matte(image, trimap_from_mask(alpha > 0.5, 12), solver="magic")
+
+
+def test_knn_matting_recovers_an_analytic_alpha():
+    image, alpha, _, _ = synthetic()
+    tri = trimap_from_mask(alpha > 0.5, band=12)
+    est = knn_alpha(image, tri)
+    unknown = tri == 128
+    # KNN's binary affinities diffuse a linear ramp a little (pymatting: 0.066 as well)
+    assert np.abs(est - alpha)[unknown].mean() <= 0.08
+    pymatting = pytest.importorskip("pymatting")
+    ref = pymatting.estimate_alpha_knn(image, tri / 255.0)  # soft constraints, lambda 100
+    assert np.abs(est - ref).max() < 0.01
+    assert (est[tri == 255] == 1).all() and (est[tri == 0] == 0).all()
+    a2, _ = matte(image, tri, solver="knn")
+    assert np.array_equal(a2, est)
+
