@@ -1,13 +1,13 @@
 """Matting quality and speed: masklab's closed-form and KNN solvers and foreground estimation
-against
-pymatting's implementations of the same methods, in one run, on alphamatting.com's training
-images (low resolution, ``Trimap1``) from ``../shared/data/matting`` — else on synthetic
+against pymatting's implementations of the same methods, in one run, on alphamatting.com's
+training images (low resolution, ``Trimap1``) from ``../shared/data/matting`` — else on synthetic
 composites with a known alpha.
 
 Reported per image: SAD (/1000) and MSE over the unknown region against the ground truth for
 both, their maximum difference, and the time of each. Foreground estimation: time of both.
 
     python bench/matting.py [--limit 27]
+    python bench/matting.py --knn --limit 6
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=27)
+    ap.add_argument("--knn", action="store_true",
+                    help="also KNN matting (slow on both sides); writes matting_knn.json")
     args = ap.parse_args()
     rows = []
     warm = np.zeros((8, 8, 3))
@@ -71,33 +73,39 @@ def main() -> None:
         t = time.perf_counter()
         pymatting.estimate_foreground_ml(image / 255.0, ours)
         f_ref = time.perf_counter() - t
-        t = time.perf_counter()
-        k_ours = knn_alpha(image, tri)
-        tk_ours = time.perf_counter() - t
-        t = time.perf_counter()
-        k_ref = pymatting.estimate_alpha_knn(image / 255.0, tri / 255.0)
-        tk_ref = time.perf_counter() - t
+        knn = {}
+        if args.knn:
+            t = time.perf_counter()
+            k_ours = knn_alpha(image, tri)
+            tk_ours = time.perf_counter() - t
+            t = time.perf_counter()
+            k_ref = pymatting.estimate_alpha_knn(image / 255.0, tri / 255.0)
+            tk_ref = time.perf_counter() - t
+            knn = {"knn SAD masklab": sad(k_ours, gt, tri),
+                   "knn SAD pymatting": sad(k_ref, gt, tri),
+                   "knn max |diff|": float(np.abs(k_ours - k_ref).max()),
+                   "knn s masklab": tk_ours, "knn s pymatting": tk_ref}
         rows.append({"image": name, "unknown px": int(((tri > 0) & (tri < 255)).sum()),
                      "SAD masklab": sad(ours, gt, tri), "SAD pymatting": sad(ref, gt, tri),
                      "MSE masklab": mse(ours, gt, tri), "MSE pymatting": mse(ref, gt, tri),
                      "max |diff|": float(np.abs(ours - ref).max()),
-                     "cf s masklab": t_ours, "cf s pymatting": t_ref,
-                     "knn SAD masklab": sad(k_ours, gt, tri),
-                     "knn SAD pymatting": sad(k_ref, gt, tri),
-                     "knn s masklab": tk_ours, "knn s pymatting": tk_ref,
+                     "cf s masklab": t_ours, "cf s pymatting": t_ref, **knn,
                      "fg s masklab": f_ours, "fg s pymatting": f_ref})
         print(rows[-1], flush=True)
     total = {k: float(np.sum([r[k] for r in rows])) for k in rows[0] if k != "image"}
     total["image"] = "all"
-    total["max |diff|"] = float(np.max([r["max |diff|"] for r in rows]))
+    for k in ("max |diff|", "knn max |diff|"):
+        if k in total:
+            total[k] = float(np.max([r[k] for r in rows]))
     rows.append(total)
-    report("matting", rows, {"data": "alphamatting.com training lowres, Trimap1"
-                             if DATA.is_dir() else "synthetic", "images": len(rows) - 1,
-                             "cf speed ratio (pymatting / masklab)":
-                                 total["cf s pymatting"] / total["cf s masklab"],
-                             "knn speed ratio":
-                                 total["knn s pymatting"] / total["knn s masklab"],
-                             "fg speed ratio": total["fg s pymatting"] / total["fg s masklab"]})
+    ratios = {"knn speed ratio": total["knn s pymatting"] / total["knn s masklab"]} \
+        if args.knn else {}
+    meta = {"data": "alphamatting.com training lowres, Trimap1" if DATA.is_dir()
+            else "synthetic", "images": len(rows) - 1,
+            "cf speed ratio (pymatting / masklab)":
+                total["cf s pymatting"] / total["cf s masklab"],
+            "fg speed ratio": total["fg s pymatting"] / total["fg s masklab"], **ratios}
+    report("matting_knn" if args.knn else "matting", rows, meta)
 
 
 if __name__ == "__main__":
