@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from masklab.matting.background import background_matte, plate_difference, trimap_from_plate
 from masklab.matting.closed_form import closed_form_alpha
+from masklab.matting.coarse_to_fine import coarse_to_fine_alpha
 from masklab.matting.composite import background_like, composite, rgba
 from masklab.matting.foreground import estimate_foreground
 from masklab.matting.knn import knn_alpha
@@ -35,6 +37,6 @@ def matte(image: np.ndarray, trimap: np.ndarray, solver: str = "cf",
     return alpha, estimate_foreground(image, alpha)
 
 
-__all__ = ["SOLVERS", "background_like", "closed_form_alpha", "composite", "estimate_alpha",
-           "estimate_foreground", "knn_alpha", "matte", "rgba", "split_trimap", "trimap_from_mask",
-           "trimap_from_scribbles"]
+__all__ = ["SOLVERS", "background_matte", "background_like", "closed_form_alpha", "coarse_to_fine_alpha", "composite", "estimate_alpha",
+           "estimate_foreground", "knn_alpha", "matte", "plate_difference", "rgba", "split_trimap", "trimap_from_mask",
+           "trimap_from_plate", "trimap_from_scribbles"]

@@ -102,3 +102,47 @@ def test_knn_matting_recovers_an_analytic_alpha():
     a2, _ = matte(image, tri, solver="knn")
     assert np.array_equal(a2, est)
 
+
+
+def _plate_scene(h=120, w=160, shift=(1, 0), noise=2 / 255, seed=0):
+    """A textured background, its clean plate shot again with camera jitter and noise, and
+    an analytic soft disk composited over it."""
+    rng = np.random.default_rng(seed)
+    import cv2
+
+    big = cv2.GaussianBlur(rng.uniform(0, 1, (h + 8, w + 8, 3)), (0, 0), 3)
+    big = 0.2 + 0.6 * (big - big.min()) / (big.max() - big.min())
+    dy, dx = shift
+    b_image = big[4:4 + h, 4:4 + w]
+    b_plate = big[4 + dy:4 + dy + h, 4 + dx:4 + dx + w]
+    alpha = soft_disk(h, w, r=30, soft=6.0)
+    f = np.broadcast_to(F_COLOUR, (h, w, 3))
+    image = alpha[..., None] * f + (1 - alpha[..., None]) * b_image
+    image = np.clip(image + rng.normal(0, noise, image.shape), 0, 1)
+    plate = np.clip(b_plate + rng.normal(0, noise, b_plate.shape), 0, 1)
+    return image, plate, alpha
+
+
+@pytest.mark.parametrize("shift", [(0, 0), (1, -1), (3, 2)])
+def test_background_matting_from_a_clean_plate(shift):
+    from masklab.matting import background_matte, trimap_from_plate
+
+    image, plate, alpha = _plate_scene(shift=shift)
+    tri, mask = trimap_from_plate(image, plate)
+    # the trimap never claims a known value that is wrong, and its band holds the soft edge
+    assert (alpha[tri == 255] == 1).all() and (alpha[tri == 0] < 0.02).all()
+    assert (tri[(alpha > 0.05) & (alpha < 0.95)] == 128).mean() > 0.95
+    est, tri2 = background_matte(image, plate)
+    assert (tri2 == tri).all()
+    err = sad(est, alpha, tri)  # /1000 over the unknown band
+    ramp = np.abs(alpha - (alpha > 0.5))[tri == 128].sum() / 1000  # a hard mask's error
+    assert err < 0.35 * ramp, (err, ramp)
+
+
+def test_background_matting_with_no_subject_is_empty():
+    from masklab.matting import background_matte
+
+    _, plate, _ = _plate_scene()
+    again = np.clip(plate + np.random.default_rng(1).normal(0, 2 / 255, plate.shape), 0, 1)
+    alpha, tri = background_matte(again, plate)
+    assert not alpha.any() and (tri == 0).all()
