@@ -35,34 +35,89 @@ def _colour_or_file(text: str):
               help="Trimap PNG (0 background, 255 foreground, else unknown).")
 @click.option("--mask", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="Binary mask PNG; a trimap band is made around its edge.")
+@click.option("--background", "plate", type=click.Path(path_type=Path, dir_okay=False,
+                                                       exists=True),
+              help="Clean plate: the same background shot without the subject.")
 @click.option("--point", "points", multiple=True,
               help="X,Y on the object: a GrabCut selection becomes the mask (repeatable).")
-@click.option("--band", type=int, help="Unknown band half-width in pixels (default: 3% of "
-              "sqrt(object area)).")
-@click.option("--solver", type=click.Choice(["cf", "knn"]), default="cf", show_default=True,
-              help="cf: closed-form (Levin et al.); knn: KNN matting (Chen et al.).")
-@click.option("--background", "new_background", default="blur", show_default=True,
-              help="For composite.jpg: an image, r,g,b, #rrggbb or blur.")
+@click.option("--band", type=int, help="Unknown band half-width in pixels (default: from "
+              "the object size, or from the soft edge's width with --background).")
+@click.option("--solver", type=click.Choice(["cf", "knn", "vitmatte"]), default="cf",
+              show_default=True, help="cf: closed-form (Levin et al.); knn: KNN matting "
+              "(Chen et al.); vitmatte: ViTMatte (learned; weights via --weights).")
+@click.option("--weights", default="hf/vitmatte-small", show_default=True,
+              help="ViTMatte weights: a registry name or a local transformers folder.")
+@click.option("--coarse-to-fine", is_flag=True,
+              help="Solve at low resolution, refine uncertain pixels at full resolution.")
+@click.option("--refine", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+              help="With --coarse-to-fine: fraction of unknown pixels refined.")
+@click.option("--new-background", default="blur", show_default=True,
+              help="For the composite: an image, r,g,b, #rrggbb or blur.")
+@click.option("--smoothing", type=click.FloatRange(0, 0.99), default=0.5, show_default=True,
+              help="Video: temporal smoothing of the plate difference (0 = none).")
+@click.option("--device", default="cpu", show_default=True, help="For --solver vitmatte.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
 @click.pass_context
-def matte_cmd(ctx, image, trimap, mask, points, band, solver, new_background, out) -> None:
-    """Alpha matte of IMAGE: alpha.png, foreground.png (RGBA), trimap.png, composite.jpg."""
+def matte_cmd(ctx, image, trimap, mask, plate, points, band, solver, weights, coarse_to_fine,
+              refine, new_background, smoothing, device, out) -> None:
+    """Alpha matte of IMAGE (or of every frame of a video) and its composite onto a new
+    background. Images: alpha.png, foreground.png (RGBA), trimap.png, composite.jpg.
+    Videos (with --background PLATE): composite.mp4 and alpha.mp4."""
     import numpy as np
 
     from masklab.errors import InputError
     from masklab.io.images import read_image, write_image
-    from masklab.matting import composite, matte, rgba, trimap_from_mask
+    from masklab.io.video import is_video
+    from masklab.matting import (
+        coarse_to_fine_alpha,
+        composite,
+        estimate_alpha,
+        estimate_foreground,
+        rgba,
+        trimap_from_mask,
+        trimap_from_plate,
+    )
 
-    img = read_image(image)
-    given = sum(x is not None and x != () for x in (trimap, mask, points or None))
+    given = sum(x is not None for x in (trimap, mask, plate, points or None))
     if given != 1:
-        raise click.UsageError("give exactly one of --trimap, --mask, --point")
+        raise click.UsageError("give exactly one of --trimap, --mask, --background, --point")
+    options = {"weights": weights, "device": device} if solver == "vitmatte" else {}
+    if coarse_to_fine:
+        options["refine"] = refine
+    new_bg = _colour_or_file(new_background)
+    if is_video(image):
+        from masklab.matting import matte_video
+
+        if plate is None:
+            raise click.UsageError("a video is matted against a clean plate: give "
+                                   "--background PLATE")
+        info = matte_video(image, read_image(plate), out, new_background=new_bg,
+                           solver=solver, coarse_to_fine=coarse_to_fine, smoothing=smoothing,
+                           band=band, quiet=ctx.obj["quiet"], **options)
+        if not ctx.obj["quiet"]:
+            click.echo(f"wrote composite.mp4, alpha.mp4 ({info['frames']} frames) to {out}")
+        return
+    img = read_image(image)
     if trimap is not None:
         tri = read_image(trimap, mode="gray")
+        if tri.shape != img.shape[:2]:
+            raise InputError(f"trimap is {tri.shape[1]}x{tri.shape[0]}, image "
+                             f"{img.shape[1]}x{img.shape[0]}", trimap)
+    elif plate is not None:
+        bg = read_image(plate)
+        if bg.shape != img.shape:
+            raise InputError(f"plate is {bg.shape[1]}x{bg.shape[0]}, image "
+                             f"{img.shape[1]}x{img.shape[0]}", plate)
+        tri, m = trimap_from_plate(img, bg, band=band)
+        if not m.any():
+            raise InputError("does not differ from the image: no subject found", plate)
     else:
         if mask is not None:
             m = read_image(mask, mode="gray") > 127
             src = mask
+            if m.shape != img.shape[:2]:
+                raise InputError(f"mask is {m.shape[1]}x{m.shape[0]}, image "
+                                 f"{img.shape[1]}x{img.shape[0]}", mask)
         else:
             from masklab.interactive import Session
 
@@ -72,14 +127,15 @@ def matte_cmd(ctx, image, trimap, mask, points, band, solver, new_background, ou
         if not m.any():
             raise InputError("the object mask is empty", src)
         tri = trimap_from_mask(m, band)
-    if tri.shape != img.shape[:2]:
-        raise InputError(f"trimap is {tri.shape[1]}x{tri.shape[0]}, image "
-                         f"{img.shape[1]}x{img.shape[0]}", trimap)
-    alpha, fg = matte(img, tri, solver)
+    if coarse_to_fine:
+        alpha = coarse_to_fine_alpha(img, tri, solver=solver, **options)
+    else:
+        alpha = estimate_alpha(img, tri, solver, **options)
+    fg = estimate_foreground(img, alpha)
     write_image(out / "trimap.png", tri)
     write_image(out / "alpha.png", np.round(alpha * 255).astype(np.uint8))
     write_image(out / "foreground.png", rgba(fg, alpha))
-    write_image(out / "composite.jpg", composite(fg, alpha, _colour_or_file(new_background)))
+    write_image(out / "composite.jpg", composite(fg, alpha, new_bg))
     if not ctx.obj["quiet"]:
         click.echo(f"wrote alpha.png, foreground.png, trimap.png, composite.jpg to {out}")
 

@@ -312,6 +312,8 @@ for _name, _repo, _lic, _desc in [
       for v in ("b0", "b1", "b2", "b3", "b4", "b5")],
     ("hf/vitmatte-small", "hustvl/vitmatte-small-composition-1k", "Apache-2.0",
      "ViTMatte-S, Composition-1k"),
+    ("hf/vitmatte-base", "hustvl/vitmatte-base-composition-1k", "Apache-2.0",
+     "ViTMatte-B, Composition-1k"),
     ("hf/mask2former-swin-tiny-coco-panoptic", "facebook/mask2former-swin-tiny-coco-panoptic",
      "Apache-2.0", "Mask2Former Swin-T, COCO panoptic"),
     ("hf/mask2former-swin-large-coco-panoptic",

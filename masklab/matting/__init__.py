@@ -16,17 +16,23 @@ from masklab.matting.composite import background_like, composite, rgba
 from masklab.matting.foreground import estimate_foreground
 from masklab.matting.knn import knn_alpha
 from masklab.matting.trimap import split_trimap, trimap_from_mask, trimap_from_scribbles
+from masklab.matting.video import matte_video
 
-SOLVERS = ("cf", "knn")
+SOLVERS = ("cf", "knn", "vitmatte")
 
 
 def estimate_alpha(image: np.ndarray, trimap: np.ndarray, solver: str = "cf",
                    **options) -> np.ndarray:
-    """Alpha ``(H, W)`` in [0, 1] from a trimap with the chosen solver."""
+    """Alpha ``(H, W)`` in [0, 1] from a trimap with the chosen solver: ``cf``
+    (closed-form), ``knn`` or ``vitmatte`` (options ``weights=``, ``device=``)."""
     if solver == "cf":
         return closed_form_alpha(image, trimap, **options)
     if solver == "knn":
         return knn_alpha(image, trimap, **options)
+    if solver == "vitmatte":
+        from masklab.matting.vitmatte import vitmatte_alpha
+
+        return vitmatte_alpha(image, trimap, **options)
     raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
 
 
@@ -37,6 +43,22 @@ def matte(image: np.ndarray, trimap: np.ndarray, solver: str = "cf",
     return alpha, estimate_foreground(image, alpha)
 
 
-__all__ = ["SOLVERS", "background_matte", "background_like", "closed_form_alpha", "coarse_to_fine_alpha", "composite", "estimate_alpha",
-           "estimate_foreground", "knn_alpha", "matte", "plate_difference", "rgba", "split_trimap", "trimap_from_mask",
-           "trimap_from_plate", "trimap_from_scribbles"]
+__all__ = [
+    "SOLVERS",
+    "background_like",
+    "background_matte",
+    "closed_form_alpha",
+    "coarse_to_fine_alpha",
+    "composite",
+    "estimate_alpha",
+    "estimate_foreground",
+    "knn_alpha",
+    "matte",
+    "matte_video",
+    "plate_difference",
+    "rgba",
+    "split_trimap",
+    "trimap_from_mask",
+    "trimap_from_plate",
+    "trimap_from_scribbles",
+]

@@ -156,9 +156,15 @@ def trimap_from_plate(image: np.ndarray, plate: np.ndarray, *, band: int | None 
     ``band`` pixels outside ``low`` to twice the gap plus ``band`` inside ``mid``, so soft
     edges of any width (hair, motion blur) are left to the solver. ``mask`` is ``mid``.
     """
+    return trimap_from_distance(plate_difference(image, plate, jitter=jitter, align=align),
+                                band=band, threshold=threshold)
+
+
+def trimap_from_distance(d: np.ndarray, *, band: int | None = None,
+                         threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(trimap, mask)`` from a plate-difference map (see ``trimap_from_plate``)."""
     import cv2
 
-    d = plate_difference(image, plate, jitter=jitter, align=align)
     if threshold is None:
         threshold = noise_threshold(d)
     low = mask_from_difference(d, threshold)

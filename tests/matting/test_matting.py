@@ -128,7 +128,7 @@ def test_background_matting_from_a_clean_plate(shift):
     from masklab.matting import background_matte, trimap_from_plate
 
     image, plate, alpha = _plate_scene(shift=shift)
-    tri, mask = trimap_from_plate(image, plate)
+    tri, _ = trimap_from_plate(image, plate)
     # the trimap never claims a known value that is wrong, and its band holds the soft edge
     assert (alpha[tri == 255] == 1).all() and (alpha[tri == 0] < 0.02).all()
     assert (tri[(alpha > 0.05) & (alpha < 0.95)] == 128).mean() > 0.95
@@ -146,3 +146,35 @@ def test_background_matting_with_no_subject_is_empty():
     again = np.clip(plate + np.random.default_rng(1).normal(0, 2 / 255, plate.shape), 0, 1)
     alpha, tri = background_matte(again, plate)
     assert not alpha.any() and (tri == 0).all()
+
+
+def test_video_background_replacement_is_streamed_and_stable(tmp_path):
+    pytest.importorskip("av")
+    from masklab.io.video import VideoWriter, read_video
+    from masklab.matting import matte_video
+
+    h, w = 64, 96
+    _, plate, _ = _plate_scene(h, w, shift=(0, 0))
+    rng = np.random.default_rng(3)
+    frames, alphas = [], []
+    for t in range(6):  # the disk moves right; every frame has fresh noise
+        yy, xx = np.mgrid[:h, :w]
+        alpha = np.clip((18 + 4 - np.hypot(xx - 30 - 4 * t, yy - 32)) / 4, 0, 1)
+        img = alpha[..., None] * F_COLOUR + (1 - alpha[..., None]) * plate
+        frames.append(np.clip(img + rng.normal(0, 2 / 255, img.shape), 0, 1))
+        alphas.append(alpha)
+    src = tmp_path / "in.mp4"
+    with VideoWriter(src, 10, crf=0) as wr:
+        for f in frames:
+            wr.write(np.round(f * 255).astype(np.uint8))
+    info = matte_video(src, np.round(plate * 255).astype(np.uint8), tmp_path / "out",
+                       new_background=(0, 255, 0), smoothing=0.0)
+    assert info["frames"] == 6 and info["fps"] == 10
+    got = [f[..., 0] / 255.0 for f in read_video(tmp_path / "out" / "alpha.mp4")]
+    comp = list(read_video(tmp_path / "out" / "composite.mp4"))
+    assert len(got) == len(comp) == 6 and got[0].shape == (h, w)
+    for a, ref in zip(got, alphas, strict=True):  # lossy H.264 alpha: a loose bound
+        assert np.abs(a - ref).mean() < 0.03
+    # far from the subject the composite shows the new green background
+    assert comp[0][2, w - 3, 1] > 200 and comp[0][2, w - 3, 0] < 60
+    assert not any(p.name.startswith(".") for p in (tmp_path / "out").iterdir())
