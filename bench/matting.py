@@ -3,8 +3,8 @@ against pymatting's implementations of the same methods, in one run, on alphamat
 training images (low resolution, ``Trimap1``) from ``../shared/data/matting`` — else on synthetic
 composites with a known alpha.
 
-Reported per image: SAD (/1000) and MSE over the unknown region against the ground truth for
-both, their maximum difference, and the time of each. Foreground estimation: time of both.
+Reported per image: SAD, MSE, gradient and connectivity errors (the eval engine's, unknown
+region) against the ground truth for both, their maximum difference, and the time of each. Foreground estimation: time of both.
 
     python bench/matting.py [--limit 27]
     python bench/matting.py --knn --limit 6
@@ -49,7 +49,7 @@ def main() -> None:
     import pymatting
 
     from masklab.matting import closed_form_alpha, estimate_foreground, knn_alpha
-    from masklab.metrics.matting import mse, sad
+    from masklab.metrics.matting import connectivity_error, gradient_error, mse, sad
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=27)
@@ -88,6 +88,10 @@ def main() -> None:
         rows.append({"image": name, "unknown px": int(((tri > 0) & (tri < 255)).sum()),
                      "SAD masklab": sad(ours, gt, tri), "SAD pymatting": sad(ref, gt, tri),
                      "MSE masklab": mse(ours, gt, tri), "MSE pymatting": mse(ref, gt, tri),
+                     "Grad masklab": gradient_error(ours, gt, tri),
+                     "Grad pymatting": gradient_error(ref, gt, tri),
+                     "Conn masklab": connectivity_error(ours, gt, tri),
+                     "Conn pymatting": connectivity_error(ref, gt, tri),
                      "max |diff|": float(np.abs(ours - ref).max()),
                      "cf s masklab": t_ours, "cf s pymatting": t_ref, **knn,
                      "fg s masklab": f_ours, "fg s pymatting": f_ref})

@@ -10,7 +10,7 @@ Reported per image and size: SAD (/1000, unknown region) against the upscaled gr
 time for coarse-to-fine (default scale and ``--refine``) and for the full-resolution solve;
 their ratios; the peak memory of the process while only coarse-to-fine has run.
 
-    python bench/matting_c2f.py [--limit 8] [--full-limit-4k 3] [--refine 0.3]
+    python bench/matting_c2f.py [--limit 8] [--full-limit-4k 3] [--refine 0.2]
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=8)
     ap.add_argument("--full-limit-4k", type=int, default=3,
                     help="images that also get the (slow) full-resolution solve at 4K")
-    ap.add_argument("--refine", type=float, default=0.3)
+    ap.add_argument("--refine", type=float, default=0.2)
     args = ap.parse_args()
     samples = list(_samples(args.limit))
     rows = []

@@ -49,7 +49,7 @@ def _colour_or_file(text: str):
               help="ViTMatte weights: a registry name or a local transformers folder.")
 @click.option("--coarse-to-fine", is_flag=True,
               help="Solve at low resolution, refine uncertain pixels at full resolution.")
-@click.option("--refine", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+@click.option("--refine", type=click.FloatRange(0, 1), default=0.2, show_default=True,
               help="With --coarse-to-fine: fraction of unknown pixels refined.")
 @click.option("--new-background", default="blur", show_default=True,
               help="For the composite: an image, r,g,b, #rrggbb or blur.")

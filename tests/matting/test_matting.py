@@ -178,3 +178,46 @@ def test_video_background_replacement_is_streamed_and_stable(tmp_path):
     # far from the subject the composite shows the new green background
     assert comp[0][2, w - 3, 1] > 200 and comp[0][2, w - 3, 0] < 60
     assert not any(p.name.startswith(".") for p in (tmp_path / "out").iterdir())
+
+
+def test_colour_line_residual_is_the_matting_laplacian_applied():
+    from masklab.matting.closed_form import matting_laplacian
+    from masklab.matting.coarse_to_fine import colour_line_residual
+
+    rng = np.random.default_rng(0)
+    img = rng.uniform(0, 1, (12, 15, 3))
+    alpha = rng.uniform(0, 1, (12, 15))
+    h, w = alpha.shape
+    inner = np.zeros((h, w), bool)
+    inner[1:-1, 1:-1] = True
+    lap = matting_laplacian(img, np.flatnonzero(inner), eps=1e-3)
+    ref = np.abs(lap @ alpha.ravel()).reshape(h, w) / 9
+    ours = colour_line_residual(img, alpha, eps=1e-3)
+    # pixels whose nine windows all lie inside the image (the reflected border differs)
+    np.testing.assert_allclose(ours[2:-2, 2:-2], ref[2:-2, 2:-2], atol=2e-4)
+
+
+def test_coarse_to_fine_is_close_to_the_full_resolution_solve():
+    import cv2
+
+    from masklab.matting import coarse_to_fine_alpha
+    from masklab.matting.coarse_to_fine import default_scale, downsample_trimap
+
+    assert default_scale(1080, 1920) == 0.25 and default_scale(2160, 3840) == 0.125
+    assert default_scale(480, 640) == 1.0
+    image, alpha, _, _ = synthetic(80, 100, textured=True)
+    image = cv2.resize(image, (400, 320), interpolation=cv2.INTER_CUBIC)
+    alpha = np.clip(cv2.resize(alpha, (400, 320), interpolation=cv2.INTER_LINEAR), 0, 1)
+    tri = trimap_from_mask(alpha > 0.5, band=40)
+    small = downsample_trimap(tri, (100, 80))
+    assert small.shape == (80, 100) and set(np.unique(small)) == {0, 128, 255}
+    full = closed_form_alpha(image, tri)
+    fast, info = coarse_to_fine_alpha(image, tri, scale=0.25, refine=0.2, return_info=True)
+    assert info["coarse_size"] == (80, 100) and abs(info["refined"] - 0.2) < 0.01
+    assert (fast[tri == 255] == 1).all() and (fast[tri == 0] == 0).all()
+    e_full, e_fast = sad(full, alpha, tri), sad(fast, alpha, tri)
+    assert e_fast <= 1.1 * e_full, (e_fast, e_full)
+    none = coarse_to_fine_alpha(image, tri, scale=0.25, refine=0.0)
+    assert sad(none, alpha, tri) <= 1.2 * e_full
+    with pytest.raises(ValueError, match="refine"):
+        coarse_to_fine_alpha(image, tri, refine=1.5)
