@@ -4,7 +4,8 @@ training images (low resolution, ``Trimap1``) from ``../shared/data/matting`` â€
 composites with a known alpha.
 
 Reported per image: SAD, MSE, gradient and connectivity errors (the eval engine's, unknown
-region) against the ground truth for both, their maximum difference, and the time of each. Foreground estimation: time of both.
+region) against the ground truth for both, their maximum difference, and the time of each.
+Foreground estimation: time of both.
 
     python bench/matting.py [--limit 27]
     python bench/matting.py --knn --limit 6

@@ -52,7 +52,8 @@ def default_scale(h: int, w: int, coarse_side: int = 480) -> float:
 
 
 def coarse_to_fine_alpha(image: np.ndarray, trimap: np.ndarray, *, solver: str = "cf",
-                         scale: float | None = None, refine: float = 0.2, block: int = 160, guided: bool = True, margin: int = 2,
+                         scale: float | None = None, refine: float = 0.2, block: int = 160,
+                         guided: bool = True, margin: int = 2,
                          eps: float = 1e-7, return_info: bool = False, **options):
     """Alpha ``(H, W)`` of ``image`` given ``trimap``, solved coarse-to-fine.
 
@@ -198,7 +199,7 @@ def _guided_coefficients(img: np.ndarray, p: np.ndarray, radius: int, eps: float
     p = p.astype(np.float32)
     mu, mp = box(img), box(p)
     cov_ip = box(img * p[..., None]) - mu * mp[..., None]
-    var = np.empty(img.shape[:2] + (3, 3), np.float32)
+    var = np.empty((*img.shape[:2], 3, 3), np.float32)
     for i in range(3):
         for j in range(i, 3):
             var[..., i, j] = var[..., j, i] = (box(img[..., i] * img[..., j])
