@@ -4,7 +4,8 @@ and the classical backends' latency and NoC on real COCO objects.
 Part 1 (``--sam``): real model dimensions with random weights (SAM ViT-B, SAM 2.1 Hiera-T,
 EdgeTAM with RepViT-M1), a 1024 px-class image (768 x 1024). Per model: the image embedding,
 then the mean latency of 5 clicks (growing point lists), masklab's ``Session.predict`` (PyTorch
-decoder, and ``decoder="onnx"``: ONNX Runtime, exported once per model) vs the
+decoder, ``decoder="onnx"``: ONNX Runtime, exported once per model, and ``precision="bf16"``:
+bfloat16 autocast in the decoder) vs the
 documented transformers usage (processor + ``get_image_embeddings`` once, then processor +
 model with ``image_embeddings`` + ``post_process_masks`` per click). Optionally
 (``--everything``) SAM ViT-B segment-everything with a 32 x 32 grid against transformers'
@@ -79,10 +80,10 @@ def _direct(model, proc, img, clicks):
     return t_embed, statistics.mean(times)
 
 
-def _ours(folder, img, clicks, decoder="torch"):
+def _ours(folder, img, clicks, decoder="torch", precision="fp32"):
     from masklab.interactive import Session
 
-    s = Session(img, folder, decoder=decoder)
+    s = Session(img, folder, decoder=decoder, precision=precision)
     if decoder == "onnx":  # export both decoders first: a one-off per model, not a click
         s.predict(points=clicks[:1], multimask=True)
         s.predict(points=clicks[:2], multimask=False)
@@ -109,12 +110,15 @@ def bench_sam(everything: bool) -> list[dict]:
             proc.save_pretrained(tmp)
             e_ours, c_ours = _ours(tmp, img, clicks)
             _, c_onnx = _ours(tmp, img, clicks, decoder="onnx")
+            _, c_bf16 = _ours(tmp, img, clicks, precision="bf16")
             e_tf, c_tf = _direct(model, proc, img, clicks)
             rows.append({"model": name, "embed s (masklab)": e_ours,
                          "embed s (transformers)": e_tf, "click ms (masklab)": 1000 * c_ours,
                          "click ms (masklab onnx)": 1000 * c_onnx,
+                         "click ms (masklab bf16)": 1000 * c_bf16,
                          "click ms (transformers)": 1000 * c_tf,
-                         "click speed-up": c_tf / c_ours, "onnx speed-up": c_tf / c_onnx})
+                         "click speed-up": c_tf / c_ours, "onnx speed-up": c_tf / c_onnx,
+                         "bf16 speed-up": c_tf / c_bf16})
             print(rows[-1], flush=True)
             if everything and name == "sam-vit-b":
                 rows.append(_everything(model, proc, tmp, img))
@@ -140,9 +144,10 @@ def _everything(model, proc, folder, img) -> dict:
     t_tf = time.perf_counter() - t
     return {"model": "sam-vit-b everything 32x32", "embed s (masklab)": t_ours,
             "embed s (transformers)": t_tf, "click ms (masklab)": float(len(ours)),
-            "click ms (masklab onnx)": float("nan"),
+            "click ms (masklab onnx)": float("nan"), "click ms (masklab bf16)": float("nan"),
             "click ms (transformers)": float(len(ref["masks"])),
-            "click speed-up": t_tf / t_ours, "onnx speed-up": float("nan")}
+            "click speed-up": t_tf / t_ours, "onnx speed-up": float("nan"),
+            "bf16 speed-up": float("nan")}
 
 
 def _photo(size) -> np.ndarray:

@@ -53,10 +53,13 @@ def _painted(path: Path, size: tuple[int, int]):
 @click.option("--backend", default="grabcut", show_default=True, help=_BACKEND_HELP)
 @click.option("--multimask", is_flag=True, help="Three masks for an ambiguous prompt (SAM).")
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
+              show_default=True, help="SAM decoder precision (bf16: CPUs with AVX512-BF16 "
+              "or AMX, GPUs).")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
 @click.pass_context
 def prompt_cmd(ctx, image, points, box, extremes, scribbles, neg_scribbles, mask_file,
-               backend, multimask, device, out) -> None:
+               backend, multimask, device, precision, out) -> None:
     """Segment the object a prompt points at: mask_K.png per mask, overlay.png, masks.json."""
     import numpy as np
 
@@ -90,7 +93,12 @@ def prompt_cmd(ctx, image, points, box, extremes, scribbles, neg_scribbles, mask
                       scribbles=strokes)
     if prompts.is_empty():
         raise click.UsageError("give a prompt: --point, --box, --extreme, --scribble or --mask")
-    session = Session(img, backend, device=device)
+    from masklab.interactive.classical import CLASSICAL
+
+    if precision != "fp32" and backend in CLASSICAL:
+        raise click.UsageError(f"--precision is for SAM backends, not {backend}")
+    session = Session(img, backend, device=device,
+                      **({"precision": precision} if precision != "fp32" else {}))
     masks = session.predict(prompts=prompts, multimask=multimask)
     records = []
     for k, m in enumerate(masks.to_dense()):

@@ -78,3 +78,24 @@ def test_eval_interactive_noc(tmp_path):
     r = json.loads((tmp_path / "noc.json").read_text())
     assert r["samples"] == 1 and 1 <= r["NoC@85"] <= 5 and len(r["mIoU_per_click"]) == 5
     assert "NoC@90" in out.stdout
+
+
+def test_prompt_with_a_bf16_sam_decoder(tmp_path):
+    import pytest
+
+    pytest.importorskip("transformers")
+    from tests.interactive.test_sam import _tiny_family
+
+    _tiny_family("sam2", tmp_path / "sam2")
+    img = np.random.default_rng(3).integers(0, 255, (90, 120, 3), dtype=np.uint8)
+    write_image(tmp_path / "a.png", img)
+    outs = {}
+    for precision in ("fp32", "bf16"):
+        out = run("-q", "prompt", tmp_path / "a.png", "--point", "30,40", "--backend",
+                  tmp_path / "sam2", "--precision", precision, "--out", tmp_path / precision)
+        assert out.returncode == 0, out.stderr
+        outs[precision] = read_image(tmp_path / precision / "mask_0.png", mode="gray") > 127
+    assert iou(outs["fp32"], outs["bf16"]) >= 0.95
+    bad = run("prompt", tmp_path / "a.png", "--point", "30,40", "--precision", "bf16",
+              "--out", tmp_path / "x")
+    assert bad.returncode == 2 and "SAM backends" in bad.stderr

@@ -42,7 +42,8 @@ def _family(folder) -> str:
 class SamBackend:
     """A SAM-family model + processor; ``source``: a weights name or a local folder."""
 
-    def __init__(self, source, device: str = "cpu", name: str = "sam", decoder: str = "torch"):
+    def __init__(self, source, device: str = "cpu", name: str = "sam", decoder: str = "torch",
+                 precision: str = "fp32"):
         try:
             import transformers
         except ImportError:
@@ -61,6 +62,9 @@ class SamBackend:
         if decoder not in ("torch", "onnx"):
             raise ValueError(f"decoder must be 'torch' or 'onnx', got {decoder!r}")
         self.decoder = decoder
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        self.precision = precision
         self._onnx: dict[bool, object] = {}  # multimask -> ONNX Runtime session
         self._onnx_dir = None
 
@@ -121,8 +125,9 @@ class SamBackend:
                                                   "input_points", "input_labels"}:
             pred_masks, iou_scores = self._onnx_decode(kw)  # clicks: the fast path
         else:
-            out = self.model(**kw)
-            pred_masks, iou_scores = out.pred_masks, out.iou_scores
+            with self._autocast():
+                out = self.model(**kw)
+            pred_masks, iou_scores = out.pred_masks.float(), out.iou_scores.float()
         logits = pred_masks[0, 0]  # (K, 256, 256)
         scores = iou_scores[0, 0].float().cpu().numpy()
         post = {"original_sizes": state["original_sizes"]}
@@ -189,6 +194,15 @@ class SamBackend:
         out[:min(nh, low), :min(nw, low)] = np.where(small[:low, :low], 10.0, -10.0)
         return torch.from_numpy(out)
 
+    def _autocast(self):
+        """bfloat16 matrix products in the prompt encoder and mask decoder with
+        ``precision="bf16"`` (CPUs with AVX512-BF16 or AMX, and GPUs); fp32 otherwise."""
+        import contextlib
+
+        if self.precision != "bf16":
+            return contextlib.nullcontext()
+        return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16)
+
     @torch.no_grad()
     def upscale(self, state: dict, low_res: torch.Tensor) -> torch.Tensor:
         """Low-res mask logits ``(K, h, w)`` → logits at the image's size ``(K, H, W)``,
@@ -216,8 +230,9 @@ class SamBackend:
                 kw["image_embeddings"], kw["intermediate_embeddings"] = emb[0], emb[1]
             else:
                 kw["image_embeddings"] = emb
-            out = self.model(**kw)
-            yield out.pred_masks[0], out.iou_scores[0].float().cpu()
+            with self._autocast():
+                out = self.model(**kw)
+            yield out.pred_masks[0].float(), out.iou_scores[0].float().cpu()
 
 
 class _Decoder(torch.nn.Module):

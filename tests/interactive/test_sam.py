@@ -190,3 +190,27 @@ def test_onnx_decoder_matches_torch(family, tmp_path):
     assert len(fast.backend._onnx) == 2  # one export per multimask setting, any point count
     with pytest.raises(ValueError, match="decoder"):
         Session(img, tmp_path / family, decoder="tensorrt")
+
+
+@pytest.mark.parametrize("family", ["sam2", "edgetam"])
+def test_bf16_decoder_agrees_with_fp32(family, tmp_path):
+    # (the tiny SAM v1 of these tests has near-zero logits over most of the image, where 8
+    # bits of mantissa flip pixels; its bf16 path is the same code)
+    _tiny_family(family, tmp_path / family)
+    img = np.random.default_rng(3).integers(0, 255, (90, 120, 3), dtype=np.uint8)
+    fast = Session(img, tmp_path / family, precision="bf16")
+    ref = Session(img, tmp_path / family)
+    for pts, labels, multi in [([[30, 40]], [1], True), ([[30, 40], [70, 20], [90, 60]],
+                                                        [1, 0, 1], False)]:
+        a = fast.predict(points=pts, point_labels=labels, multimask=multi)
+        b = ref.predict(points=pts, point_labels=labels, multimask=multi)
+        assert a.scores.dtype == b.scores.dtype
+        # bf16 keeps 8 bits of mantissa; the tiny SAM's decoder weights are scaled 4x (to
+        # get foreground), which scales the rounding too (real-size decoders: ~0.005)
+        np.testing.assert_allclose(np.sort(a.scores), np.sort(b.scores), atol=0.15)
+        ma, mb = a.to_dense(), b.to_dense()
+        for m in ma:  # the order may swap where predicted IoUs are close
+            ious = [(m & n).sum() / max((m | n).sum(), 1) for n in mb]
+            assert max(ious) >= 0.95
+    with pytest.raises(ValueError, match="precision"):
+        Session(img, tmp_path / family, precision="fp8")
