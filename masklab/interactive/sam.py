@@ -237,6 +237,9 @@ class SamBackend:
             yield out.pred_masks[0].float(), out.iou_scores[0].float().cpu()
 
 
+CACHE_MAX_ELEMENTS = 2 * 64 * 64 * 256  # one prompt's image tokens (64×64, 256 channels) × 2
+
+
 class _CachedLinear(torch.nn.Module):
     """A ``Linear`` that keeps its last input and output: called again with an equal input
     (``torch.equal``, same autocast state) it returns the stored output. The result is exactly
@@ -249,6 +252,8 @@ class _CachedLinear(torch.nn.Module):
         self._out = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.numel() > CACHE_MAX_ELEMENTS:  # batches of point prompts (segment everything):
+            return self.linear(x)  # comparing would cost as much as the product
         state = (torch.is_autocast_enabled(x.device.type), x.shape, x.dtype, x.device)
         if self._key is not None and self._key[0] == state and torch.equal(self._key[1], x):
             return self._out
