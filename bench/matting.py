@@ -46,6 +46,13 @@ def _samples(limit: int):
                trimap_from_mask(alpha > 0.5, 16), alpha)
 
 
+def _timed(fn, *args):
+    """``(fn(*args), seconds)``."""
+    t = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t
+
+
 def main() -> None:
     import pymatting
 
@@ -62,26 +69,14 @@ def main() -> None:
     estimate_foreground(warm, np.zeros((8, 8)))
     pymatting.estimate_foreground_ml(warm, np.zeros((8, 8)))
     for name, image, tri, gt in _samples(args.limit):
-        t = time.perf_counter()
-        ours = closed_form_alpha(image, tri)
-        t_ours = time.perf_counter() - t
-        t = time.perf_counter()
-        ref = pymatting.estimate_alpha_cf(image / 255.0, tri / 255.0)
-        t_ref = time.perf_counter() - t
-        t = time.perf_counter()
-        estimate_foreground(image, ours)
-        f_ours = time.perf_counter() - t
-        t = time.perf_counter()
-        pymatting.estimate_foreground_ml(image / 255.0, ours)
-        f_ref = time.perf_counter() - t
+        ours, t_ours = _timed(closed_form_alpha, image, tri)
+        ref, t_ref = _timed(pymatting.estimate_alpha_cf, image / 255.0, tri / 255.0)
+        _, f_ours = _timed(estimate_foreground, image, ours)
+        _, f_ref = _timed(pymatting.estimate_foreground_ml, image / 255.0, ours)
         knn = {}
         if args.knn:
-            t = time.perf_counter()
-            k_ours = knn_alpha(image, tri)
-            tk_ours = time.perf_counter() - t
-            t = time.perf_counter()
-            k_ref = pymatting.estimate_alpha_knn(image / 255.0, tri / 255.0)
-            tk_ref = time.perf_counter() - t
+            k_ours, tk_ours = _timed(knn_alpha, image, tri)
+            k_ref, tk_ref = _timed(pymatting.estimate_alpha_knn, image / 255.0, tri / 255.0)
             knn = {"knn SAD masklab": sad(k_ours, gt, tri),
                    "knn SAD pymatting": sad(k_ref, gt, tri),
                    "knn max |diff|": float(np.abs(k_ours - k_ref).max()),

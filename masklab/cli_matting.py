@@ -69,7 +69,6 @@ def matte_cmd(ctx, image, trimap, mask, plate, points, band, solver, weights, co
     from masklab.io.images import read_image, write_image
     from masklab.io.video import is_video
     from masklab.matting import (
-        coarse_to_fine_alpha,
         composite,
         estimate_alpha,
         estimate_foreground,
@@ -84,6 +83,7 @@ def matte_cmd(ctx, image, trimap, mask, plate, points, band, solver, weights, co
     options = {"weights": weights, "device": device} if solver == "vitmatte" else {}
     if coarse_to_fine:
         options["refine"] = refine
+
     new_bg = _colour_or_file(new_background)
     if is_video(image):
         from masklab.matting import matte_video
@@ -98,16 +98,18 @@ def matte_cmd(ctx, image, trimap, mask, plate, points, band, solver, weights, co
             click.echo(f"wrote composite.mp4, alpha.mp4 ({info['frames']} frames) to {out}")
         return
     img = read_image(image)
+
+    def same_size(shape, path, what):
+        if tuple(shape[:2]) != img.shape[:2]:
+            raise InputError(f"{what} is {shape[1]}x{shape[0]}, image "
+                             f"{img.shape[1]}x{img.shape[0]}", path)
+
     if trimap is not None:
         tri = read_image(trimap, mode="gray")
-        if tri.shape != img.shape[:2]:
-            raise InputError(f"trimap is {tri.shape[1]}x{tri.shape[0]}, image "
-                             f"{img.shape[1]}x{img.shape[0]}", trimap)
+        same_size(tri.shape, trimap, "trimap")
     elif plate is not None:
         bg = read_image(plate)
-        if bg.shape != img.shape:
-            raise InputError(f"plate is {bg.shape[1]}x{bg.shape[0]}, image "
-                             f"{img.shape[1]}x{img.shape[0]}", plate)
+        same_size(bg.shape, plate, "plate")
         tri, m = trimap_from_plate(img, bg, band=band)
         if not m.any():
             raise InputError("does not differ from the image: no subject found", plate)
@@ -115,9 +117,7 @@ def matte_cmd(ctx, image, trimap, mask, plate, points, band, solver, weights, co
         if mask is not None:
             m = read_image(mask, mode="gray") > 127
             src = mask
-            if m.shape != img.shape[:2]:
-                raise InputError(f"mask is {m.shape[1]}x{m.shape[0]}, image "
-                                 f"{img.shape[1]}x{img.shape[0]}", mask)
+            same_size(m.shape, mask, "mask")
         else:
             from masklab.interactive import Session
 
@@ -127,10 +127,7 @@ def matte_cmd(ctx, image, trimap, mask, plate, points, band, solver, weights, co
         if not m.any():
             raise InputError("the object mask is empty", src)
         tri = trimap_from_mask(m, band)
-    if coarse_to_fine:
-        alpha = coarse_to_fine_alpha(img, tri, solver=solver, **options)
-    else:
-        alpha = estimate_alpha(img, tri, solver, **options)
+    alpha = estimate_alpha(img, tri, solver, coarse_to_fine=coarse_to_fine, **options)
     fg = estimate_foreground(img, alpha)
     write_image(out / "trimap.png", tri)
     write_image(out / "alpha.png", np.round(alpha * 255).astype(np.uint8))

@@ -21,10 +21,14 @@ from masklab.matting.video import matte_video
 SOLVERS = ("cf", "knn", "vitmatte")
 
 
-def estimate_alpha(image: np.ndarray, trimap: np.ndarray, solver: str = "cf",
-                   **options) -> np.ndarray:
+def estimate_alpha(image: np.ndarray, trimap: np.ndarray, solver: str = "cf", *,
+                   coarse_to_fine: bool = False, **options) -> np.ndarray:
     """Alpha ``(H, W)`` in [0, 1] from a trimap with the chosen solver: ``cf``
-    (closed-form), ``knn`` or ``vitmatte`` (options ``weights=``, ``device=``)."""
+    (closed-form), ``knn`` or ``vitmatte`` (options ``weights=``, ``device=``). With
+    ``coarse_to_fine`` the solver runs at low resolution and the uncertain pixels are
+    refined (``coarse_to_fine_alpha``; options ``refine=``, ``scale=``, ...)."""
+    if coarse_to_fine:
+        return coarse_to_fine_alpha(image, trimap, solver=solver, **options)
     if solver == "cf":
         return closed_form_alpha(image, trimap, **options)
     if solver == "knn":

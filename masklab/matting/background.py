@@ -197,12 +197,9 @@ def background_matte(image: np.ndarray, plate: np.ndarray, *, solver: str = "cf"
                      **options) -> tuple[np.ndarray, np.ndarray]:
     """``(alpha, trimap)`` of the subject of ``image`` shot against ``plate``."""
     from masklab.matting import estimate_alpha
-    from masklab.matting.coarse_to_fine import coarse_to_fine_alpha
 
     tri, mask = trimap_from_plate(image, plate, band=band, threshold=threshold, jitter=jitter,
                                   align=align)
     if not mask.any():
         return np.zeros(mask.shape), tri
-    if coarse_to_fine:
-        return coarse_to_fine_alpha(image, tri, solver=solver, **options), tri
-    return estimate_alpha(image, tri, solver, **options), tri
+    return estimate_alpha(image, tri, solver, coarse_to_fine=coarse_to_fine, **options), tri

@@ -85,12 +85,10 @@ def as_float_rgb(image: np.ndarray) -> np.ndarray:
 
 
 def solve_region(img: np.ndarray, unknown: np.ndarray, known: np.ndarray, *,
-                 eps: float = 1e-7, tol: float = 1e-8, x0: np.ndarray | None = None
-                 ) -> np.ndarray:
+                 eps: float = 1e-7, tol: float = 1e-8) -> np.ndarray:
     """Closed-form alpha of the ``unknown`` pixels with every other pixel fixed at ``known``
     (0/1 from a trimap, or any fixed values — coarse-to-fine fixes them at an upsampled coarse
-    solution). ``img`` float ``(H, W, 3)`` in [0, 1]; ``x0``: a starting guess (full image)
-    for the iterative solver."""
+    solution). ``img`` float ``(H, W, 3)`` in [0, 1]."""
     alpha = np.asarray(known, np.float64)
     if not unknown.any():
         return alpha.copy()
@@ -119,14 +117,13 @@ def solve_region(img: np.ndarray, unknown: np.ndarray, known: np.ndarray, *,
     a_uu = a_parts[0]
     for part in a_parts[1:]:
         a_uu = a_uu + part
-    sol = _solve(a_uu, rhs, tol, None if x0 is None else np.asarray(x0).ravel()[u])
+    sol = _solve(a_uu, rhs, tol)
     out = flat_alpha.copy()
     out[u] = sol
     return np.clip(out, 0.0, 1.0).reshape(alpha.shape)
 
 
-def _solve(a: sp.csc_matrix, b: np.ndarray, tol: float, x0: np.ndarray | None = None
-           ) -> np.ndarray:
+def _solve(a: sp.csc_matrix, b: np.ndarray, tol: float) -> np.ndarray:
     """A sparse direct solve (SuperLU, minimum-degree ordering of A + Aᵀ, no pivoting: about
     1 s for 140k unknown pixels) up to ``DIRECT_MAX`` unknowns; incomplete-Cholesky
     preconditioned conjugate gradients beyond, where a factorisation would not fit in
@@ -142,7 +139,7 @@ def _solve(a: sp.csc_matrix, b: np.ndarray, tol: float, x0: np.ndarray | None = 
         return lu.solve(b)
     from masklab.matting.ichol import ichol_cg
 
-    return ichol_cg(a, b, tol=tol, x0=x0)
+    return ichol_cg(a, b, tol=tol)
 
 
 DIRECT_MAX = 400_000

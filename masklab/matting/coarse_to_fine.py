@@ -25,10 +25,12 @@ import numpy as np
 from masklab.matting.closed_form import as_float_rgb, solve_region
 from masklab.matting.trimap import BG, FG, UNKNOWN, split_trimap
 
+KNOWN_COVER = 0.5
+
 
 def downsample_trimap(trimap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A trimap at ``size`` (w, h): a coarse pixel is known only when every full-resolution
-    pixel it covers is known with the same value."""
+    """A trimap at ``size`` (w, h): a coarse pixel is known when at least ``KNOWN_COVER`` of
+    the full-resolution pixels it covers are known with that value."""
     import cv2
 
     fg, bg, _ = split_trimap(trimap)
@@ -38,9 +40,6 @@ def downsample_trimap(trimap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     out[f >= KNOWN_COVER] = FG
     out[b >= KNOWN_COVER] = BG
     return out
-
-
-KNOWN_COVER = 0.5
 
 
 def default_scale(h: int, w: int, coarse_side: int = 480) -> float:

@@ -20,11 +20,10 @@ def knn_alpha(image: np.ndarray, trimap: np.ndarray, *, n_neighbors=(20, 10),
     """Alpha ``(H, W)`` in [0, 1] of ``image`` (uint8 or float RGB) given a trimap."""
     from scipy.spatial import cKDTree
 
+    from masklab.matting.closed_form import as_float_rgb
     from masklab.matting.ichol import ichol_cg
 
-    img = np.asarray(image, np.float64)[..., :3]
-    if img.max() > 1.0:
-        img = img / 255.0
+    img = as_float_rgb(image)
     fg, _, unknown = split_trimap(trimap)
     h, w = unknown.shape
     if img.shape[:2] != (h, w):

@@ -10,6 +10,7 @@ the new background. Only the current frame and the running average are held in m
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -30,7 +31,6 @@ def matte_video(video: str | os.PathLike, plate: np.ndarray, out: str | os.PathL
     from masklab.matting import composite, estimate_alpha, estimate_foreground
     from masklab.matting.background import plate_difference, trimap_from_distance
     from masklab.matting.closed_form import as_float_rgb
-    from masklab.matting.coarse_to_fine import coarse_to_fine_alpha
     from masklab.progress import progress
 
     if not 0.0 <= smoothing < 1.0:
@@ -43,31 +43,22 @@ def matte_video(video: str | os.PathLike, plate: np.ndarray, out: str | os.PathL
     out = Path(out)
     running = None
     n = 0
-    alpha_writer = VideoWriter(out / "alpha.mp4", info["fps"]) if alpha_video else None
-    try:
-        with VideoWriter(out / "composite.mp4", info["fps"]) as comp_writer:
-            for frame in progress(read_video(video), total=info["frames"], unit="frame",
-                                  desc="matting frames", quiet=quiet):
-                d = plate_difference(frame, plate_f, jitter=jitter)
-                running = d if running is None else smoothing * running + (1 - smoothing) * d
-                tri, mask = trimap_from_distance(running, band=band)
-                if not mask.any():
-                    alpha = np.zeros(d.shape)
-                elif coarse_to_fine:
-                    alpha = coarse_to_fine_alpha(frame, tri, solver=solver, **options)
-                else:
-                    alpha = estimate_alpha(frame, tri, solver, **options)
-                fg = estimate_foreground(frame, alpha)
-                comp_writer.write(composite(fg, alpha, new_background))
-                if alpha_writer is not None:
-                    alpha_writer.write(np.round(alpha * 255).astype(np.uint8))
-                n += 1
-    except BaseException:
-        if alpha_writer is not None:
-            alpha_writer.close(ok=False)
-        raise
-    if alpha_writer is not None:
-        alpha_writer.close()
+    with contextlib.ExitStack() as stack:  # both files are kept only if every frame is done
+        comp_writer = stack.enter_context(VideoWriter(out / "composite.mp4", info["fps"]))
+        alpha_writer = stack.enter_context(VideoWriter(out / "alpha.mp4", info["fps"])) \
+            if alpha_video else None
+        for frame in progress(read_video(video), total=info["frames"], unit="frame",
+                              desc="matting frames", quiet=quiet):
+            d = plate_difference(frame, plate_f, jitter=jitter)
+            running = d if running is None else smoothing * running + (1 - smoothing) * d
+            tri, mask = trimap_from_distance(running, band=band)
+            alpha = estimate_alpha(frame, tri, solver, coarse_to_fine=coarse_to_fine,
+                                   **options) if mask.any() else np.zeros(d.shape)
+            fg = estimate_foreground(frame, alpha)
+            comp_writer.write(composite(fg, alpha, new_background))
+            if alpha_writer is not None:
+                alpha_writer.write(np.round(alpha * 255).astype(np.uint8))
+            n += 1
     if n == 0:
         raise InputError("has no frames", video)
     return {"frames": n, "fps": float(info["fps"])}

@@ -169,6 +169,14 @@ def test_sam2_family_session_equals_transformers(family, tmp_path):
     assert np.array_equal(got.to_dense(), ref[order])
 
 
+def _both_sessions(fast, ref):
+    """``(fast, ref)`` predictions for one multimask click, then three single-mask clicks."""
+    for pts, labels, multi in [([[30, 40]], [1], True), ([[30, 40], [70, 20], [90, 60]],
+                                                        [1, 0, 1], False)]:
+        yield (fast.predict(points=pts, point_labels=labels, multimask=multi),
+               ref.predict(points=pts, point_labels=labels, multimask=multi))
+
+
 @pytest.mark.parametrize("family", ["sam", "sam2"])
 def test_onnx_decoder_matches_torch(family, tmp_path):
     pytest.importorskip("onnxruntime")
@@ -178,11 +186,7 @@ def test_onnx_decoder_matches_torch(family, tmp_path):
         _tiny_family(family, tmp_path / family)
     img = np.random.default_rng(2).integers(0, 255, (90, 120, 3), dtype=np.uint8)
     fast = Session(img, tmp_path / family, decoder="onnx")
-    ref = Session(img, tmp_path / family)
-    for pts, labels, multi in [([[30, 40]], [1], True), ([[30, 40], [70, 20], [90, 60]],
-                                                        [1, 0, 1], False)]:
-        a = fast.predict(points=pts, point_labels=labels, multimask=multi)
-        b = ref.predict(points=pts, point_labels=labels, multimask=multi)
+    for a, b in _both_sessions(fast, Session(img, tmp_path / family)):
         np.testing.assert_allclose(a.scores, b.scores, atol=1e-3)
         inter = (a.to_dense() & b.to_dense()).sum()
         union = (a.to_dense() | b.to_dense()).sum()
@@ -199,11 +203,7 @@ def test_bf16_decoder_agrees_with_fp32(family, tmp_path):
     _tiny_family(family, tmp_path / family)
     img = np.random.default_rng(3).integers(0, 255, (90, 120, 3), dtype=np.uint8)
     fast = Session(img, tmp_path / family, precision="bf16")
-    ref = Session(img, tmp_path / family)
-    for pts, labels, multi in [([[30, 40]], [1], True), ([[30, 40], [70, 20], [90, 60]],
-                                                        [1, 0, 1], False)]:
-        a = fast.predict(points=pts, point_labels=labels, multimask=multi)
-        b = ref.predict(points=pts, point_labels=labels, multimask=multi)
+    for a, b in _both_sessions(fast, Session(img, tmp_path / family)):
         assert a.scores.dtype == b.scores.dtype
         # bf16 keeps 8 bits of mantissa; the tiny SAM's decoder weights are scaled 4x (to
         # get foreground), which scales the rounding too (real-size decoders: ~0.005)
