@@ -14,6 +14,8 @@ import numpy as np
 import torch
 
 from masklab.errors import WeightsError
+from masklab.interactive.sam_decoder import FAMILIES as FAST_FAMILIES
+from masklab.interactive.sam_decoder import FastSamDecoder
 from masklab.types import Prompts
 
 SAM_FAMILIES = {
@@ -62,8 +64,9 @@ class SamBackend:
         if decoder not in ("torch", "onnx"):
             raise ValueError(f"decoder must be 'torch' or 'onnx', got {decoder!r}")
         self.decoder = decoder
-        if decoder == "torch":
-            _cache_image_projections(self.model)
+        self._fast = None
+        if decoder == "torch" and self.family in FAST_FAMILIES:
+            self._fast = FastSamDecoder(self.model, self.family)
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
         self.precision = precision
@@ -126,6 +129,12 @@ class SamBackend:
         if self.decoder == "onnx" and set(kw) == {"multimask_output", "image_embeddings",
                                                   "input_points", "input_labels"}:
             pred_masks, iou_scores = self._onnx_decode(kw)  # clicks: the fast path
+        elif self._fast is not None:  # one prompt: the re-composed decoder
+            with self._autocast():
+                pred_masks, iou_scores = self._fast(
+                    state, kw.get("input_points"), kw.get("input_labels"),
+                    kw.get("input_boxes"), kw.get("input_masks"), kw["multimask_output"])
+            pred_masks, iou_scores = pred_masks.float(), iou_scores.float()
         else:
             with self._autocast():
                 out = self.model(**kw)
@@ -235,49 +244,6 @@ class SamBackend:
             with self._autocast():
                 out = self.model(**kw)
             yield out.pred_masks[0].float(), out.iou_scores[0].float().cpu()
-
-
-CACHE_MAX_ELEMENTS = 2 * 64 * 64 * 256  # one prompt's image tokens (64×64, 256 channels) × 2
-
-
-class _CachedLinear(torch.nn.Module):
-    """A ``Linear`` that keeps its last input and output: called again with an equal input
-    (``torch.equal``, same autocast state) it returns the stored output. The result is exactly
-    what the layer would compute; the check costs a comparison instead of a matrix product."""
-
-    def __init__(self, linear: torch.nn.Linear):
-        super().__init__()
-        self.linear = linear
-        self._key = None
-        self._out = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.numel() > CACHE_MAX_ELEMENTS:  # batches of point prompts (segment everything):
-            return self.linear(x)  # comparing would cost as much as the product
-        state = (torch.is_autocast_enabled(x.device.type), x.shape, x.dtype, x.device)
-        if self._key is not None and self._key[0] == state and torch.equal(self._key[1], x):
-            return self._out
-        out = self.linear(x)
-        self._key, self._out = (state, x.detach()), out.detach()
-        return out
-
-
-def _cache_image_projections(model) -> None:
-    """In the decoder's first two-way block the image tokens are the image embedding itself
-    (plus the constant no-mask embedding), so the projections computed from them — keys and
-    values of token→image attention, queries of image→token attention — are the same for
-    every prompt on an image: 3 of the decoder's 10 large matrix products. Cache them."""
-    layers = getattr(getattr(getattr(model, "mask_decoder", None), "transformer", None),
-                     "layers", None)
-    if not layers:
-        return
-    first = layers[0]
-    for attn, names in ((first.cross_attn_token_to_image, ("k_proj", "v_proj")),
-                        (first.cross_attn_image_to_token, ("q_proj",))):
-        for name in names:
-            lin = getattr(attn, name)
-            if isinstance(lin, torch.nn.Linear):
-                setattr(attn, name, _CachedLinear(lin))
 
 
 class _Decoder(torch.nn.Module):

@@ -214,21 +214,3 @@ def test_bf16_decoder_agrees_with_fp32(family, tmp_path):
             assert max(ious) >= 0.95
     with pytest.raises(ValueError, match="precision"):
         Session(img, tmp_path / family, precision="fp8")
-
-
-def test_cached_image_projections_are_exact_and_follow_the_image(tmp_path):
-    from masklab.interactive.sam import _CachedLinear
-
-    _tiny_family("sam2", tmp_path / "sam2")
-    rng = np.random.default_rng(5)
-    img1, img2 = (rng.integers(0, 255, (90, 120, 3), dtype=np.uint8) for _ in range(2))
-    s1 = Session(img1, tmp_path / "sam2")
-    assert sum(isinstance(m, _CachedLinear) for m in s1.backend.model.modules()) == 3
-    a = s1.predict(points=[[30, 40]], multimask=False)
-    a2 = s1.predict(points=[[30, 40]], multimask=False)  # served from the cache
-    s2 = Session(img2, s1.backend)  # the same model, a new image: the cache must not leak
-    b = s2.predict(points=[[30, 40]], multimask=False)
-    fresh = Session(img2, tmp_path / "sam2").predict(points=[[30, 40]], multimask=False)
-    assert np.array_equal(a.to_dense(), a2.to_dense()) and a.scores[0] == a2.scores[0]
-    assert np.array_equal(b.to_dense(), fresh.to_dense()) and b.scores[0] == fresh.scores[0]
-    assert not np.array_equal(a.to_dense(), b.to_dense())
