@@ -3,13 +3,16 @@ and the classical backends' latency and NoC on real COCO objects.
 
 Part 1 (``--sam``): real model dimensions with random weights (SAM ViT-B, SAM 2.1 Hiera-T,
 EdgeTAM with RepViT-M1), a 1024 px-class image (768 x 1024). Per model: the image embedding,
-then the mean latency of 5 clicks (growing point lists), masklab's ``Session.predict`` (PyTorch
-decoder, ``decoder="onnx"``: ONNX Runtime, exported once per model, and ``precision="bf16"``:
-bfloat16 autocast in the decoder) vs the
+then the mean latency of 5 clicks (growing point lists), masklab's ``Session.predict`` (its
+one-prompt decoder on the model's weights, ``masklab/interactive/sam_decoder.py``;
+``decoder="onnx"``: transformers' decoder exported to ONNX Runtime once per model; and
+``precision="bf16"``: bfloat16 autocast in masklab's decoder) vs the
 documented transformers usage (processor + ``get_image_embeddings`` once, then processor +
 model with ``image_embeddings`` + ``post_process_masks`` per click). Optionally
 (``--everything``) SAM ViT-B segment-everything with a 32 x 32 grid against transformers'
-``mask-generation`` pipeline on the same network.
+``mask-generation`` pipeline on the same network. ``logit rel. diff``: the largest difference
+between masklab's and transformers' low-res logits over the 5 clicks, relative to the largest
+logit (fp32, the same weights).
 
 Part 2 (``--classical``): each classical backend at 640 x 480 — mean latency of an
 interaction (after the first, which includes per-image work), and NoC@85/90 with the
@@ -97,6 +100,26 @@ def _ours(folder, img, clicks, decoder="torch", precision="fp32"):
     return s.embed_seconds, statistics.mean(times)
 
 
+def _parity(folder, img, clicks) -> float:
+    """Largest |masklab - transformers| low-res logit over the clicks, relative to the
+    largest |logit| (masklab's one-prompt decoder against the model's own forward)."""
+    from masklab.interactive.sam import SamBackend
+
+    b = SamBackend(folder)
+    state = b.set_image(img)
+    sx, sy = b._frame(state)
+    worst = 0.0
+    for k in range(1, len(clicks) + 1):
+        pts = torch.tensor(np.array(clicks[:k]) * [sx, sy], dtype=torch.float32)[None, None]
+        lab = torch.ones(1, 1, k, dtype=torch.int64)
+        with torch.no_grad():
+            ref = b.model(image_embeddings=state["embeddings"], input_points=pts,
+                          input_labels=lab, multimask_output=k == 1).pred_masks
+            got = b._fast(state, pts, lab, None, None, k == 1)[0]
+        worst = max(worst, float((got - ref).abs().max() / ref.abs().max()))
+    return worst
+
+
 def bench_sam(everything: bool) -> list[dict]:
     rows = []
     rng = np.random.default_rng(0)
@@ -112,13 +135,14 @@ def bench_sam(everything: bool) -> list[dict]:
             _, c_onnx = _ours(tmp, img, clicks, decoder="onnx")
             _, c_bf16 = _ours(tmp, img, clicks, precision="bf16")
             e_tf, c_tf = _direct(model, proc, img, clicks)
+            parity = _parity(tmp, img, clicks)
             rows.append({"model": name, "embed s (masklab)": e_ours,
                          "embed s (transformers)": e_tf, "click ms (masklab)": 1000 * c_ours,
                          "click ms (masklab onnx)": 1000 * c_onnx,
                          "click ms (masklab bf16)": 1000 * c_bf16,
                          "click ms (transformers)": 1000 * c_tf,
                          "click speed-up": c_tf / c_ours, "onnx speed-up": c_tf / c_onnx,
-                         "bf16 speed-up": c_tf / c_bf16})
+                         "bf16 speed-up": c_tf / c_bf16, "logit rel. diff": parity})
             print(rows[-1], flush=True)
             if everything and name == "sam-vit-b":
                 rows.append(_everything(model, proc, tmp, img))
@@ -147,6 +171,7 @@ def _everything(model, proc, folder, img) -> dict:
             "click ms (masklab onnx)": float("nan"), "click ms (masklab bf16)": float("nan"),
             "click ms (transformers)": float(len(ref["masks"])),
             "click speed-up": t_tf / t_ours, "onnx speed-up": float("nan"),
+            "logit rel. diff": float("nan"),
             "bf16 speed-up": float("nan")}
 
 
