@@ -242,8 +242,13 @@ class SamBackend:
             else:
                 kw["image_embeddings"] = emb
             with self._autocast():
-                out = self.model(**kw)
-            yield out.pred_masks[0].float(), out.iou_scores[0].float().cpu()
+                if self._fast is not None:
+                    masks, iou = self._fast(state, kw["input_points"], kw["input_labels"],
+                                            multimask=True)
+                else:
+                    out = self.model(**kw)
+                    masks, iou = out.pred_masks, out.iou_scores
+            yield masks[0].float(), iou[0].float().cpu()
 
 
 class _Decoder(torch.nn.Module):

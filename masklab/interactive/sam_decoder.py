@@ -47,13 +47,15 @@ class _Attn:
         self.scale = (self.dim // self.heads) ** -0.5
 
     def tokens(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Attention for few queries (T, C) over keys/values already projected (N, dim)."""
+        """Attention for few queries (P, T, C) over keys/values already projected: (P, N, dim)
+        per prompt or (N, dim) shared by all prompts."""
         h, d = self.heads, self.dim // self.heads
-        qh = F.linear(q, self.q.weight, self.q.bias).view(-1, h, d).transpose(0, 1)
-        kh = k.view(-1, h, d).permute(1, 2, 0)  # (h, d, N): a strided view, no copy
-        vh = v.view(-1, h, d).transpose(0, 1)  # (h, N, d)
-        p = torch.softmax(torch.bmm(qh * self.scale, kh), dim=-1)
-        out = torch.bmm(p, vh).transpose(0, 1).reshape(q.shape[0], self.dim)
+        n_p, n_t = q.shape[:2]
+        qh = F.linear(q, self.q.weight, self.q.bias).view(n_p, n_t, h, d).transpose(1, 2)
+        kh = k.unflatten(-1, (h, d)).movedim(-3, -1)  # (.., h, d, N): a strided view
+        vh = v.unflatten(-1, (h, d)).transpose(-3, -2)  # (.., h, N, d)
+        p = torch.softmax(torch.matmul(qh * self.scale, kh), dim=-1)  # (P, h, T, N)
+        out = torch.matmul(p, vh).transpose(1, 2).reshape(n_p, n_t, self.dim)
         return F.linear(out, self.o.weight, self.o.bias)
 
     def self_tokens(self, q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -62,11 +64,23 @@ class _Attn:
                            F.linear(v, self.v.weight, self.v.bias))
 
 
-class FastSamDecoder:
-    """Prompt encoder + mask decoder of a SAM-family ``model`` for one prompt at a time.
+def _project(const: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``const + x @ weightᵀ`` for image tokens ``x`` of shape (N, C) or (P, N, C)."""
+    if x.dim() == 2:
+        return torch.addmm(const, x, weight.t())
+    if x.shape[0] == 1:
+        return torch.addmm(const, x[0], weight.t())[None]
+    return torch.baddbmm(const.expand(x.shape[0], *const.shape[-2:]), x,
+                         weight.t().expand(x.shape[0], *weight.t().shape))
 
-    ``__call__(state, points, labels, boxes, masks, multimask)`` returns ``(low-res mask logits
-    (1, 1, K, h, w), predicted IoU (1, 1, K))`` like ``model(...).pred_masks / .iou_scores``.
+
+class FastSamDecoder:
+    """Prompt encoder + mask decoder of a SAM-family ``model`` for one image.
+
+    ``__call__(state, points, labels, boxes, masks, multimask)`` takes the model's prompt
+    tensors for one image (``points`` (1, P, n, 2): P prompts) and returns ``(low-res mask
+    logits (1, P, K, h, w), predicted IoU (1, P, K))`` like ``model(...).pred_masks /
+    .iou_scores``. The first block's image-side work is shared by the P prompts.
     """
 
     def __init__(self, model, family: str):
@@ -167,96 +181,106 @@ class FastSamDecoder:
         out_tokens = [md.iou_token.weight, md.mask_tokens.weight]
         if self.sam2:
             out_tokens.insert(0, md.obj_score_token.weight)
-        tokens = torch.cat(out_tokens + ([sparse[0, 0]] if sparse is not None else []))
+        out_tokens = torch.cat(out_tokens)
+        if sparse is not None:
+            n_p = sparse.shape[1]
+            tokens = torch.cat([out_tokens.expand(n_p, -1, -1), sparse[0]], dim=1)
+        else:
+            tokens = out_tokens[None]
         first = 1 if self.sam2 else 0  # index of the iou token
         image = self._image_side(state, dense if masks is not None else None)
 
         qpe = tokens
-        queries, keys, proj = tokens, image["keys"], image["proj"]
+        queries, keys, proj = tokens, image["keys"], image["proj"]  # keys shared: (N, C)
         for i, layer in enumerate(self.layers):
             if i > 0:
-                proj = torch.addmm(self.block_c[i], keys, self.block_w[i].t())
+                proj = _project(self.block_c[i], keys, self.block_w[i])
             queries, keys = self._block(layer, *self.attns[i], queries, keys, qpe, proj,
                                         skip_pe=i == 0)
-        kv = torch.addmm(self.final_c, keys, self.final_w.t())
+        kv = _project(self.final_c, keys, self.final_w)
         d = self.final.dim
-        queries = self.ln_final(queries + self.final.tokens(queries + qpe, kv[:, :d],
-                                                            kv[:, d:]))
+        queries = self.ln_final(queries + self.final.tokens(queries + qpe, kv[..., :d],
+                                                            kv[..., d:]))
 
-        iou = md.iou_prediction_head(queries[first])
-        mask_tokens = queries[first + 1:first + 1 + self.num_mask_tokens]
+        iou = md.iou_prediction_head(queries[:, first])  # (P, K_all)
+        mask_tokens = queries[:, first + 1:first + 1 + self.num_mask_tokens]
         if multimask:
             sel = list(range(1, self.num_mask_tokens))
         elif self.sam2 and md.dynamic_multimask_via_stability:
             sel = list(range(self.num_mask_tokens))  # token 0 may fall back to 1..3
         else:
             sel = [0]
-        hyper = torch.stack([md.output_hypernetworks_mlps[j](mask_tokens[j]) for j in sel])
-        logits = self._masks(keys, image, hyper)  # (K, 4h, 4w)
-        iou = iou[sel]
+        hyper = torch.stack([md.output_hypernetworks_mlps[j](mask_tokens[:, j]) for j in sel],
+                            dim=1)  # (P, K, C2)
+        logits = self._masks(keys, image, hyper)  # (P, K, 4h, 4w)
+        iou = iou[:, sel]
         if not multimask and len(sel) > 1:
             logits, iou = self._dynamic(logits, iou)
-        return logits[None, None], iou[None, None]
+        return logits[None], iou[None]
 
     @staticmethod
     def _block(layer, sa, t2i, i2t, queries, keys, qpe, proj, skip_pe: bool):
-        """One two-way block; ``proj``: the image tokens' [k | q | v] projections."""
+        """One two-way block on tokens (P, T, C) and image tokens (N, C) shared or (P, N, C);
+        ``proj``: the image tokens' [k | q | v] projections."""
         if skip_pe:
             queries = sa.self_tokens(queries, queries)
         else:
             queries = queries + sa.self_tokens(queries + qpe, queries)
         queries = layer.layer_norm1(queries)
         d = t2i.dim
-        queries = layer.layer_norm2(queries + t2i.tokens(queries + qpe, proj[:, :d],
-                                                          proj[:, 2 * d:]))
+        queries = layer.layer_norm2(queries + t2i.tokens(queries + qpe, proj[..., :d],
+                                                          proj[..., 2 * d:]))
         queries = layer.layer_norm3(queries + layer.mlp(queries))
         # image -> token: every image token attends to the few tokens
         h, dh = i2t.heads, i2t.dim // i2t.heads
-        k = F.linear(queries + qpe, i2t.k.weight, i2t.k.bias)  # (T, dim)
+        n_p, n_tok = queries.shape[:2]
+        k = F.linear(queries + qpe, i2t.k.weight, i2t.k.bias)  # (P, T, dim)
         v = F.linear(queries, i2t.v.weight, i2t.v.bias)
-        n_tok = queries.shape[0]
-        qi = proj[:, d:2 * d].view(-1, h, dh).permute(1, 2, 0)  # (h, dh, N), strided
-        kh = (k * i2t.scale).view(n_tok, h, dh).transpose(0, 1)  # (h, T, dh)
-        # scores as (h, T, N): the softmax over T then runs along a non-minor axis, which
+        qi = proj[..., d:2 * d].unflatten(-1, (h, dh)).movedim(-3, -1)  # (.., h, dh, N)
+        kh = (k * i2t.scale).view(n_p, n_tok, h, dh).transpose(1, 2)  # (P, h, T, dh)
+        # scores as (P, h, T, N): the softmax over T then runs along a non-minor axis, which
         # is ~10x faster than over a minor axis of length T
-        p = torch.softmax(torch.bmm(kh, qi), dim=1).view(h * n_tok, -1)  # (h*T, N)
+        p = torch.softmax(torch.matmul(kh, qi), dim=2).view(n_p, h * n_tok, -1)  # (P, hT, N)
         # (p_h v_h) W_o,hᵀ summed over heads = pᵀ (v_h W_o,hᵀ stacked); the bias shared out
         wo = i2t.o.weight.view(-1, h, dh)  # (C, h, dh)
-        vw = torch.einsum("thd,chd->htc", v.view(n_tok, h, dh), wo) + i2t.o.bias / h
-        keys = layer.layer_norm4(torch.addmm(keys, p.t(), vw.reshape(h * n_tok, -1)))
-        return queries, keys
+        vw = torch.einsum("pthd,chd->phtc", v.view(n_p, n_tok, h, dh), wo) + i2t.o.bias / h
+        vw = vw.reshape(n_p, h * n_tok, -1)
+        if keys.dim() == 2 and n_p == 1:
+            keys = torch.addmm(keys, p[0].t(), vw[0])[None]
+        else:
+            keys = torch.baddbmm(keys.expand(n_p, *keys.shape[-2:]), p.transpose(1, 2), vw)
+        return queries, layer.layer_norm4(keys)
 
     def _masks(self, keys, image, hyper) -> torch.Tensor:
-        """Upscale the image tokens (two 2×2 transposed convolutions, in blocked order) and
-        take each mask token's product with them: logits (K, 4h, 4w)."""
+        """Upscale the image tokens (P, N, C) (two 2×2 transposed convolutions, in blocked
+        order) and take each mask token's product with them: logits (P, K, 4h, 4w)."""
         md = self.md
         ln = md.upscale_layer_norm
-        if self.sam2:
-            up = torch.addmm(image["s1"], keys, self.up1_w.t())
-        else:
-            up = torch.addmm(self.up1_b, keys, self.up1_w.t())
-        up = up.view(-1, self.c1)
-        up = md.activation(F.layer_norm(up, (self.c1,), ln.weight, ln.bias, ln.eps))
-        if self.sam2:
-            up = torch.addmm(image["s0"], up, self.up2_w.t())
-        else:
-            up = torch.addmm(self.up2_b, up, self.up2_w.t())
-        up = md.activation(up).view(-1, self.c2)
-        m = up @ hyper.t()  # (h*w*16, K), blocked
+        n_p = keys.shape[0]
+        c1 = image["s1"] if self.sam2 else self.up1_b.expand(keys.shape[1], -1)
+        up = _project(c1, keys, self.up1_w)
+        up = F.layer_norm(up.reshape(-1, self.c1), (self.c1,), ln.weight, ln.bias, ln.eps)
+        up = md.activation(up).view(n_p, -1, self.c1)  # (P, 4N, C1)
+        c2 = image["s0"] if self.sam2 else self.up2_b.expand(up.shape[1], -1)
+        up = _project(c2, up, self.up2_w)
+        up = md.activation(up).view(n_p, -1, self.c2)  # (P, 16N, C2)
+        m = torch.bmm(up, hyper.transpose(1, 2))  # (P, 16N, K), blocked
         h, w = self.grid
-        k = hyper.shape[0]
-        m = m.view(h, w, 2, 2, 2, 2, k).permute(6, 0, 2, 4, 1, 3, 5)
-        return m.reshape(k, 4 * h, 4 * w)
+        k = hyper.shape[1]
+        m = m.view(n_p, h, w, 2, 2, 2, 2, k).permute(0, 7, 1, 3, 5, 2, 4, 6)
+        return m.reshape(n_p, k, 4 * h, 4 * w)
 
     def _dynamic(self, logits, iou):
-        """SAM 2's single-mask output: token 0's mask unless its stability score is below
-        the threshold, then the multimask output with the best predicted IoU."""
+        """SAM 2's single-mask output: per prompt, token 0's mask unless its stability score
+        is below the threshold, then the multimask output with the best predicted IoU."""
         md = self.md
         delta = md.dynamic_multimask_stability_delta
-        flat = logits[0].flatten()
-        inter, union = (flat > delta).sum().float(), (flat > -delta).sum().float()
-        stability = inter / union if union > 0 else torch.ones(())
-        if stability >= md.dynamic_multimask_stability_thresh:
-            return logits[:1], iou[:1]
-        best = 1 + int(torch.argmax(iou[1:]))
-        return logits[best:best + 1], iou[best:best + 1]
+        flat = logits[:, 0].flatten(1)
+        inter = (flat > delta).sum(-1).float()
+        union = (flat > -delta).sum(-1).float()
+        stable = torch.where(union > 0, inter / union.clamp(min=1), 1.0) \
+            >= md.dynamic_multimask_stability_thresh  # (P,)
+        best = 1 + torch.argmax(iou[:, 1:], dim=-1)  # (P,)
+        pick = torch.where(stable, torch.zeros_like(best), best)
+        rows = torch.arange(len(pick))
+        return logits[rows, pick][:, None], iou[rows, pick][:, None]

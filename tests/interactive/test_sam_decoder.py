@@ -120,3 +120,49 @@ def test_sam_hq_keeps_the_transformers_decoder(tmp_path):
     assert SamBackend(tmp_path / "hq")._fast is None
     with pytest.raises(ValueError, match="no fast decoder"):
         FastSamDecoder(SamBackend(tmp_path / "hq").model, "sam_hq")
+
+
+@pytest.mark.parametrize("family", ["sam", "sam2"])
+def test_batches_of_prompts_equal_transformers(family, tmp_path):
+    """Segment everything's inner loop: P prompts at once, the first block shared."""
+    b = _backend(family, tmp_path / family)
+    state = b.set_image(np.random.default_rng(2).integers(0, 255, (90, 120, 3), np.uint8))
+    pts = torch.tensor(np.random.default_rng(3).uniform(0, 250, (1, 7, 2, 2)),
+                       dtype=torch.float32)
+    kw = dict(input_points=pts, input_labels=torch.tensor([[[1, 0]] * 7]))
+    for multimask in (True, False):
+        (ref_m, ref_s), (got_m, got_s) = _both(b, state, kw, multimask)
+        assert got_m.shape == ref_m.shape == (1, 7, 3 if multimask else 1, 64, 64)
+        np.testing.assert_allclose(got_s.numpy(), ref_s.numpy(), atol=1e-5)
+        np.testing.assert_allclose(got_m.numpy(), ref_m.numpy(),
+                                   atol=2e-5 * float(ref_m.abs().max()))
+    # the automatic-mask loop yields the same as the model's own batched forward
+    grid = np.array([[10.0, 10.0], [60.0, 45.0], [110.0, 80.0]])
+    (logits, iou), = list(b.predict_points(state, grid, batch=3))
+    sx, sy = b._frame(state)
+    with torch.no_grad():
+        ref = b.model(image_embeddings=state["embeddings"],
+                      input_points=torch.tensor(grid * [sx, sy], dtype=torch.float32)[None, :,
+                                                                                       None],
+                      input_labels=torch.ones(1, 3, 1, dtype=torch.int64))
+    np.testing.assert_allclose(iou.numpy(), ref.iou_scores[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(logits.numpy(), ref.pred_masks[0].numpy(),
+                               atol=2e-5 * float(ref.pred_masks.abs().max()))
+
+
+def test_stability_fallback_per_prompt_equals_transformers(tmp_path):
+    """SAM 2's single-mask choice, prompt by prompt in one batch, on logits made to be
+    stable (prompt 0: far from zero) and unstable (prompt 1: inside ±delta)."""
+    b = _backend("sam2", tmp_path / "sam2")
+    md = b.model.mask_decoder
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(3, 4, 16, 16, generator=g) * 10
+    logits[1, 0] = 0.5 * md.dynamic_multimask_stability_delta * torch.rand(16, 16, generator=g)
+    logits[2, 0] = -20.0  # empty at both thresholds: stability 1 by definition
+    iou = torch.rand(3, 4, generator=g)
+    got_m, got_s = b._fast._dynamic(logits, iou)
+    ref_m, ref_s = md._dynamic_multimask_via_stability(logits[None], iou[None])
+    assert torch.equal(got_m, ref_m[0]) and torch.equal(got_s, ref_s[0])
+    best = 1 + int(torch.argmax(iou[1, 1:]))
+    assert torch.equal(got_m[0, 0], logits[0, 0]) and torch.equal(got_m[1, 0], logits[1, best])
+    assert torch.equal(got_m[2, 0], logits[2, 0])
