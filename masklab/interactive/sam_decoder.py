@@ -51,17 +51,35 @@ class _Attn:
         per prompt or (N, dim) shared by all prompts."""
         h, d = self.heads, self.dim // self.heads
         n_p, n_t = q.shape[:2]
-        qh = F.linear(q, self.q.weight, self.q.bias).view(n_p, n_t, h, d).transpose(1, 2)
-        kh = k.unflatten(-1, (h, d)).movedim(-3, -1)  # (.., h, d, N): a strided view
-        vh = v.unflatten(-1, (h, d)).transpose(-3, -2)  # (.., h, N, d)
-        p = torch.softmax(torch.matmul(qh * self.scale, kh), dim=-1)  # (P, h, T, N)
-        out = torch.matmul(p, vh).transpose(1, 2).reshape(n_p, n_t, self.dim)
-        return F.linear(out, self.o.weight, self.o.bias)
+        qh = (F.linear(q, self.q.weight, self.q.bias) * self.scale).view(n_p, n_t, h, d) \
+            .transpose(1, 2)  # (P, h, T, d)
+        shared = k.dim() == 2
+        p = torch.softmax(_stack([torch.bmm(qh[i], _heads_t(k if shared else k[i], h))
+                                  for i in range(n_p)]), dim=-1)  # (P, h, T, N)
+        out = _stack([torch.bmm(p[i], _heads(v if shared else v[i], h)) for i in range(n_p)])
+        return F.linear(out.transpose(1, 2).reshape(n_p, n_t, self.dim), self.o.weight,
+                        self.o.bias)
 
     def self_tokens(self, q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Self-attention among the tokens: queries and keys from ``q``, values from ``v``."""
         return self.tokens(q, F.linear(q, self.k.weight, self.k.bias),
                            F.linear(v, self.v.weight, self.v.bias))
+
+
+def _heads_t(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(N, heads*d) → (heads, d, N) as a strided view (matrix products take it as is)."""
+    return x.unflatten(-1, (heads, -1)).permute(1, 2, 0)
+
+
+def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(N, heads*d) → (heads, N, d) as a strided view."""
+    return x.unflatten(-1, (heads, -1)).transpose(0, 1)
+
+
+def _stack(xs: list[torch.Tensor]) -> torch.Tensor:
+    """Per-prompt results (matrix products run per prompt on strided per-head views: a batched
+    product over prompts and heads would first copy the projections into head order)."""
+    return xs[0][None] if len(xs) == 1 else torch.stack(xs)
 
 
 def _project(const: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -236,11 +254,13 @@ class FastSamDecoder:
         n_p, n_tok = queries.shape[:2]
         k = F.linear(queries + qpe, i2t.k.weight, i2t.k.bias)  # (P, T, dim)
         v = F.linear(queries, i2t.v.weight, i2t.v.bias)
-        qi = proj[..., d:2 * d].unflatten(-1, (h, dh)).movedim(-3, -1)  # (.., h, dh, N)
+        qi = proj[..., d:2 * d]  # (N, dim) shared or (P, N, dim)
         kh = (k * i2t.scale).view(n_p, n_tok, h, dh).transpose(1, 2)  # (P, h, T, dh)
         # scores as (P, h, T, N): the softmax over T then runs along a non-minor axis, which
         # is ~10x faster than over a minor axis of length T
-        p = torch.softmax(torch.matmul(kh, qi), dim=2).view(n_p, h * n_tok, -1)  # (P, hT, N)
+        p = _stack([torch.bmm(kh[i], _heads_t(qi if qi.dim() == 2 else qi[i], h))
+                    for i in range(n_p)])
+        p = torch.softmax(p, dim=2).view(n_p, h * n_tok, -1)  # (P, hT, N)
         # (p_h v_h) W_o,hᵀ summed over heads = pᵀ (v_h W_o,hᵀ stacked); the bias shared out
         wo = i2t.o.weight.view(-1, h, dh)  # (C, h, dh)
         vw = torch.einsum("pthd,chd->phtc", v.view(n_p, n_tok, h, dh), wo) + i2t.o.bias / h
