@@ -5,7 +5,9 @@ encoder and the mask decoder on the cached embedding. Prompts (points, box, a pr
 low-resolution mask) are mapped to the model's 1024-pixel frame exactly as the family's
 processor does, and masks come back through the processor's ``post_process_masks``. With
 ``multimask`` the decoder's three masks (whole / part / subpart) are returned best predicted
-IoU first; otherwise its single output mask.
+IoU first; otherwise its single output mask. SAM, SAM 2.1 and EdgeTAM prompts run through
+masklab's composition of the decoder (``sam_decoder.FastSamDecoder``, same weights, same
+function); SAM-HQ and ``decoder="onnx"`` use transformers' decoder.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The SAM-family mask decoder re-composed for one prompt at a time (the interactive case).
+"""The SAM-family mask decoder re-composed for prompts on a fixed image (clicks, and segment
+everything's batches of point prompts).
 
 transformers' decoder is written for batches of prompts: it adds the dense prompt to the image
 embedding, repeats it per prompt, recomputes the image's positional encoding, projects the
@@ -19,10 +20,15 @@ are read, never changed), arranged so that:
 - the two transposed convolutions (2×2, stride 2) are matrix products whose output stays in
   "blocked" order (pixel, sub-pixel row, sub-pixel column, channel): layer norm and GELU act per
   pixel, the high-resolution features are stored in the same order, and only the final
-  (K, 256, 256) masks are put back into image order.
+  (K, 256, 256) masks are put back into image order;
+- a batch of P prompts shares the first block's image side (its image tokens are the same for
+  every prompt); the per-head products run prompt by prompt on strided views, since a product
+  batched over prompts and heads would first copy the projections into head order.
 
-The results equal transformers' up to floating-point reassociation (tests compare the logits).
-Supported: SAM, SAM 2 / 2.1, EdgeTAM (the SAM 2 decoder); SAM-HQ keeps the transformers path.
+The weights are read when the decoder is built (derived matrices are precomputed): build a new
+one after changing the model's weights. The results equal transformers' up to floating-point
+reassociation (tests compare the logits). Supported: SAM, SAM 2 / 2.1, EdgeTAM (the SAM 2
+decoder); SAM-HQ keeps the transformers path.
 """
 
 from __future__ import annotations
@@ -302,5 +308,5 @@ class FastSamDecoder:
             >= md.dynamic_multimask_stability_thresh  # (P,)
         best = 1 + torch.argmax(iou[:, 1:], dim=-1)  # (P,)
         pick = torch.where(stable, torch.zeros_like(best), best)
-        rows = torch.arange(len(pick))
+        rows = torch.arange(len(pick), device=pick.device)
         return logits[rows, pick][:, None], iou[rows, pick][:, None]
