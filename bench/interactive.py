@@ -6,7 +6,7 @@ EdgeTAM with RepViT-M1), a 1024 px-class image (768 x 1024). Per model: the imag
 then the mean latency of 5 clicks (growing point lists), masklab's ``Session.predict`` (its
 one-prompt decoder on the model's weights, ``masklab/interactive/sam_decoder.py``;
 ``decoder="onnx"``: transformers' decoder exported to ONNX Runtime once per model; and
-``precision="bf16"``: bfloat16 autocast in masklab's decoder) vs the
+``precision="bf16"``: bfloat16 autocast in the image encoder and masklab's decoder) vs the
 documented transformers usage (processor + ``get_image_embeddings`` once, then processor +
 model with ``image_embeddings`` + ``post_process_masks`` per click). Optionally
 (``--everything``) SAM ViT-B segment-everything with a 32 x 32 grid against transformers'
@@ -133,11 +133,12 @@ def bench_sam(everything: bool) -> list[dict]:
             proc.save_pretrained(tmp)
             e_ours, c_ours = _ours(tmp, img, clicks)
             _, c_onnx = _ours(tmp, img, clicks, decoder="onnx")
-            _, c_bf16 = _ours(tmp, img, clicks, precision="bf16")
+            e_bf16, c_bf16 = _ours(tmp, img, clicks, precision="bf16")
             e_tf, c_tf = _direct(model, proc, img, clicks)
             parity = _parity(tmp, img, clicks)
             rows.append({"model": name, "embed s (masklab)": e_ours,
-                         "embed s (transformers)": e_tf, "click ms (masklab)": 1000 * c_ours,
+                         "embed s (transformers)": e_tf, "embed s (masklab bf16)": e_bf16,
+                         "click ms (masklab)": 1000 * c_ours,
                          "click ms (masklab onnx)": 1000 * c_onnx,
                          "click ms (masklab bf16)": 1000 * c_bf16,
                          "click ms (transformers)": 1000 * c_tf,
@@ -167,7 +168,8 @@ def _everything(model, proc, folder, img) -> dict:
     ref = gen(Image.fromarray(img), points_per_batch=64)
     t_tf = time.perf_counter() - t
     return {"model": "sam-vit-b everything 32x32", "embed s (masklab)": t_ours,
-            "embed s (transformers)": t_tf, "click ms (masklab)": float(len(ours)),
+            "embed s (transformers)": t_tf, "embed s (masklab bf16)": float("nan"),
+            "click ms (masklab)": float(len(ours)),
             "click ms (masklab onnx)": float("nan"), "click ms (masklab bf16)": float("nan"),
             "click ms (transformers)": float(len(ref["masks"])),
             "click speed-up": t_tf / t_ours, "onnx speed-up": float("nan"),

@@ -80,7 +80,9 @@ class SamBackend:
         inputs = self.processor(images=np.ascontiguousarray(image[..., :3]),
                                 return_tensors="pt")
         pixel_values = inputs["pixel_values"].to(self.device)
-        emb = self.model.get_image_embeddings(pixel_values)
+        with self._autocast():  # bf16: the image encoder's products too; fp32 embeddings out
+            emb = self.model.get_image_embeddings(pixel_values)
+        emb = _float(emb)
         state = {"embeddings": emb, "original_sizes": inputs["original_sizes"],
                  "size": image.shape[:2], "input_size": tuple(pixel_values.shape[-2:])}
         if "reshaped_input_sizes" in inputs:
@@ -208,8 +210,8 @@ class SamBackend:
         return torch.from_numpy(out)
 
     def _autocast(self):
-        """bfloat16 matrix products in the prompt encoder and mask decoder with
-        ``precision="bf16"`` (CPUs with AVX512-BF16 or AMX, and GPUs); fp32 otherwise."""
+        """bfloat16 matrix products in the image encoder, prompt encoder and mask decoder
+        with ``precision="bf16"`` (CPUs with AVX512-BF16 or AMX, and GPUs); fp32 otherwise."""
         import contextlib
 
         if self.precision != "bf16":
@@ -265,6 +267,12 @@ class _Decoder(torch.nn.Module):
         out = self.model(image_embeddings=emb, input_points=points, input_labels=labels,
                          multimask_output=self.multimask)
         return out.pred_masks, out.iou_scores
+
+
+def _float(x):
+    """float32 copies of a tensor or of (nested) lists of tensors (SAM-HQ: embedding +
+    intermediate embeddings)."""
+    return x.float() if isinstance(x, torch.Tensor) else [_float(e) for e in x]
 
 
 def _default_image_processor(family: str):

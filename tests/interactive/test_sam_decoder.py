@@ -120,6 +120,14 @@ def test_sam_hq_keeps_the_transformers_decoder(tmp_path):
     assert SamBackend(tmp_path / "hq")._fast is None
     with pytest.raises(ValueError, match="no fast decoder"):
         FastSamDecoder(SamBackend(tmp_path / "hq").model, "sam_hq")
+    # bf16 runs the image encoder in bfloat16 too; the embeddings (SAM-HQ: a list holding a
+    # list of intermediate embeddings) come back as float32
+    img = np.random.default_rng(6).integers(0, 255, (90, 120, 3), dtype=np.uint8)
+    s = Session(img, tmp_path / "hq", precision="bf16")
+    got = s.predict(points=[[30, 40]], multimask=True)
+    emb = s._state["embeddings"]
+    assert emb[0].dtype == torch.float32 and all(e.dtype == torch.float32 for e in emb[1])
+    assert len(got) == 3 and got.size == (90, 120)
 
 
 @pytest.mark.parametrize("family", ["sam", "sam2"])
