@@ -88,14 +88,16 @@ def _stack(xs: list[torch.Tensor]) -> torch.Tensor:
     return xs[0][None] if len(xs) == 1 else torch.stack(xs)
 
 
-def _project(const: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``const + x @ weightᵀ`` for image tokens ``x`` of shape (N, C) or (P, N, C)."""
-    if x.dim() == 2:
-        return torch.addmm(const, x, weight.t())
-    if x.shape[0] == 1:
-        return torch.addmm(const, x[0], weight.t())[None]
-    return torch.baddbmm(const.expand(x.shape[0], *const.shape[-2:]), x,
-                         weight.t().expand(x.shape[0], *weight.t().shape))
+def _addmm(c: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``c + a @ b`` where each operand is shared by the prompts (2-D) or one per prompt (3-D,
+    prompts first); 2-D out when all are shared, else (P, ., .)."""
+    per_prompt = [t.shape[0] for t in (c, a, b) if t.dim() == 3]
+    if not per_prompt:
+        return torch.addmm(c, a, b)
+    n_p = per_prompt[0]
+    if n_p == 1:
+        return torch.addmm(*(t[0] if t.dim() == 3 else t for t in (c, a, b)))[None]
+    return torch.baddbmm(*(t if t.dim() == 3 else t.expand(n_p, *t.shape) for t in (c, a, b)))
 
 
 class FastSamDecoder:
@@ -144,8 +146,7 @@ class FastSamDecoder:
                 .contiguous()
             self.up2_b = c2.bias.repeat(4)
         self.c1, self.c2 = c1.out_channels, c2.out_channels
-        self._image_key = None
-        self._image = None
+        self._cached = None  # (state, its image side)
 
     @staticmethod
     def _fused(*projections, pe):
@@ -175,20 +176,19 @@ class FastSamDecoder:
     def _image_side(self, state: dict, dense: torch.Tensor | None) -> dict:
         """Per image (cached on the state while the dense prompt is the constant no-mask
         embedding): the first block's keys and image-side projections, high-res features."""
+        if dense is None and self._cached is not None and self._cached[0] is state:
+            return self._cached[1]
         emb = state["embeddings"]
-        if self._image_key is not None and self._image_key[0] is state and dense is None:
-            return self._image
         last = emb[-1] if self.sam2 else emb
         dense_emb = self.model.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1) \
             if dense is None else dense
         keys = (last + dense_emb).flatten(2)[0].t().contiguous()  # (h*w, C)
-        image = {"keys": keys,
-                 "proj": torch.addmm(self.block_c[0], keys, self.block_w[0].t())}
+        image = {"keys": keys, "proj": _addmm(self.block_c[0], keys, self.block_w[0].t())}
         if self.sam2:
             image["s1"] = self._blocked(emb[1], 1, self.up1_b)
             image["s0"] = self._blocked(emb[0], 2, self.up2_b).view(-1, 4 * self.c2)
         if dense is None:
-            self._image_key, self._image = (state,), image
+            self._cached = (state, image)
         return image
 
     # --- per prompt ------------------------------------------------------------------
@@ -218,10 +218,10 @@ class FastSamDecoder:
         queries, keys, proj = tokens, image["keys"], image["proj"]  # keys shared: (N, C)
         for i, layer in enumerate(self.layers):
             if i > 0:
-                proj = _project(self.block_c[i], keys, self.block_w[i])
+                proj = _addmm(self.block_c[i], keys, self.block_w[i].t())
             queries, keys = self._block(layer, *self.attns[i], queries, keys, qpe, proj,
                                         skip_pe=i == 0)
-        kv = _project(self.final_c, keys, self.final_w)
+        kv = _addmm(self.final_c, keys, self.final_w.t())
         d = self.final.dim
         queries = self.ln_final(queries + self.final.tokens(queries + qpe, kv[..., :d],
                                                             kv[..., d:]))
@@ -271,11 +271,7 @@ class FastSamDecoder:
         wo = i2t.o.weight.view(-1, h, dh)  # (C, h, dh)
         vw = torch.einsum("pthd,chd->phtc", v.view(n_p, n_tok, h, dh), wo) + i2t.o.bias / h
         vw = vw.reshape(n_p, h * n_tok, -1)
-        if keys.dim() == 2 and n_p == 1:
-            keys = torch.addmm(keys, p[0].t(), vw[0])[None]
-        else:
-            keys = torch.baddbmm(keys.expand(n_p, *keys.shape[-2:]), p.transpose(1, 2), vw)
-        return queries, layer.layer_norm4(keys)
+        return queries, layer.layer_norm4(_addmm(keys, p.transpose(1, 2), vw))
 
     def _masks(self, keys, image, hyper) -> torch.Tensor:
         """Upscale the image tokens (P, N, C) (two 2×2 transposed convolutions, in blocked
@@ -284,11 +280,11 @@ class FastSamDecoder:
         ln = md.upscale_layer_norm
         n_p = keys.shape[0]
         c1 = image["s1"] if self.sam2 else self.up1_b.expand(keys.shape[1], -1)
-        up = _project(c1, keys, self.up1_w)
+        up = _addmm(c1, keys, self.up1_w.t())
         up = F.layer_norm(up.reshape(-1, self.c1), (self.c1,), ln.weight, ln.bias, ln.eps)
         up = md.activation(up).view(n_p, -1, self.c1)  # (P, 4N, C1)
         c2 = image["s0"] if self.sam2 else self.up2_b.expand(up.shape[1], -1)
-        up = _project(c2, up, self.up2_w)
+        up = _addmm(c2, up, self.up2_w.t())
         up = md.activation(up).view(n_p, -1, self.c2)  # (P, 16N, C2)
         m = torch.bmm(up, hyper.transpose(1, 2))  # (P, 16N, K), blocked
         h, w = self.grid
