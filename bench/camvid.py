@@ -25,6 +25,11 @@ from _common import report
 from masklab.tasks.semantic import TrainConfig, train_semantic
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
+SPLITS = {
+    "segnet": {"train_split": "train", "val_split": "val"},
+    "sequence": {"train_split": "train+val", "train_sequences": ["0016E5", "0001TP"],
+                 "val_split": "train+val", "val_sequences": ["0006R0"]},
+}
 
 
 def main() -> None:
@@ -37,13 +42,23 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--crop", default="176,240")
-    ap.add_argument("--scale", default="0.4,0.6")
+    ap.add_argument("--scale", default="0.4,0.8")
+    ap.add_argument("--jitter", type=float, default=0.4,
+                    help="brightness/contrast/saturation factor range 1 ± jitter")
+    ap.add_argument("--hue", type=float, default=0.05)
+    ap.add_argument("--gamma", default="0.6,1.6", help="random gamma range ('1,1': none)")
+    ap.add_argument("--split", choices=sorted(SPLITS), default="sequence",
+                    help="sequence: train on 0016E5 + 0001TP, validate on all of 0006R0 (a "
+                         "video the model never sees); segnet: SegNet's train / val lists")
     ap.add_argument("--eval-scale", type=float, default=0.5)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--out", default="runs/camvid")
+    ap.add_argument("--out", help="run folder (default runs/<name>)")
     ap.add_argument("--resume", action="store_true", help="continue the run in --out")
+    ap.add_argument("--name", help="results file name (default camvid_<split>)")
     args = ap.parse_args()
+    args.name = args.name or f"camvid_{args.split}"
+    args.out = args.out or f"runs/{args.name}"
     if not Path(args.data).is_dir():
         print(f"CamVid not found at {args.data}; skipping")
         return
@@ -54,6 +69,8 @@ def main() -> None:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         crop=tuple(int(v) for v in args.crop.split(",")),
         scale=tuple(float(v) for v in args.scale.split(",")), class_weights="median",
+        jitter=args.jitter, hue=args.hue, gamma=tuple(float(v) for v in args.gamma.split(",")),
+        **SPLITS[args.split],
         loss="ce", schedule="poly", workers=args.workers, device=args.device,
         eval_scale=args.eval_scale, val_every=5, resume=args.resume, tensorboard=False, quiet=True)
     t = time.perf_counter()
@@ -63,12 +80,13 @@ def main() -> None:
     rows = [{"class": n, "IoU": float(i)} for n, i in zip(res.class_names, res.iou,
                                                            strict=True)]
     rows.append({"class": "mIoU", "IoU": float(res.miou)})
-    report("camvid", rows, {
+    report(args.name, rows, {
         "model": args.model, "width": args.width, "depth": args.depth, "epochs": args.epochs,
         "best_epoch": r.best_epoch, "val_mIoU": float(res.miou),
         "val_pixel_acc": float(res.pixel_acc), "train_images_per_s": r.images_per_second,
         "device": str(args.device), "minutes": minutes, "crop": args.crop,
-        "scale": args.scale, "eval_scale": args.eval_scale})
+        "scale": args.scale, "eval_scale": args.eval_scale, "split": args.split,
+        "jitter": args.jitter, "hue": args.hue, "gamma": args.gamma})
     print(f"val mIoU {res.miou:.4f} (best epoch {r.best_epoch}), {r.images_per_second:.1f} "
           f"train images/s, {minutes:.1f} min")
 

@@ -63,7 +63,9 @@ class Parity:
 
 
 def check_parity(model: ObjectModel, path: str | os.PathLike, image: np.ndarray) -> Parity:
-    """Run one ``(H, W, 3)`` uint8 image through PyTorch and ONNX Runtime and compare."""
+    """Run one ``(H, W, 3)`` uint8 image through PyTorch and ONNX Runtime and compare the
+    detections as sets (``match_detections``): detections with tied scores may come out in
+    another order."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -76,11 +78,33 @@ def check_parity(model: ObjectModel, path: str | os.PathLike, image: np.ndarray)
     outs = sess.run(None, {"image": x.numpy()})
     names = [o.name for o in sess.get_outputs()]
     got = dict(zip(names, outs, strict=True))
-    diffs = {}
-    n_ref, n_got = len(ref["scores"]), len(got["scores"])
-    if n_ref == n_got:
-        for k in names:
-            a = ref[k].numpy().astype(np.float64)
-            b = np.asarray(got[k], np.float64)
-            diffs[k] = float(np.abs(a - b).max()) if a.size else 0.0
-    return Parity(n_ref, n_got, diffs)
+    ref = {k: ref[k].numpy() for k in names}
+    return Parity(len(ref["scores"]), len(got["scores"]), match_detections(ref, got))
+
+
+def match_detections(ref: dict, got: dict) -> dict[str, float]:
+    """Largest absolute difference of each output over a one-to-one matching of the
+    detections in ``ref`` and ``got`` (dicts of arrays with one row per detection, ``boxes``
+    and ``scores`` at least), or ``{}`` when their counts differ.
+
+    The matching minimises the summed L∞ box difference plus the score difference, never
+    pairing different labels (Hungarian assignment), so a reordering of tied scores costs
+    nothing while a real difference still shows.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    n = len(ref["scores"])
+    if n != len(got["scores"]):
+        return {}
+    if n == 0:
+        return {k: 0.0 for k in ref}
+    rb, gb = (np.asarray(d["boxes"], np.float64).reshape(n, 4) for d in (ref, got))
+    cost = np.abs(rb[:, None] - gb[None]).max(axis=2)
+    cost += np.abs(np.asarray(ref["scores"], np.float64)[:, None]
+                   - np.asarray(got["scores"], np.float64)[None])
+    if "labels" in ref and "labels" in got:
+        cost += 1e9 * (np.asarray(ref["labels"])[:, None] != np.asarray(got["labels"])[None])
+    rows, cols = linear_sum_assignment(cost)
+    return {k: float(np.abs(np.asarray(ref[k], np.float64)[rows]
+                            - np.asarray(got[k], np.float64)[cols]).max())
+            if np.asarray(ref[k]).size else 0.0 for k in ref if k in got}

@@ -97,9 +97,17 @@ def counts_to_dense(counts: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def to_pycocotools(rles: Sequence[dict]) -> list[dict]:
-    """The same RLEs with ``bytes`` counts, as pycocotools' C functions want them."""
-    return [{"size": r["size"], "counts": r["counts"].encode("ascii")
-             if isinstance(r["counts"], str) else r["counts"]} for r in rles]
+    """The same RLEs with ``bytes`` counts, as pycocotools' C functions want them
+    (uncompressed ``counts`` lists are compressed first)."""
+    out = []
+    for r in rles:
+        c = r["counts"]
+        if isinstance(c, str):
+            c = c.encode("ascii")
+        elif not isinstance(c, bytes):
+            c = counts_to_string(c).encode("ascii")
+        out.append({"size": r["size"], "counts": c})
+    return out
 
 
 def encode(masks: np.ndarray, *, compressed: bool = True) -> list[dict]:
@@ -147,4 +155,21 @@ def decode(rles: Sequence[dict]) -> np.ndarray:
         if [int(v) for v in rle["size"]] != [h, w]:
             raise ValueError("all RLEs must have the same size")
         out[i] = counts_to_dense(rle_counts(rle), h, w)
+    return out
+
+
+# pycocotools' ``area`` builds its result from ``np.array((n,), dtype=np.uint8)``, which NumPy 2
+# rejects for n > 255 (OverflowError); its other batch calls are unaffected. Chunks of this
+# size keep the C speed on any count.
+_AREA_CHUNK = 255
+
+
+def area(rles: Sequence[dict]) -> np.ndarray:
+    """Foreground pixel count (int64 ``(N,)``) of COCO RLEs, compressed or not, any number."""
+    from pycocotools import mask as _coco_mask
+
+    coco = to_pycocotools(rles)
+    out = np.zeros(len(coco), np.int64)
+    for s in range(0, len(coco), _AREA_CHUNK):
+        out[s:s + _AREA_CHUNK] = _coco_mask.area(coco[s:s + _AREA_CHUNK])
     return out

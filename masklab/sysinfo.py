@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata as md
+import os
 import platform
+import subprocess
 
 OPTIONAL = {
     "transformers": "hf: SegFormer, SAM, Mask2Former, ViTMatte",
@@ -18,6 +21,39 @@ def _version(dist: str) -> str | None:
         return md.version(dist)
     except md.PackageNotFoundError:
         return None
+
+
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively: x86 AVX512-BF16 or AMX-BF16, Arm's BF16
+    extension. Without it, torch emulates bfloat16 and is several times slower than fp32.
+    ``MASKLAB_CPU_BF16=0|1`` overrides the detection."""
+    forced = os.environ.get("MASKLAB_CPU_BF16")
+    if forced in ("0", "1"):
+        return forced == "1"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            return _cpuinfo_has_bf16(f.read())
+    except OSError:
+        pass
+    if platform.system() == "Darwin":  # Apple silicon from M2 on
+        try:
+            out = subprocess.run(["sysctl", "-n", "hw.optional.arm.FEAT_BF16"],
+                                 capture_output=True, text=True, timeout=5).stdout
+            return out.strip() == "1"
+        except (OSError, subprocess.SubprocessError):
+            return False
+    return False
+
+
+def _cpuinfo_has_bf16(text: str) -> bool:
+    """``/proc/cpuinfo``'s ``flags`` (x86) or ``Features`` (Arm) line names a bf16 unit."""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            words = set(value.split())
+            return bool(words & {"avx512_bf16", "amx_bf16", "bf16"})
+    return False
 
 
 def collect() -> dict[str, str]:
@@ -36,6 +72,8 @@ def collect() -> dict[str, str]:
     info["cuda"] = (f"yes ({torch.cuda.get_device_name(0)}, CUDA {torch.version.cuda})"
                     if cuda else f"no (torch built with CUDA {torch.version.cuda})"
                     if torch.version.cuda else "no")
+    info["cpu bfloat16"] = ("native (precision bf16 is fast)" if cpu_has_bf16() else
+                            "emulated (precision bf16 runs as fp32)")
     mps = getattr(torch.backends, "mps", None)
     info["mps"] = "yes" if mps is not None and mps.is_available() else "no"
     for dist, what in OPTIONAL.items():

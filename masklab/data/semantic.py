@@ -109,8 +109,44 @@ def detect_layout(root: str | os.PathLike) -> str:
 def open_dataset(root: str | os.PathLike, split: str = "train", *, layout: str = "auto",
                  images_dir: str | os.PathLike | None = None, num_classes: int | None = None,
                  class_names: list[str] | None = None, ignore_index: int = 255,
-                 transform=None) -> SegmentationDataset:
-    """Open a dataset split (``train`` or ``val``) in any supported layout."""
+                 sequences: list[str] | None = None, transform=None) -> SegmentationDataset:
+    """Open a dataset split in any supported layout.
+
+    ``split`` is ``train``, ``val`` or several joined by ``+`` (``"train+val"``).
+    ``sequences`` keeps only the images whose file name starts with one of these prefixes:
+    CamVid names each frame after its video (``0006R0_f02370.png``), so
+    ``split="train+val", sequences=["0006R0"]`` is a validation set from a video that
+    ``sequences=["0016E5", "0001TP"]`` never shows the model.
+    """
+    if "+" in split:
+        parts = [open_dataset(root, s, layout=layout, images_dir=images_dir,
+                              num_classes=num_classes, class_names=class_names,
+                              ignore_index=ignore_index, sequences=None, transform=transform)
+                 for s in split.split("+")]
+        ds = parts[0]
+        ds.pairs = [p for part in parts for p in part.pairs]
+        return _only_sequences(ds, sequences, root, split)
+    return _only_sequences(_open_split(root, split, layout=layout, images_dir=images_dir,
+                                       num_classes=num_classes, class_names=class_names,
+                                       ignore_index=ignore_index, transform=transform),
+                           sequences, root, split)
+
+
+def _only_sequences(ds: SegmentationDataset, sequences, root, split: str) -> SegmentationDataset:
+    if not sequences:
+        return ds
+    prefixes = tuple(sequences)
+    ds.pairs = [p for p in ds.pairs if p[0].name.startswith(prefixes)]
+    if not ds.pairs:
+        raise InputError(f"no image of split {split!r} starts with "
+                         f"{', '.join(prefixes)}", root)
+    return ds
+
+
+def _open_split(root: str | os.PathLike, split: str, *, layout: str,
+                images_dir: str | os.PathLike | None, num_classes: int | None,
+                class_names: list[str] | None, ignore_index: int,
+                transform) -> SegmentationDataset:
     root = Path(root)
     if not root.exists():
         raise InputError("no such dataset", root)
@@ -178,9 +214,16 @@ class CocoSemanticDataset(SegmentationDataset):
 
 
 def train_transform(crop: tuple[int, int] | None, *, scale=(0.5, 2.0), flip: bool = True,
-                    jitter: float = 0.2, ignore_index: int = 255):
-    """Random scale → (padded) random crop → flip → colour jitter; returns
-    ``(image uint8 tensor 3×H×W, label int64 tensor H×W)``."""
+                    jitter: float = 0.2, hue: float = 0.0, gamma: tuple[float, float] | None = None,
+                    ignore_index: int = 255):
+    """Random scale → (padded) random crop → flip → photometric changes; returns
+    ``(image uint8 tensor 3×H×W, label int64 tensor H×W)``.
+
+    Photometric: brightness, contrast and saturation each scaled by a factor in
+    ``[1 - jitter, 1 + jitter]``, hue shifted by up to ``hue`` of a turn, and a gamma drawn
+    log-uniformly from ``gamma`` (``I ** g``: dusk, overcast and over-exposed frames), in a
+    random order.
+    """
     import torch
     from torchvision import tv_tensors
     from torchvision.transforms import v2
@@ -193,8 +236,15 @@ def train_transform(crop: tuple[int, int] | None, *, scale=(0.5, 2.0), flip: boo
                                    fill={tv_tensors.Image: 0, tv_tensors.Mask: ignore_index}))
     if flip:
         steps.append(v2.RandomHorizontalFlip())
-    if jitter:
-        steps.append(v2.ColorJitter(jitter, jitter, jitter))
+    photometric = []
+    if jitter or hue:
+        photometric.append(v2.ColorJitter(jitter, jitter, jitter, hue))
+    if gamma is not None and tuple(gamma) != (1.0, 1.0):
+        photometric.append(_RandomGamma(gamma))
+    if len(photometric) > 1:
+        steps.append(v2.RandomOrder(photometric))
+    else:
+        steps += photometric
     pipeline = v2.Compose(steps)
 
     def apply(image: np.ndarray, label: np.ndarray):
@@ -232,3 +282,24 @@ class _RandomScale:
         size = [max(1, round(h * f)), max(1, round(w * f))]
         return TF.resize(img, size, antialias=True), TF.resize(
             lab, size, interpolation=v2.InterpolationMode.NEAREST)
+
+
+class _RandomGamma:
+    """``255 · (I / 255) ** g`` with ``log g`` uniform in ``log gamma`` (images only)."""
+
+    def __init__(self, gamma):
+        lo, hi = gamma
+        if not 0 < lo <= hi:
+            raise InputError(f"gamma range must be 0 < lo <= hi, got {lo}, {hi}")
+        self.lo, self.hi = lo, hi
+
+    def __call__(self, img, *rest):
+        import math
+
+        import torch
+        from torchvision import tv_tensors
+        from torchvision.transforms.v2 import functional as TF
+
+        g = math.exp(float(torch.empty(()).uniform_(math.log(self.lo), math.log(self.hi))))
+        out = tv_tensors.wrap(TF.adjust_gamma(img.as_subclass(torch.Tensor), g), like=img)
+        return (out, *rest) if rest else out

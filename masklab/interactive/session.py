@@ -15,12 +15,15 @@ scribbles) has undo/redo.
 from __future__ import annotations
 
 import copy
+import logging
 import time
 
 import numpy as np
 
 from masklab.types import Masks, Prompts
 from masklab.types.prompts import Scribble
+
+_log = logging.getLogger(__name__)
 
 SAM_BACKENDS = {  # backend name -> weights source; "sam" is the default SAM-family model
     "sam": "hf/sam2.1-hiera-tiny",
@@ -103,6 +106,9 @@ class Session:
                               box=box, mask=mask, scribbles=list(scribbles or []))
         if prompts.is_empty():
             raise ValueError("no prompt given")
+        prompts, notes = prompts.fit_to(*self.size)
+        for note in notes:
+            _log.warning(note)
         state = self._ensure_state()
         previous = self.last_logits[0] if use_previous and self.last_logits is not None \
             else None

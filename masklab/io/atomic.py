@@ -1,6 +1,9 @@
 """Atomic writes: write to a temporary file in the target folder, then rename.
 
 A reader never sees a half-written file and a failed write leaves the old file untouched.
+The file put in place has the mode a plain ``open(path, "w")`` gives: the old file's mode
+when it replaces one, else ``0o666`` less the umask (``mkstemp``'s private 0600 would make
+every dataset and result unreadable to anyone else).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
+        publish(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
@@ -55,3 +58,27 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_open(path, "w", encoding="utf-8") as f:
         f.write(text)
     return Path(path)
+
+
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Rename the finished temporary file ``tmp`` onto ``path`` with the mode ``open`` would
+    have given ``path``."""
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask has no getter)
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -119,7 +119,9 @@ class VideoWriter:
             self._container.close()
             self._container = None
         if ok:
-            os.replace(self._tmp, self.path)
+            from masklab.io.atomic import publish
+
+            publish(self._tmp, self.path)
         else:
             self._tmp.unlink(missing_ok=True)
 

@@ -122,9 +122,9 @@ def _gt_table(images: dict[int, tuple[int, int]], anns: Sequence[dict], iou_type
 
 def _areas(geoms, iou_type: str) -> np.ndarray:
     if iou_type == "segm":
-        from pycocotools import mask as coco_mask
+        from masklab.rle import area
 
-        return coco_mask.area(geoms).astype(np.float64)
+        return area(geoms).astype(np.float64)
     return np.array([g[2] * g[3] for g in geoms], np.float64)
 
 

@@ -74,8 +74,10 @@ def predict_probabilities(model: SemanticModel, image: np.ndarray, *, tile: int 
     total = None
     n = 0
     for s in scales:
+        # antialiased like the training-time random scale, so --scales 0.5 sees what
+        # training and its validation saw
         xs = x if s == 1 else F.interpolate(x[None], scale_factor=s, mode="bilinear",
-                                            align_corners=False)[0]
+                                            align_corners=False, antialias=s < 1)[0]
         for flipped in ((False, True) if flip else (False,)):
             xi = xs.flip(-1) if flipped else xs
             p = _probs(model, xi, tile, overlap, batch_size)
@@ -151,6 +153,13 @@ class TrainConfig:
     batch_size: int = 8
     crop: tuple[int, int] | None = (256, 256)
     scale: tuple[float, float] = (0.5, 2.0)
+    jitter: float = 0.2  # brightness / contrast / saturation factor range 1 ± jitter
+    hue: float = 0.0  # hue shift, fraction of a turn
+    gamma: tuple[float, float] | None = None  # random gamma range
+    train_split: str = "train"  # "train", "val" or joined with "+"
+    val_split: str = "val"
+    train_sequences: list[str] | None = None  # keep images whose name starts with these
+    val_sequences: list[str] | None = None
     optimizer: str = "adamw"
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -221,27 +230,21 @@ def _schedule(cfg: TrainConfig, optimizer, total_steps: int):
 
 def evaluate_model(model: SemanticModel, dataset, num_classes: int, ignore_index: int,
                    device, quiet: bool | None = None, scale: float = 1.0):
-    """Validation figures over a dataset of full images (``masklab.metrics.semantic``);
-    with ``scale``, images are resized first and the logits resized back to the labels."""
+    """Validation figures over a dataset of full images (``masklab.metrics.semantic``).
+
+    Predictions come from ``predict_semantic`` with ``scales=(scale,)``, the very path of
+    ``masklab segment semantic --scales``: the image is resized, the class probabilities
+    are resized back to the label's size; labels are never resized.
+    """
     from masklab.metrics.semantic import SemanticEvaluator
     from masklab.progress import progress
 
     ev = SemanticEvaluator(num_classes, ignore_index=ignore_index,
                            class_names=model.class_names)
     model.eval()
-    with torch.no_grad():
-        for i in progress(range(len(dataset)), desc="val", quiet=quiet):
-            image, label = dataset.load(i)
-            x = model.normalize(torch.from_numpy(image).permute(2, 0, 1)[None].to(device))
-            if scale != 1.0:
-                x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False,
-                                  antialias=True)
-            logits = model(x)
-            if logits.shape[-2:] != label.shape:
-                logits = F.interpolate(logits, size=label.shape, mode="bilinear",
-                                       align_corners=False)
-            pred = logits.argmax(dim=1)[0].cpu().numpy()
-            ev.update(label, pred)
+    for i in progress(range(len(dataset)), desc="val", quiet=quiet):
+        image, label = dataset.load(i)
+        ev.update(label, predict_semantic(model, image, scales=(scale,)).labels)
     return ev.compute()
 
 
@@ -261,17 +264,27 @@ def train_semantic(cfg: TrainConfig) -> TrainResult:
               ignore_index=cfg.ignore_index)
     if cfg.images:
         kw["images_dir"] = cfg.images
-    train_ds = open_dataset(cfg.data, "train", **kw)
+    train_ds = open_dataset(cfg.data, cfg.train_split, sequences=cfg.train_sequences, **kw)
     spec = train_ds.spec  # the layout may fix the ignore index (CamVid: 11)
-    train_ds.transform = train_transform(cfg.crop, scale=cfg.scale,
+    train_ds.transform = train_transform(cfg.crop, scale=cfg.scale, jitter=cfg.jitter,
+                                         hue=cfg.hue, gamma=cfg.gamma,
                                          ignore_index=spec.ignore_index)
     if spec.num_classes is None:
         raise InputError("the number of classes is unknown: pass num_classes", cfg.data)
     ignore = spec.ignore_index
     try:
-        val_ds = open_dataset(cfg.data, "val", **kw, transform=eval_transform())
+        val_ds = open_dataset(cfg.data, cfg.val_split, sequences=cfg.val_sequences, **kw,
+                              transform=eval_transform())
     except InputError:
+        if cfg.val_sequences or cfg.val_split != "val":
+            raise  # asked for explicitly: a missing validation set is an error
         val_ds = None
+    if val_ds is not None:
+        shared = {p[0].resolve() for p in train_ds.pairs} & {p[0].resolve() for p in
+                                                               val_ds.pairs}
+        if shared:
+            raise InputError(f"{len(shared)} images are in both the training and the "
+                             f"validation set (e.g. {min(shared).name})", cfg.data)
     model = load_semantic_model(cfg.model, weights="default" if cfg.pretrained else None,
                                 num_classes=spec.num_classes, class_names=spec.class_names,
                                 config=cfg.model_config, device=str(device))

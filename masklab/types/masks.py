@@ -166,9 +166,7 @@ class Masks(InstanceMeta):
     def area(self) -> np.ndarray:
         """Foreground pixel count of each mask, int64 ``(N,)``."""
         if self._dense is None:
-            from pycocotools import mask as coco_mask
-
-            return coco_mask.area(_rle.to_pycocotools(self._rles)).astype(np.int64)
+            return _rle.area(self._rles)
         return self._dense.reshape(self._n, self.height * self.width).sum(axis=1, dtype=np.int64)
 
     @property

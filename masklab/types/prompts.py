@@ -102,6 +102,36 @@ class Prompts:
         return (len(self.points) == 0 and self.box is None and self.mask is None
                 and not self.scribbles and not self.text)
 
+    def fit_to(self, height: int, width: int) -> tuple[Prompts, list[str]]:
+        """These prompts checked against an ``height × width`` image: a point, a box or a
+        scribble that lies wholly outside it is a ``ValueError``; a box partly outside is
+        clipped to the image. Returns the prompts and one note per change made."""
+        notes: list[str] = []
+        size = f"{width}x{height}"
+        for x, y in self.points:
+            if not (0 <= x <= width and 0 <= y <= height):
+                raise ValueError(f"point {x:g},{y:g} lies outside the {size} image")
+        for s in self.scribbles:
+            inside = ((s.points[:, 0] >= 0) & (s.points[:, 0] <= width)
+                      & (s.points[:, 1] >= 0) & (s.points[:, 1] <= height))
+            if s.raster is None and not inside.any():
+                raise ValueError(f"a scribble lies wholly outside the {size} image")
+        box = self.box
+        if box is not None:
+            x0, y0, x1, y1 = box
+            text = ",".join(f"{v:g}" for v in box)
+            if x0 >= width or y0 >= height or x1 <= 0 or y1 <= 0:
+                raise ValueError(f"box {text} lies wholly outside the {size} image")
+            clipped = np.array([max(x0, 0.0), max(y0, 0.0), min(x1, width), min(y1, height)])
+            if (clipped != box).any():
+                notes.append(f"box {text} reaches outside the {size} image; clipped to "
+                             + ",".join(f"{v:g}" for v in clipped))
+                box = clipped
+        if box is self.box:
+            return self, notes
+        return Prompts(self.points, self.point_labels, box, self.mask, list(self.scribbles),
+                       self.text), notes
+
     def add_point(self, x: float, y: float, positive: bool = True) -> Prompts:
         """A new ``Prompts`` with one more click."""
         return Prompts(np.vstack([self.points, [[x, y]]]),

@@ -166,3 +166,60 @@ def test_matches_pycocotools_on_a_larger_plain_set(iou_type):
     ours = coco_evaluate(gt, results, iou_type)
     np.testing.assert_allclose(ours.stats, ref.stats, rtol=0, atol=1e-12)
     np.testing.assert_allclose(ours.precision, ref.eval["precision"], rtol=0, atol=1e-12)
+
+
+def _without_boxes_mixed(gt, results):
+    """Results as real segm files write them (no ``bbox``, so areas come from the masks),
+    every third detection as polygons and every third as uncompressed RLE; and the same
+    detections as compressed RLE for pycocotools, whose ``loadRes`` takes only that."""
+    from pycocotools import mask as coco_mask
+
+    from masklab import Masks
+
+    sizes = {im["id"]: (im["height"], im["width"]) for im in gt["images"]}
+    ours, ref = [], []
+    for k, r in enumerate(results):
+        h, w = sizes[r["image_id"]]
+        seg = r["segmentation"]
+        if k % 3 == 1:
+            polys = Masks.from_rle([seg]).to_polygons()[0]
+            if polys:
+                seg = polys
+                rle = coco_mask.merge(coco_mask.frPyObjects(polys, h, w))
+                ref_seg = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+            else:
+                ref_seg = seg
+        elif k % 3 == 2:
+            seg = Masks.from_rle([seg]).to_rle(compressed=False)[0]
+            ref_seg = r["segmentation"]
+        else:
+            ref_seg = seg
+        base = {key: v for key, v in r.items() if key not in ("bbox", "segmentation")}
+        ours.append({**base, "segmentation": seg})
+        ref.append({**base, "segmentation": ref_seg})
+    return ours, ref
+
+
+def test_segm_results_with_many_rle_masks_match_pycocotools():
+    """> 255 RLE detections without boxes crashed: pycocotools' mask.area overflows a uint8
+    there (NumPy 2); cocoapi's own fakesegm results file has 734."""
+    gt, results = make_set(11, n_images=120, dt_per_image=240, adversarial=False)
+    assert len(results) >= 10_000
+    ours, ref = _without_boxes_mixed(gt, results)
+    expected = pycoco(gt, ref, "segm")
+    got = coco_evaluate(gt, ours, "segm")
+    np.testing.assert_allclose(got.stats, expected.stats, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got.precision, expected.eval["precision"], rtol=0, atol=1e-12)
+    assert 0 < got.stats[0] < 1
+
+
+def test_masks_area_of_many_rle_masks():
+    from masklab import Masks
+    from masklab.rle import area
+
+    rng = np.random.default_rng(3)
+    dense = rng.random((1000, 12, 9)) < rng.random((1000, 1, 1))
+    want = dense.reshape(1000, -1).sum(1)
+    m = Masks.from_rle(Masks(dense).to_rle())
+    np.testing.assert_array_equal(m.area, want)
+    np.testing.assert_array_equal(area(Masks(dense).to_rle(compressed=False)), want)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from masklab.cli_eval import _json_opt, _write_json, eval_group
+from masklab.cli.eval import _json_opt, _write_json, eval_group
 
 _BACKEND_HELP = ("grabcut (default), graphcut, random_walker, ncut, sam-vit-b/l/h, "
                  "sam-hq-vit-b, sam2.1-tiny/small/base-plus/large, edgetam, or a SAM folder")
@@ -64,6 +64,7 @@ def prompt_cmd(ctx, image, points, box, extremes, scribbles, neg_scribbles, mask
     import numpy as np
 
     from masklab import viz
+    from masklab.errors import InputError
     from masklab.interactive import Session, extreme_points_to_prompts
     from masklab.io.atomic import write_json
     from masklab.io.images import read_image, write_image
@@ -93,6 +94,12 @@ def prompt_cmd(ctx, image, points, box, extremes, scribbles, neg_scribbles, mask
                       scribbles=strokes)
     if prompts.is_empty():
         raise click.UsageError("give a prompt: --point, --box, --extreme, --scribble or --mask")
+    try:
+        prompts, notes = prompts.fit_to(*size)
+    except ValueError as e:
+        raise InputError(str(e), image) from None
+    for note in notes:
+        click.echo(f"masklab: note: {image}: {note}", err=True)
     from masklab.interactive.classical import CLASSICAL
 
     if precision != "fp32" and backend in CLASSICAL:

@@ -82,6 +82,19 @@ def train_group() -> None:
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--crop", default="256,256", show_default=True, help="H,W or 'none'.")
 @click.option("--scale", default="0.5,2.0", show_default=True, help="Random scale range.")
+@click.option("--jitter", type=float, default=0.2, show_default=True,
+              help="Brightness/contrast/saturation factors in 1 ± JITTER.")
+@click.option("--hue", type=float, default=0.0, show_default=True,
+              help="Hue shift up to this fraction of a turn.")
+@click.option("--gamma", help="Random gamma range LO,HI (e.g. 0.6,1.6).")
+@click.option("--train-split", default="train", show_default=True,
+              help="Split(s) to train on, joined with + (e.g. train+val).")
+@click.option("--val-split", default="val", show_default=True)
+@click.option("--train-sequences", help="Comma-separated file-name prefixes to train on "
+              "(CamVid videos: 0016E5,0001TP).")
+@click.option("--val-sequences", help="Comma-separated file-name prefixes to validate on.")
+@click.option("--eval-scale", type=float, default=1.0, show_default=True,
+              help="Validate on images resized by this factor (as segment --scales).")
 @click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw",
               show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
@@ -103,9 +116,11 @@ def train_group() -> None:
               default="runs/semantic", show_default=True)
 @click.pass_context
 def train_semantic_cmd(ctx, data, layout, images, model, model_arg, pretrained, num_classes,
-                       ignore_index, epochs, max_steps, batch_size, crop, scale, optimizer, lr,
-                       weight_decay, schedule, loss, class_weights, no_amp, accumulate,
-                       workers, seed, device, val_every, resume, out) -> None:
+                       ignore_index, epochs, max_steps, batch_size, crop, scale, jitter, hue,
+                       gamma, train_split, val_split, train_sequences, val_sequences,
+                       eval_scale, optimizer, lr, weight_decay, schedule, loss, class_weights,
+                       no_amp, accumulate, workers, seed, device, val_every, resume,
+                       out) -> None:
     """Train a semantic segmentation model; writes OUT/best, OUT/last, log.csv, tb/."""
     from masklab.tasks.semantic import TrainConfig, train_semantic
 
@@ -120,6 +135,11 @@ def train_semantic_cmd(ctx, data, layout, images, model, model_arg, pretrained, 
                       images=str(images) if images else None, num_classes=num_classes,
                       ignore_index=ignore_index, epochs=epochs, max_steps=max_steps,
                       batch_size=batch_size, crop=crop_hw, scale=_pair(scale, "--scale"),
+                      jitter=jitter, hue=hue, gamma=_pair(gamma, "--gamma"),
+                      train_split=train_split, val_split=val_split,
+                      train_sequences=train_sequences.split(",") if train_sequences else None,
+                      val_sequences=val_sequences.split(",") if val_sequences else None,
+                      eval_scale=eval_scale,
                       optimizer=optimizer, lr=lr, weight_decay=weight_decay, schedule=schedule,
                       loss=loss, class_weights=weights, amp=not no_amp, accumulate=accumulate,
                       workers=workers, seed=seed, device=device, val_every=val_every,
@@ -348,8 +368,10 @@ def export_onnx_cmd(model, weights, num_classes, out, height, width, check_image
     click.echo(f"wrote {path}")
     if check_image is not None:
         p = check_parity(m, path, read_image(check_image))
+        diffs = ", ".join(f"{k} {v:.3g}" for k, v in p.max_abs_diff.items()) or "-"
         click.echo(f"detections: torch {p.detections_torch}, onnx {p.detections_onnx}; "
-                   f"max |diff| {p.max_abs_diff}")
+                   f"largest |diff| of matched detections: {diffs}; "
+                   f"{'ok' if p.ok else 'DIFFERENT'}")
         if not p.ok:
             sys.exit(1)
 

@@ -1,46 +1,15 @@
-"""``masklab <verb>``: parse, call the Python API, print. No logic of its own."""
+"""``masklab info``, ``convert``, ``weights``, ``demo``: the general verbs."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import click
 
-from masklab import __version__
-from masklab.errors import MasklabError
 
-
-class _Group(click.Group):
-    """Turns ``MasklabError`` (and bad values) into one line on stderr and exit code 2."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except MasklabError as e:
-            click.echo(f"masklab: error: {e}", err=True)
-            sys.exit(2)
-        except (ValueError, FileNotFoundError) as e:
-            if os.environ.get("MASKLAB_DEBUG"):
-                raise
-            click.echo(f"masklab: error: {e}", err=True)
-            sys.exit(2)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "-V", "--version", prog_name="masklab")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars or chatter.")
-@click.pass_context
-def main(ctx: click.Context, quiet: bool) -> None:
-    """masklab: image and video segmentation, prompting, matting and evaluation."""
-    ctx.obj = {"quiet": quiet}
-    if quiet:
-        os.environ["MASKLAB_QUIET"] = "1"
-
-
-@main.command()
+@click.command()
 def info() -> None:
     """Versions, accelerators, optional backends and the weights cache."""
     from masklab.sysinfo import collect
@@ -49,7 +18,7 @@ def info() -> None:
         click.echo(f"{key:<22} {value}")
 
 
-@main.command()
+@click.command()
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
 @click.option("--from", "src_format", type=click.Choice(["coco", "labels", "instances", "yolo",
@@ -75,7 +44,7 @@ def convert(ctx, src, dst, src_format, dst_format, images_dir, class_names, poly
         click.echo(f"wrote {len(files)} files to {dst}")
 
 
-@main.group()
+@click.group()
 def weights() -> None:
     """List, locate and verify model weights in the cache."""
 
@@ -136,7 +105,7 @@ def weights_verify(names: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
-@main.command()
+@click.command()
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default="demo_out",
               show_default=True, help="Output folder.")
 @click.pass_context
@@ -148,20 +117,3 @@ def demo(ctx, out: Path) -> None:
     click.echo(f"masklab demo wrote {len(files)} files to {out}/:")
     for f in files:
         click.echo(f"  {f}")
-
-
-def _register() -> None:
-    from masklab.cli_eval import eval_group
-    from masklab.cli_interactive import everything_cmd, prompt_cmd
-    from masklab.cli_matting import composite_cmd, matte_cmd
-    from masklab.cli_tasks import export_group, models_cmd, segment_group, train_group
-
-    for cmd in (eval_group, models_cmd, train_group, segment_group, export_group, prompt_cmd,
-                everything_cmd, matte_cmd, composite_cmd):
-        main.add_command(cmd)
-
-
-_register()
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,5 @@
+"""``python -m masklab.cli``."""
+
+from masklab.cli import main
+
+main()
