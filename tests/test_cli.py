@@ -83,3 +83,38 @@ def test_weights_verbs(tmp_path):
     assert ver.returncode == 1 and "FAIL torchvision/fcn_resnet50" in ver.stdout
     unknown = run("weights", "path", "nope", env=env)
     assert unknown.returncode == 2 and "unknown weights 'nope'" in unknown.stderr
+
+
+def test_unexpected_error_is_one_line_exit_1(monkeypatch):
+    from click.testing import CliRunner
+
+    import masklab.sysinfo
+    from masklab.cli import main
+
+    def broken():
+        raise OverflowError("Python integer 734 out of bounds for uint8")
+
+    monkeypatch.setattr(masklab.sysinfo, "collect", broken)
+    monkeypatch.delenv("MASKLAB_DEBUG", raising=False)
+    r = CliRunner().invoke(main, ["info"])
+    assert r.exit_code == 1
+    assert r.stderr == ("masklab: internal error: OverflowError: Python integer 734 out of "
+                        "bounds for uint8 (MASKLAB_DEBUG=1 shows the traceback)\n")
+    assert "Traceback" not in r.output
+    monkeypatch.setenv("MASKLAB_DEBUG", "1")
+    r = CliRunner().invoke(main, ["info"])
+    assert isinstance(r.exception, OverflowError)  # re-raised for debugging
+    # bad input stays exit 2
+    monkeypatch.delenv("MASKLAB_DEBUG")
+    r = CliRunner().invoke(main, ["convert", "/nonexistent/x.json", "/tmp/y.json"])
+    assert r.exit_code == 2 and r.stderr.startswith("masklab: error: ")
+
+
+def test_cli_modules_one_per_verb_group():
+    import masklab.cli as cli
+
+    verbs = set(cli.main.commands)
+    assert {"info", "convert", "weights", "demo", "eval", "models", "train", "segment",
+            "export", "prompt", "everything", "matte", "composite"} <= verbs
+    for mod in ("general", "eval", "tasks", "interactive", "matting"):
+        __import__(f"masklab.cli.{mod}")

@@ -99,3 +99,28 @@ def test_prompt_with_a_bf16_sam_decoder(tmp_path):
     bad = run("prompt", tmp_path / "a.png", "--point", "30,40", "--precision", "bf16",
               "--out", tmp_path / "x")
     assert bad.returncode == 2 and "SAM backends" in bad.stderr
+
+
+def test_prompt_outside_the_image(tmp_path):
+    img, gt = two_regions()  # 160x120
+    h, w = gt.shape
+    write_image(tmp_path / "a.png", img)
+    for args in (["--box", f"{w + 10},{h + 10},{w + 400},{h + 400}"],
+                 ["--box", f"-50,-50,-1,{h}"],
+                 ["--point", f"{w + 1},5"],
+                 ["--extreme", "10,10", "--extreme", "20,5", "--extreme", "30,10",
+                  "--extreme", f"20,{h + 100}"]):
+        bad = run("prompt", tmp_path / "a.png", *args, "--out", tmp_path / "o")
+        assert bad.returncode == 2, (args, bad.stderr)
+        assert bad.stderr.count("\n") == 1 and "a.png" in bad.stderr
+        assert f"outside the {w}x{h} image" in bad.stderr
+        assert not (tmp_path / "o").exists()
+    ys, xs = np.nonzero(gt)
+    box = [xs.min() - 6, ys.min() - 6, w + 300, ys.max() + 6]
+    out = run("prompt", tmp_path / "a.png", "--box", ",".join(map(str, box)), "--out",
+              tmp_path / "o")
+    assert out.returncode == 0, out.stderr
+    assert (f"clipped to {box[0]},{box[1]},{w},{box[3]}" in out.stderr
+            and "reaches outside" in out.stderr)
+    m = read_image(tmp_path / "o" / "mask_0.png", mode="gray") > 127
+    assert iou(gt, m) >= 0.9

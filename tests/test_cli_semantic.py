@@ -51,3 +51,36 @@ def test_segment_errors(tmp_path):
     assert out.returncode == 2 and "no such file" in out.stderr
     bad = run("train", "semantic", "--data", tmp_path, "--out", tmp_path / "r")
     assert bad.returncode == 2 and "layout" in bad.stderr
+
+
+def test_segment_at_a_scale_reproduces_the_training_time_validation(tmp_path):
+    """segment --scales 0.5 then eval semantic gives the very figures that training reports
+    for its validation at eval_scale 0.5 (``evaluate_model``): the same input and
+    probability resizing, labels never resized."""
+    import torch
+
+    from masklab.data.semantic import open_dataset
+    from masklab.models.semantic import load_semantic_model, save_checkpoint
+    from masklab.tasks.semantic import evaluate_model
+
+    data = write_shapes_dataset(tmp_path / "shapes", 1, 6, size=64, seed=5)
+    torch.manual_seed(0)
+    model = load_semantic_model("unet", weights=None, num_classes=4,
+                                config={"depth": 2, "width": 4})
+    head = [m for m in model.net.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():  # random but decisive class scores: labels vary everywhere
+        head.weight.normal_(0, 1)
+    save_checkpoint(tmp_path / "ck", model, {})
+    val = open_dataset(data, "val", num_classes=4)
+    want = evaluate_model(model, val, 4, 255, "cpu", quiet=True, scale=0.5)
+    predicted = want.confusion.sum(axis=0) / want.confusion.sum()
+    assert (predicted > 0.1).sum() >= 2  # no single-class output
+    seg = run("-q", "segment", "semantic", data / "val" / "images", "--model", tmp_path / "ck",
+              "--scales", "0.5", "--no-overlay", "--out", tmp_path / "pred")
+    assert seg.returncode == 0, seg.stderr
+    ev = run("-q", "eval", "semantic", data / "val" / "labels", tmp_path / "pred",
+             "--num-classes", 4, "--json", tmp_path / "m.json")
+    assert ev.returncode == 0, ev.stderr
+    got = json.loads((tmp_path / "m.json").read_text())
+    assert abs(got["mIoU"] - want.miou) < 1e-12, (got["mIoU"], want.miou)
+    assert abs(got["pixel_acc"] - want.pixel_acc) < 1e-12

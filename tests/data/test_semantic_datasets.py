@@ -63,3 +63,75 @@ def test_camvid_layout():
     assert len(ds) == 101 and ds.spec.num_classes == 11 and ds.spec.ignore_index == 11
     img, lab = ds.load(0)
     assert img.shape == (360, 480, 3) and lab.max() <= 11
+
+
+def _camvid_like(root, splits):
+    """A CamVid-layout folder: {split: [file stems]} with train.txt / val.txt listings."""
+    rng = np.random.default_rng(0)
+    for split, stems in splits.items():
+        lines = []
+        for stem in stems:
+            write_image(root / split / f"{stem}.png",
+                        rng.integers(0, 255, (12, 16, 3), dtype=np.uint8))
+            write_label_png(root / f"{split}annot" / f"{stem}.png",
+                            rng.integers(0, 12, (12, 16)).astype(np.uint8))
+            lines.append(f"/SegNet/CamVid/{split}/{stem}.png "
+                         f"/SegNet/CamVid/{split}annot/{stem}.png")
+        (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_joined_splits_and_sequence_filter(tmp_path):
+    root = _camvid_like(tmp_path, {"train": ["A_1", "A_2", "B_1", "C_1"],
+                                   "val": ["A_3", "C_2"]})
+    both = open_dataset(root, "train+val")
+    assert [p[0].name for p in both.pairs] == ["A_1.png", "A_2.png", "B_1.png", "C_1.png",
+                                                "A_3.png", "C_2.png"]
+    assert both.spec.num_classes == 11 and both.spec.ignore_index == 11
+    a_b = open_dataset(root, "train+val", sequences=["A_", "B_"])
+    assert [p[0].name for p in a_b.pairs] == ["A_1.png", "A_2.png", "B_1.png", "A_3.png"]
+    assert [p[0].name for p in open_dataset(root, "val", sequences=["C_"]).pairs] == \
+        ["C_2.png"]
+    with pytest.raises(InputError, match="no image of split 'val' starts with D_"):
+        open_dataset(root, "val", sequences=["D_"])
+
+
+def test_sequence_split_overlap_is_refused(tmp_path):
+    from masklab.tasks.semantic import TrainConfig, train_semantic
+
+    root = _camvid_like(tmp_path / "cv", {"train": ["A_1", "A_2", "B_1"], "val": ["B_2"]})
+    cfg = TrainConfig(data=str(root), out=str(tmp_path / "run"), model="unet",
+                      model_config={"depth": 2, "width": 4}, epochs=1, batch_size=2,
+                      crop=None, scale=(1.0, 1.0), workers=0, quiet=True, tensorboard=False,
+                      train_split="train+val", val_split="train+val",
+                      train_sequences=["A_", "B_"], val_sequences=["B_"])
+    with pytest.raises(InputError, match="2 images are in both the training and the "
+                                         "validation set"):
+        train_semantic(cfg)
+
+
+def test_photometric_augmentation_changes_colours_not_labels():
+    torch.manual_seed(0)
+    image = np.full((20, 30, 3), 128, np.uint8)
+    image[:, :15] = (200, 60, 40)
+    label = np.zeros((20, 30), np.int64)
+    label[:, :15] = 1
+    t = train_transform(None, scale=None, flip=False, jitter=0.4, hue=0.1, gamma=(0.5, 2.0))
+    means = []
+    for _ in range(12):
+        img, lab = t(image, label)
+        assert img.dtype == torch.uint8 and img.shape == (3, 20, 30)
+        assert torch.equal(lab, torch.from_numpy(label))
+        means.append(img.float().mean().item())
+    assert max(means) - min(means) > 30  # brightness, contrast and gamma vary a lot
+    grey = train_transform(None, scale=None, flip=False, jitter=0, gamma=(0.5, 0.5))
+    img, _ = grey(np.full((2, 2, 3), 64, np.uint8), np.zeros((2, 2), np.int64))
+    assert int(img[0, 0, 0]) == round(255 * (64 / 255) ** 0.5)  # gamma 0.5 brightens
+
+
+def test_camvid_sequence_disjoint_split():
+    root = shared_path("data", "camvid")
+    train = open_dataset(root, "train+val", sequences=["0016E5", "0001TP"])
+    val = open_dataset(root, "train+val", sequences=["0006R0"])
+    assert len(train) == 367 and len(val) == 101
+    assert not {p[0].name[:6] for p in train.pairs} & {p[0].name[:6] for p in val.pairs}

@@ -87,3 +87,20 @@ def test_masks_public_import():
     from masklab import Masks as M
 
     assert M is Masks and B.__name__ == "Boxes"
+
+
+def test_prompts_fit_to_the_image():
+    p = Prompts(points=[[0, 0], [40, 30]], box=[-5, 2, 50, 20])
+    fitted, notes = p.fit_to(30, 40)  # height 30, width 40
+    np.testing.assert_array_equal(fitted.box, [0, 2, 40, 20])
+    assert notes == ["box -5,2,50,20 reaches outside the 40x30 image; clipped to 0,2,40,20"]
+    np.testing.assert_array_equal(fitted.points, p.points)
+    same, notes = Prompts(box=[0, 0, 40, 30]).fit_to(30, 40)
+    assert notes == [] and same.box.tolist() == [0, 0, 40, 30]
+    for bad in (Prompts(box=[40, 0, 60, 10]), Prompts(box=[0, -9, 10, 0]),
+                Prompts(points=[[41, 1]]), Prompts(points=[[1, -0.5]]),
+                Prompts(scribbles=[Scribble([[50, 50], [60, 70]])])):
+        with pytest.raises(ValueError, match="outside the 40x30 image"):
+            bad.fit_to(30, 40)
+    partly = Prompts(scribbles=[Scribble([[-10, 5], [10, 5]])])
+    assert partly.fit_to(30, 40)[1] == []  # drawing past the border is fine
