@@ -26,6 +26,24 @@ def test_eval_coco_json_table_and_plots(tmp_path):
     assert (tmp_path / "plots" / "pr_curves.png").stat().st_size > 1000
 
 
+def test_eval_coco_segm_results_without_boxes(tmp_path):
+    """cocoapi's fakesegm-style results: RLE masks and no bbox, more than 255 of them (the
+    count past which pycocotools' mask.area overflows)."""
+    from tests.metrics.coco_synth import make_set
+    from tests.metrics.test_coco import pycoco
+
+    gt, results = make_set(4, n_images=20, dt_per_image=30, adversarial=False)
+    results = [{k: v for k, v in r.items() if k != "bbox"} for r in results]
+    assert len(results) > 255
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "res.json").write_text(json.dumps(results))
+    out = run("eval", "coco", tmp_path / "gt.json", tmp_path / "res.json", "--iou-type",
+              "segm", "--json", tmp_path / "o.json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads((tmp_path / "o.json").read_text())
+    np.testing.assert_allclose(data["stats"], pycoco(gt, results, "segm").stats, atol=1e-12)
+
+
 def test_eval_coco_bad_results_one_line(tmp_path):
     from tests.metrics.coco_synth import make_set
 
