@@ -72,7 +72,7 @@ def test_segment_at_a_scale_reproduces_the_training_time_validation(tmp_path):
         head.weight.normal_(0, 1)
     save_checkpoint(tmp_path / "ck", model, {})
     val = open_dataset(data, "val", num_classes=4)
-    want = evaluate_model(model, val, 4, 255, "cpu", quiet=True, scale=0.5)
+    want = evaluate_model(model, val, 4, 255, quiet=True, scale=0.5)
     predicted = want.confusion.sum(axis=0) / want.confusion.sum()
     assert (predicted > 0.1).sum() >= 2  # no single-class output
     seg = run("-q", "segment", "semantic", data / "val" / "images", "--model", tmp_path / "ck",

@@ -8,9 +8,12 @@
 - ``coco``: a COCO instances JSON + image folder, painted into category maps (0 background,
   categories renumbered 1..K in id order).
 
+Splits can be joined (``"train+val"``) and narrowed to file-name prefixes (``sequences``), which
+gives video-disjoint splits of datasets cut from videos (CamVid's frames are named after theirs).
+
 Augmentations (``train_transform``) come from torchvision's transforms v2, which move masks
-with their images: random scale, crop (padding the label with the ignore index), flip and
-colour jitter.
+with their images: random scale, crop (padding the label with the ignore index), flip, and
+photometric changes (brightness, contrast, saturation, hue, gamma).
 """
 
 from __future__ import annotations

@@ -229,7 +229,7 @@ def _schedule(cfg: TrainConfig, optimizer, total_steps: int):
 
 
 def evaluate_model(model: SemanticModel, dataset, num_classes: int, ignore_index: int,
-                   device, quiet: bool | None = None, scale: float = 1.0):
+                   quiet: bool | None = None, scale: float = 1.0):
     """Validation figures over a dataset of full images (``masklab.metrics.semantic``).
 
     Predictions come from ``predict_semantic`` with ``scales=(scale,)``, the very path of
@@ -371,7 +371,7 @@ def train_semantic(cfg: TrainConfig) -> TrainResult:
                "val_pixel_acc": float("nan"), "seconds": time.perf_counter() - t0}
         last_epoch = epoch + 1 == cfg.epochs or step >= total_steps
         if val_ds is not None and ((epoch + 1) % cfg.val_every == 0 or last_epoch):
-            r = evaluate_model(model, val_ds, spec.num_classes, ignore, device, cfg.quiet,
+            r = evaluate_model(model, val_ds, spec.num_classes, ignore, cfg.quiet,
                                cfg.eval_scale)
             row["val_mIoU"], row["val_pixel_acc"] = r.miou, r.pixel_acc
             if r.miou > best:
@@ -395,7 +395,7 @@ def train_semantic(cfg: TrainConfig) -> TrainResult:
     if last_result is None and val_ds is not None and (out / "best").is_dir():
         # resumed after the best epoch: score the saved best checkpoint again
         best_model = load_checkpoint(out / "best", device=str(device))
-        last_result = evaluate_model(best_model, val_ds, spec.num_classes, ignore, device,
+        last_result = evaluate_model(best_model, val_ds, spec.num_classes, ignore,
                                      cfg.quiet, cfg.eval_scale)
     return TrainResult(best, best_epoch, history, out / "best", out / "last",
                        seen / t_train if t_train else 0.0, last_result)
