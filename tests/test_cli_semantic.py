@@ -84,3 +84,23 @@ def test_segment_at_a_scale_reproduces_the_training_time_validation(tmp_path):
     got = json.loads((tmp_path / "m.json").read_text())
     assert abs(got["mIoU"] - want.miou) < 1e-12, (got["mIoU"], want.miou)
     assert abs(got["pixel_acc"] - want.pixel_acc) < 1e-12
+
+
+def test_train_on_a_sequence_disjoint_split_through_the_cli(tmp_path):
+    from tests.data.test_semantic_datasets import _camvid_like
+
+    root = _camvid_like(tmp_path / "cv", {"train": ["A_1", "A_2", "B_1", "B_2"],
+                                          "val": ["A_3", "C_1"]})
+    out = run("-q", "train", "semantic", "--data", root, "--model", "unet", "--model-arg",
+              "depth=2", "--model-arg", "width=4", "--epochs", 1, "--batch-size", 2,
+              "--crop", "none", "--scale", "1,1", "--workers", 0, "--jitter", 0.4, "--hue",
+              0.05, "--gamma", "0.6,1.6", "--train-split", "train+val", "--train-sequences",
+              "A_,B_", "--val-split", "train+val", "--val-sequences", "C_", "--eval-scale",
+              0.5, "--out", tmp_path / "run")
+    assert out.returncode == 0, out.stderr
+    cfg = json.loads((tmp_path / "run" / "train_config.json").read_text())
+    assert cfg["train_sequences"] == ["A_", "B_"] and cfg["val_sequences"] == ["C_"]
+    assert cfg["gamma"] == [0.6, 1.6] and cfg["hue"] == 0.05 and cfg["eval_scale"] == 0.5
+    bad = run("train", "semantic", "--data", root, "--val-split", "train+val",
+              "--val-sequences", "Z_", "--out", tmp_path / "r2")
+    assert bad.returncode == 2 and "no image of split 'train+val' starts with Z_" in bad.stderr
