@@ -115,6 +115,6 @@ def test_cli_modules_one_per_verb_group():
 
     verbs = set(cli.main.commands)
     assert {"info", "convert", "weights", "demo", "eval", "models", "train", "segment",
-            "export", "prompt", "everything", "matte", "composite"} <= verbs
-    for mod in ("general", "eval", "tasks", "interactive", "matting"):
+            "export", "prompt", "everything", "matte", "composite", "track"} <= verbs
+    for mod in ("general", "eval", "tasks", "interactive", "matting", "video"):
         __import__(f"masklab.cli.{mod}")

@@ -1,0 +1,94 @@
+"""``masklab track``: video object segmentation, a thin wrapper over ``masklab.video``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _prompt(text: str, n: tuple[int, ...], what: str) -> tuple[list[float], int | None]:
+    """``F,A,B,...[@ID]`` -> (numbers, object id or None)."""
+    body, _, obj = text.partition("@")
+    try:
+        values = [float(v) for v in body.split(",")]
+        obj_id = int(obj) if obj else None
+    except ValueError:
+        raise click.BadParameter(f"{text!r} must be numbers", param_hint=what) from None
+    if len(values) not in n:
+        raise click.BadParameter(f"{text!r} must have {' or '.join(map(str, n))} numbers",
+                                 param_hint=what)
+    return values, obj_id
+
+
+@click.command("track")
+@click.argument("video", type=click.Path(path_type=Path, exists=True))
+@click.option("--mask", "mask_file", type=click.Path(path_type=Path, dir_okay=False,
+              exists=True), help="First-frame annotation PNG (DAVIS: each non-zero value is "
+              "an object id; 255 is void).")
+@click.option("--mask-frame", type=int, default=0, show_default=True,
+              help="The frame --mask annotates.")
+@click.option("--point", "points", multiple=True,
+              help="F,X,Y[,LABEL][@ID]: a click on frame F (label 1 positive, 0 negative).")
+@click.option("--box", "boxes", multiple=True, help="F,X0,Y0,X1,Y1[@ID]: a box on frame F.")
+@click.option("--object", "default_id", type=int, default=1, show_default=True,
+              help="Object id of --point/--box prompts without @ID.")
+@click.option("--backend", type=click.Choice(["flow"]), default="flow", show_default=True)
+@click.option("--image-backend", default="grabcut", show_default=True,
+              help="Turns point/box prompts into masks on their frame.")
+@click.option("--no-overlay", is_flag=True, help="Skip overlay.mp4.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.pass_context
+def track_cmd(ctx, video, mask_file, mask_frame, points, boxes, default_id, backend,
+              image_backend, no_overlay, out) -> None:
+    """Track objects through a video (file or folder of frames) from prompts on any frames:
+    OUT/Annotations/<seq>/<frame>.png, OUT/overlay.mp4, OUT/tracks.json."""
+    import numpy as np
+
+    from masklab.errors import InputError
+    from masklab.io.images import read_label_png
+    from masklab.video.output import track_to_folder
+    from masklab.video.session import VideoSession
+
+    if mask_file is None and not points and not boxes:
+        raise click.UsageError("give a prompt: --mask, --point or --box")
+    session = VideoSession(video, backend, image_backend=image_backend)
+    h, w = session.frames.size
+    # every prompt is checked before anything is written
+    if mask_file is not None:
+        ids = read_label_png(mask_file)
+        if ids.shape != (h, w):
+            raise InputError(f"mask is {ids.shape[1]}x{ids.shape[0]}, the video {w}x{h}",
+                             mask_file)
+        values = [int(k) for k in np.unique(ids) if k]
+        if values == [255]:  # a binary 0/255 mask (DAVIS 2016): one object
+            ids = (ids == 255).astype(np.uint8)
+            values = [1]
+        objects = [k for k in values if k != 255]  # else 255 is void (DAVIS 2017)
+        if not objects:
+            raise InputError("the mask is empty (no object id)", mask_file)
+        for k in objects:
+            session.add_prompt(mask_frame, k, mask=ids == k)
+    clicks: dict[tuple[int, int], tuple[list, list]] = {}
+    for p in points:
+        v, obj = _prompt(p, (3, 4), "--point")
+        pts, labels = clicks.setdefault((int(v[0]), obj or default_id), ([], []))
+        pts.append(v[1:3])
+        labels.append(int(v[3]) if len(v) == 4 else 1)
+    for b in boxes:
+        v, obj = _prompt(b, (5,), "--box")
+        try:
+            session.add_prompt(int(v[0]), obj or default_id, box=v[1:5])
+        except ValueError as e:
+            raise InputError(str(e), video) from None
+    for (frame, obj), (pts, labels) in clicks.items():
+        try:
+            session.add_prompt(frame, obj, points=pts, labels=labels)
+        except ValueError as e:
+            raise InputError(str(e), video) from None
+    sequence = video.stem if video.is_file() else video.name
+    files = track_to_folder(session, out, sequence=sequence, overlay=not no_overlay,
+                            quiet=ctx.obj["quiet"] or None)
+    if not ctx.obj["quiet"]:
+        click.echo(f"tracked {len(session.objects)} object(s) over {len(session.frames)} "
+                   f"frames; wrote {len(files)} files to {out}")

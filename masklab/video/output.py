@@ -1,0 +1,80 @@
+"""Writing a tracked video: DAVIS annotations, an overlay video and COCO-style tracks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from masklab.video.session import VideoSession
+
+
+def track_to_folder(session: VideoSession, out: str | os.PathLike, *, sequence: str,
+                    overlay: bool = True, fps: float = 24.0,
+                    quiet: bool | None = None) -> list[Path]:
+    """Propagate every object and write, frame by frame as each is final,
+    ``out/Annotations/<sequence>/<frame>.png`` (DAVIS palette PNGs, object id = palette
+    index); then ``out/overlay.mp4`` (with PyAV) and ``out/tracks.json`` (COCO instances:
+    one image per frame, one annotation per object and frame with its RLE and ``track_id``).
+
+    Each file is written atomically, so an interrupted run leaves the frames it finished
+    readable.
+    """
+    from masklab import viz
+    from masklab.io.coco import write_coco
+    from masklab.io.davis import write_frame
+    from masklab.progress import progress
+
+    out = Path(out)
+    ann_dir = out / "Annotations" / sequence
+    names = session.frames.names
+    h, w = session.frames.size
+    written: list[Path] = []
+    images, anns = [], []
+    writer = None
+    try:
+        if overlay:
+            writer = _overlay_writer(out / "overlay.mp4", fps)
+        for t, masks in progress(session.propagate(), desc=f"track {sequence}",
+                                 total=len(names), quiet=quiet, unit="frame"):
+            ids = np.zeros((h, w), np.uint8)
+            dense = masks.to_dense()
+            for k, m in zip(masks.labels, dense, strict=True):
+                ids[m] = k
+            written.append(write_frame(ann_dir / f"{names[t]}.png", ids))
+            images.append({"id": t + 1, "file_name": f"{names[t]}.jpg", "height": h,
+                           "width": w, "frame": t, "sequence": sequence})
+            boxes = masks.boxes.xywh
+            for k, (obj, rle) in enumerate(zip(masks.labels, masks.to_rle(), strict=True)):
+                area = int(dense[k].sum())
+                if area == 0:
+                    continue  # the object is out of sight on this frame
+                anns.append({"id": len(anns) + 1, "image_id": t + 1, "category_id": 1,
+                             "track_id": int(obj), "segmentation": rle, "area": area,
+                             "bbox": boxes[k].tolist(), "iscrowd": 0})
+            if writer is not None:
+                writer.write(viz.overlay_masks(session.frames[t], masks, boxes=False,
+                                                color_by="label"))
+    except BaseException:
+        if writer is not None:
+            writer.close(ok=False)
+        raise
+    if writer is not None:
+        writer.close()
+        written.append(out / "overlay.mp4")
+    written.append(write_coco(out / "tracks.json", {
+        "images": images, "annotations": anns,
+        "categories": [{"id": 1, "name": "object"}],
+        "videos": [{"name": sequence, "frames": len(names), "height": h, "width": w}]}))
+    return written
+
+
+def _overlay_writer(path: Path, fps: float):
+    try:
+        from masklab.io.video import VideoWriter, _av
+
+        _av()
+    except Exception:  # PyAV is optional: no overlay video without it
+        return None
+    return VideoWriter(path, fps=fps)
