@@ -3,10 +3,18 @@
 Each object's mask is carried from frame to frame by dense optical flow — OpenCV's DIS
 (Kroeger et al., "Fast Optical Flow using Dense Inverse Search", ECCV 2016) or Farnebäck —
 computed backwards (new frame → previous frame), so every pixel of the new frame looks up
-where it came from and the warped mask has no holes. The warped mask is then refined on a
-crop around the object by GrabCut (Rother et al. 2004): its interior (eroded) is sure
-foreground, a band around its edge is left to the colour models, and everything further
-away is sure background. Work runs at most at ``max_side`` pixels on the long side.
+where it came from and the warped mask has no holes. Flow alone drifts, so each frame is
+then decided per pixel from two cues (``refine="colour"``, the default):
+
+- where the object should be: the warped mask, blurred (σ = ``prior_sigma`` px) and read as
+  a probability, as log-odds;
+- what it looks like: colour histograms (16³ bins) of the object and of a band around it,
+  learnt on the frames the user prompted (``appearance``), as a log-likelihood ratio
+  weighted by ``colour_weight``.
+
+A pixel is the object where the sum is positive; connected regions that do not touch the
+warped mask are dropped. ``refine="grabcut"`` runs GrabCut (Rother et al. 2004) on a crop
+around the warped mask instead, and ``refine="none"`` keeps the warped mask.
 """
 
 from __future__ import annotations
@@ -16,14 +24,41 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+_BINS = 16
+
 
 @dataclass
 class FlowOptions:
     flow: str = "dis"  # dis | farneback
-    refine: str = "grabcut"  # grabcut | none
+    refine: str = "colour"  # colour | grabcut | none
     max_side: int = 480  # work size (long side) for the flow
-    band: float = 0.08  # uncertain band around the warped edge, fraction of the object size
-    iterations: int = 2  # GrabCut iterations per frame
+    colour_weight: float = 0.5
+    prior_sigma: float = 4.0
+    band: float = 0.08  # grabcut: uncertain band, fraction of the object size
+    iterations: int = 2  # grabcut iterations per frame
+
+
+@dataclass
+class Appearance:
+    """Colour histograms of an object (``fg``) and of its surroundings (``bg``)."""
+
+    fg: np.ndarray
+    bg: np.ndarray
+
+    def __add__(self, other: Appearance) -> Appearance:
+        return Appearance(self.fg + other.fg, self.bg + other.bg)
+
+    def log_ratio(self, image: np.ndarray) -> np.ndarray:
+        """``log P(colour | object) − log P(colour | surroundings)`` per pixel."""
+        n = _BINS ** 3
+        pf = (self.fg + 1) / (self.fg.sum() + n)
+        pb = (self.bg + 1) / (self.bg.sum() + n)
+        return np.log(pf / pb).astype(np.float32)[_bin_index(image)]
+
+
+def _bin_index(image: np.ndarray) -> np.ndarray:
+    q = (image[..., :3] >> 4).astype(np.int32)  # 256 / 16 levels per channel
+    return (q[..., 0] * _BINS + q[..., 1]) * _BINS + q[..., 2]
 
 
 class FlowTracker:
@@ -33,9 +68,21 @@ class FlowTracker:
         self.opt = FlowOptions(**options)
         if self.opt.flow not in ("dis", "farneback"):
             raise ValueError(f"flow must be 'dis' or 'farneback', got {self.opt.flow!r}")
-        if self.opt.refine not in ("grabcut", "none"):
-            raise ValueError(f"refine must be 'grabcut' or 'none', got {self.opt.refine!r}")
+        if self.opt.refine not in ("colour", "grabcut", "none"):
+            raise ValueError(f"refine must be 'colour', 'grabcut' or 'none', got "
+                             f"{self.opt.refine!r}")
         self._dis = None
+        self._grid = None
+
+    def appearance(self, image: np.ndarray, mask: np.ndarray) -> Appearance:
+        """The colour model of the object ``mask`` shows on ``image``."""
+        size = max(3, 2 * round(0.04 * max(mask.shape)) + 1)
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+        band = cv2.dilate(mask.astype(np.uint8), kernel).astype(bool) & ~mask
+        idx = _bin_index(image)
+        n = _BINS ** 3
+        return Appearance(np.bincount(idx[mask], minlength=n).astype(np.float64),
+                          np.bincount(idx[band], minlength=n).astype(np.float64))
 
     def flow(self, image: np.ndarray, previous: np.ndarray) -> np.ndarray:
         """``(H, W, 2)`` float32 flow from ``image`` to ``previous`` (pixels at full size)."""
@@ -57,45 +104,63 @@ class FlowTracker:
         return fl
 
     def warp(self, mask: np.ndarray, flow: np.ndarray) -> np.ndarray:
-        """The previous frame's ``(H, W)`` bool mask carried onto the new frame."""
+        """The previous frame's ``(H, W)`` mask carried onto the new frame, as a soft
+        ``float32`` mask in [0, 1]."""
         h, w = mask.shape
-        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        soft = cv2.remap(mask.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1],
+        if self._grid is None or self._grid[0].shape != (h, w):
+            self._grid = np.meshgrid(np.arange(w, dtype=np.float32),
+                                     np.arange(h, dtype=np.float32))
+        gx, gy = self._grid
+        return cv2.remap(mask.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1],
                          cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        return soft >= 0.5
 
-    def refine(self, image: np.ndarray, warped: np.ndarray) -> np.ndarray:
-        """GrabCut on a crop around ``warped``: eroded interior sure foreground, far
-        surroundings sure background, the band between decided by colour."""
+    def refine(self, image: np.ndarray, soft: np.ndarray,
+               appearance: Appearance | None) -> np.ndarray:
+        warped = soft >= 0.5
         if self.opt.refine == "none" or not warped.any():
             return warped
-        ys, xs = np.nonzero(warped)
-        size = max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)
-        band = max(2, round(self.opt.band * size))
-        h, w = warped.shape
-        y0, y1 = max(0, ys.min() - 3 * band), min(h, ys.max() + 3 * band + 1)
-        x0, x1 = max(0, xs.min() - 3 * band), min(w, xs.max() + 3 * band + 1)
-        crop = warped[y0:y1, x0:x1].astype(np.uint8)
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
-        inner = cv2.erode(crop, kernel)
-        outer = cv2.dilate(crop, kernel)
-        gc = np.full(crop.shape, cv2.GC_BGD, np.uint8)
-        gc[outer > 0] = cv2.GC_PR_BGD
-        gc[crop > 0] = cv2.GC_PR_FGD
-        gc[inner > 0] = cv2.GC_FGD
-        if not (gc == cv2.GC_BGD).any() or not inner.any():
-            return warped  # no sure background or foreground to learn colours from
-        bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
-        img = np.ascontiguousarray(image[y0:y1, x0:x1, ::-1])
-        cv2.grabCut(img, gc, None, bgd, fgd, self.opt.iterations, cv2.GC_INIT_WITH_MASK)
-        out = np.zeros_like(warped)
-        out[y0:y1, x0:x1] = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
-        return out
+        if self.opt.refine == "grabcut" or appearance is None:
+            return _grabcut(image, warped, self.opt)
+        prior = np.clip(cv2.GaussianBlur(soft, (0, 0), self.opt.prior_sigma), 0.02, 0.98)
+        score = np.log(prior / (1 - prior)) + self.opt.colour_weight * \
+            appearance.log_ratio(image)
+        n, regions = cv2.connectedComponents((score > 0).astype(np.uint8))
+        keep = np.bincount(regions[warped], minlength=n) > 0
+        keep[0] = False
+        return keep[regions]
 
-    def step(self, previous: np.ndarray, image: np.ndarray,
-             masks: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    def step(self, previous: np.ndarray, image: np.ndarray, masks: dict[int, np.ndarray],
+             appearance: dict[int, Appearance] | None = None) -> dict[int, np.ndarray]:
         """Each object's mask on ``image`` from its mask on ``previous``."""
         if not masks:
             return {}
         fl = self.flow(image, previous)
-        return {k: self.refine(image, self.warp(m, fl)) for k, m in masks.items()}
+        appearance = appearance or {}
+        return {k: self.refine(image, self.warp(m, fl), appearance.get(k))
+                for k, m in masks.items()}
+
+
+def _grabcut(image: np.ndarray, warped: np.ndarray, opt: FlowOptions) -> np.ndarray:
+    """GrabCut on a crop around ``warped``: eroded interior sure foreground, far
+    surroundings sure background, the band between decided by colour."""
+    ys, xs = np.nonzero(warped)
+    size = max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)
+    band = max(2, round(opt.band * size))
+    h, w = warped.shape
+    y0, y1 = max(0, ys.min() - 3 * band), min(h, ys.max() + 3 * band + 1)
+    x0, x1 = max(0, xs.min() - 3 * band), min(w, xs.max() + 3 * band + 1)
+    crop = warped[y0:y1, x0:x1].astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
+    inner = cv2.erode(crop, kernel)
+    gc = np.full(crop.shape, cv2.GC_BGD, np.uint8)
+    gc[cv2.dilate(crop, kernel) > 0] = cv2.GC_PR_BGD
+    gc[crop > 0] = cv2.GC_PR_FGD
+    gc[inner > 0] = cv2.GC_FGD
+    if not (gc == cv2.GC_BGD).any() or not inner.any():
+        return warped  # no sure background or foreground to learn colours from
+    bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
+    img = np.ascontiguousarray(image[y0:y1, x0:x1, ::-1])
+    cv2.grabCut(img, gc, None, bgd, fgd, opt.iterations, cv2.GC_INIT_WITH_MASK)
+    out = np.zeros_like(warped)
+    out[y0:y1, x0:x1] = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
+    return out

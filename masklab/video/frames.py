@@ -1,7 +1,8 @@
 """Random access to the frames of a video without holding the video in memory.
 
 ``VideoFrames`` reads a video file (PyAV), a folder of images (the DAVIS
-``JPEGImages/480p/<seq>/`` layout: frames sorted by name) or a list of arrays. Frames are
+``JPEGImages/480p/<seq>/`` layout: frames sorted by name), a list of arrays, or any sequence
+that makes its frames when indexed. Frames are
 decoded when asked for and only the last ``cache`` of them are kept. For a video file, one
 pass over its packets (no decoding) finds every frame's timestamp; a frame is then read by
 seeking to the key frame before it and decoding forward, so going backwards through a clip
@@ -46,8 +47,10 @@ class VideoFrames:
                 raise InputError("not a video file or a folder of frames", self.path)
         else:
             self.path = None
-            self._arrays = [np.asarray(a) for a in source]
-            if not self._arrays:
+            # a list, or any sequence that makes frames when indexed (nothing is copied)
+            self._arrays = source if hasattr(source, "__getitem__") and hasattr(
+                source, "__len__") else list(source)
+            if not len(self._arrays):
                 raise InputError("no frames given")
             self.names = [f"{i:05d}" for i in range(len(self._arrays))]
         first = self[0]
@@ -65,7 +68,7 @@ class VideoFrames:
             self._cache.move_to_end(i)
             return self._cache[i]
         if self._arrays is not None:
-            frame = _rgb(self._arrays[i], f"frame {i}")
+            frame = _rgb(np.asarray(self._arrays[i]), f"frame {i}")
         elif self._files is not None:
             from masklab.io.images import read_image
 

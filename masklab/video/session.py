@@ -19,6 +19,8 @@ are decoded on demand (``VideoFrames``). Prompts have undo/redo as in ``Session`
 from __future__ import annotations
 
 import copy
+import functools
+import operator
 from collections.abc import Iterator
 
 import numpy as np
@@ -50,6 +52,7 @@ class VideoSession:
         self.image_backend = image_backend
         self._prompts: dict[int, dict[int, Prompts]] = {}  # object -> frame -> prompts
         self._anchors: dict[int, dict[int, dict]] = {}  # object -> frame -> RLE
+        self._looks: dict[int, dict[int, object]] = {}  # object -> frame -> appearance
         self._results: dict[int, dict[int, dict]] = {}  # frame -> object -> RLE
         self._source: dict[int, dict[int, int]] = {}  # frame -> object -> anchor used
         self._undo: list[tuple] = []
@@ -93,6 +96,9 @@ class VideoSession:
         self._checkpoint()
         self._prompts.setdefault(obj_id, {})[frame] = new
         self._anchors.setdefault(obj_id, {})[frame] = _rle.encode(anchor)[0]
+        if hasattr(self.backend, "appearance"):  # what the object looks like, for the backend
+            self._looks.setdefault(obj_id, {})[frame] = self.backend.appearance(
+                self.frames[frame], anchor)
         self._forget(obj_id, frame)
         return Masks(anchor[None], labels=[obj_id])
 
@@ -102,6 +108,7 @@ class VideoSession:
         self._checkpoint()
         self._prompts.pop(obj_id, None)
         self._anchors.pop(obj_id)
+        self._looks.pop(obj_id, None)
         self._forget(obj_id)
 
     def undo(self) -> bool:
@@ -225,7 +232,10 @@ class VideoSession:
                 else:
                     carried.pop(obj, None)
             if todo:
-                moved = self.backend.step(self.frames[t - step], self.frames[t], todo)
+                looks = {obj: functools.reduce(operator.add, self._looks[obj].values())
+                         for obj in todo if self._looks.get(obj)}
+                moved = self.backend.step(self.frames[t - step], self.frames[t], todo,
+                                          looks or None)
                 for obj, m in moved.items():
                     carried[obj] = m
                     self._store(t, obj, plan[obj][t][0], m)
@@ -249,13 +259,14 @@ class VideoSession:
                 self._results[t].pop(obj, None)
 
     def _state(self) -> tuple:
-        return copy.deepcopy((self._prompts, self._anchors))
+        return copy.deepcopy((self._prompts, self._anchors, self._looks))
 
     def _checkpoint(self) -> None:
         self._undo.append(self._state())
         self._redo.clear()
 
     def _restore(self, state: tuple) -> None:
-        self._prompts, self._anchors = state
+        self._prompts, self._anchors, self._looks = state
         self._results.clear()
         self._source.clear()
+

@@ -36,9 +36,12 @@ class Counting:
     def __init__(self, backend):
         self.backend, self.calls = backend, []
 
-    def step(self, previous, image, masks):
+    def appearance(self, image, mask):
+        return self.backend.appearance(image, mask)
+
+    def step(self, previous, image, masks, *rest):
         self.calls += [(id(image), k) for k in masks]
-        return self.backend.step(previous, image, masks)
+        return self.backend.step(previous, image, masks, *rest)
 
 
 def test_mask_prompt_in_the_middle_propagates_both_ways():
