@@ -92,3 +92,31 @@ def track_cmd(ctx, video, mask_file, mask_frame, points, boxes, default_id, back
     if not ctx.obj["quiet"]:
         click.echo(f"tracked {len(session.objects)} object(s) over {len(session.frames)} "
                    f"frames; wrote {len(files)} files to {out}")
+
+
+@click.command("video-interactive")
+@click.option("--davis-root", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="DAVIS folder: JPEGImages/<res>/<seq>/ and Annotations/<res>/<seq>/.")
+@click.option("--sequences", help="Comma-separated sequence names (default: all).")
+@click.option("--interactions", type=int, default=8, show_default=True)
+@click.option("--backend", type=click.Choice(["flow"]), default="flow", show_default=True)
+@click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the figures as JSON.")
+@click.pass_context
+def eval_video_interactive(ctx, davis_root, sequences, interactions, backend,
+                           json_out) -> None:
+    """Interactive VOS: a simulated user corrects the worst frame with a click after each
+    propagation; J&F per interaction, AUC, J&F@8."""
+    from masklab.cli.eval import _write_json
+    from masklab.metrics.video_interactive import evaluate_davis_interactive
+
+    if interactions < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--interactions")
+    r = evaluate_davis_interactive(davis_root, backend=backend, interactions=interactions,
+                                   sequences=sequences.split(",") if sequences else None,
+                                   quiet=ctx.obj["quiet"] or None)
+    click.echo("interaction  J       F       J&F")
+    for k, (j, f) in enumerate(zip(r.j, r.f, strict=True), 1):
+        click.echo(f"{k:<11}  {j:.4f}  {f:.4f}  {(j + f) / 2:.4f}")
+    click.echo(f"AUC {r.auc:.4f}  J&F@8 {r.jf_at(8):.4f}  ({r.sequences} sequences)")
+    _write_json(json_out, r.to_dict())

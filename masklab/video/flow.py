@@ -129,6 +129,35 @@ class FlowTracker:
         keep[0] = False
         return keep[regions]
 
+    def correct(self, image: np.ndarray, mask: np.ndarray, points: np.ndarray,
+                labels: np.ndarray, appearance: Appearance | None) -> np.ndarray:
+        """``mask`` corrected by clicks: a negative click removes the connected part of the
+        mask around it whose colours look like the surroundings (``appearance``), a positive
+        click adds the connected part outside the mask whose colours look like the object,
+        both within 15 % of the frame's size of the click; without a colour model, or where
+        the clicked pixel's own colour disagrees, a disc of radius 3 % of the frame."""
+        out = mask.copy()
+        h, w = mask.shape
+        r = max(2, round(0.03 * max(h, w)))
+        llr = appearance.log_ratio(image) if appearance is not None else None
+        for (x, y), lab in zip(np.asarray(points).reshape(-1, 2), labels, strict=True):
+            xi, yi = min(w - 1, max(0, int(x))), min(h - 1, max(0, int(y)))
+            disc = np.zeros((h, w), np.uint8)
+            cv2.circle(disc, (xi, yi), r, 1, -1)
+            disc = disc.astype(bool)
+            region = disc
+            if llr is not None:
+                looks = (llr > 0) if lab == 1 else (llr < 0)
+                candidates = (looks & ~out) if lab == 1 else (looks & out)
+                near = np.zeros((h, w), np.uint8)  # a click is a local edit
+                cv2.circle(near, (xi, yi), 5 * r, 1, -1)
+                candidates &= near.astype(bool)
+                if candidates[yi, xi]:
+                    _, comp = cv2.connectedComponents(candidates.astype(np.uint8))
+                    region = (comp == comp[yi, xi]) | disc
+            out = out | region if lab == 1 else out & ~region
+        return out
+
     def step(self, previous: np.ndarray, image: np.ndarray, masks: dict[int, np.ndarray],
              appearance: dict[int, Appearance] | None = None) -> dict[int, np.ndarray]:
         """Each object's mask on ``image`` from its mask on ``previous``."""

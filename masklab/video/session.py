@@ -90,8 +90,8 @@ class VideoSession:
         if new.is_empty():
             raise InputError("no prompt given")
         new, _ = new.fit_to(h, w)
-        anchor = self._anchor_mask(frame, new)
-        if mask is not None and not anchor.any():
+        anchor = self._anchor_mask(frame, new, obj_id)
+        if _mask_only(new) and not anchor.any():
             raise InputError(f"the mask of object {obj_id} on frame {frame} is empty")
         self._checkpoint()
         self._prompts.setdefault(obj_id, {})[frame] = new
@@ -178,11 +178,17 @@ class VideoSession:
                              self.frames.path)
         return int(frame)
 
-    def _anchor_mask(self, frame: int, prompts: Prompts) -> np.ndarray:
-        only_mask = (prompts.mask is not None and not len(prompts.points)
-                     and prompts.box is None and not prompts.scribbles)
-        if only_mask:
+    def _anchor_mask(self, frame: int, prompts: Prompts, obj: int) -> np.ndarray:
+        if _mask_only(prompts):
             return prompts.mask.astype(bool)
+        correction = (prompts.mask is not None and len(prompts.points)
+                      and prompts.box is None and not prompts.scribbles)
+        if correction and hasattr(self.backend, "correct") and self._looks.get(obj):
+            # clicks on a mask the session made: the backend corrects it with what it knows
+            # of the object (its colours); an image backend would start from scratch
+            look = functools.reduce(operator.add, self._looks[obj].values())
+            return self.backend.correct(self.frames[frame], prompts.mask.astype(bool),
+                                        prompts.points, prompts.point_labels, look)
         from masklab.interactive import Session
 
         return Session(self.frames[frame], self.image_backend).predict(
@@ -270,3 +276,7 @@ class VideoSession:
         self._results.clear()
         self._source.clear()
 
+
+
+def _mask_only(p: Prompts) -> bool:
+    return p.mask is not None and not len(p.points) and p.box is None and not p.scribbles
