@@ -13,8 +13,12 @@ then decided per pixel from two cues (``refine="colour"``, the default):
   weighted by ``colour_weight``.
 
 A pixel is the object where the sum is positive; connected regions that do not touch the
-warped mask are dropped. ``refine="grabcut"`` runs GrabCut (Rother et al. 2004) on a crop
-around the warped mask instead, and ``refine="none"`` keeps the warped mask.
+warped mask are dropped. When what the flow carried looks like the surroundings (mean log
+ratio below −0.5) or nothing is left, the object has left the frame, is hidden or was lost:
+its track is kept and each next frame is searched for a region with its colours and about
+its size (``refind``), so it comes back under its own id. ``refine="grabcut"`` runs GrabCut
+(Rother et al. 2004) on a crop around the warped mask instead, and ``refine="none"`` keeps
+the warped mask.
 """
 
 from __future__ import annotations
@@ -44,9 +48,12 @@ class Appearance:
 
     fg: np.ndarray
     bg: np.ndarray
+    area: float = 0.0  # the object's pixel count, summed over the frames learnt from
+    count: int = 1  # how many frames
 
     def __add__(self, other: Appearance) -> Appearance:
-        return Appearance(self.fg + other.fg, self.bg + other.bg)
+        return Appearance(self.fg + other.fg, self.bg + other.bg, self.area + other.area,
+                          self.count + other.count)
 
     def log_ratio(self, image: np.ndarray) -> np.ndarray:
         """``log P(colour | object) − log P(colour | surroundings)`` per pixel."""
@@ -82,7 +89,8 @@ class FlowTracker:
         idx = _bin_index(image)
         n = _BINS ** 3
         return Appearance(np.bincount(idx[mask], minlength=n).astype(np.float64),
-                          np.bincount(idx[band], minlength=n).astype(np.float64))
+                          np.bincount(idx[band], minlength=n).astype(np.float64),
+                          float(mask.sum()))
 
     def flow(self, image: np.ndarray, previous: np.ndarray) -> np.ndarray:
         """``(H, W, 2)`` float32 flow from ``image`` to ``previous`` (pixels at full size)."""
@@ -117,17 +125,41 @@ class FlowTracker:
     def refine(self, image: np.ndarray, soft: np.ndarray,
                appearance: Appearance | None) -> np.ndarray:
         warped = soft >= 0.5
+        if not warped.any() and appearance is not None and self.opt.refine == "colour":
+            return self.refind(image, appearance)  # lost (left the frame, hidden): look
         if self.opt.refine == "none" or not warped.any():
             return warped
         if self.opt.refine == "grabcut" or appearance is None:
             return _grabcut(image, warped, self.opt)
         prior = np.clip(cv2.GaussianBlur(soft, (0, 0), self.opt.prior_sigma), 0.02, 0.98)
-        score = np.log(prior / (1 - prior)) + self.opt.colour_weight * \
-            appearance.log_ratio(image)
+        llr = appearance.log_ratio(image)
+        score = np.log(prior / (1 - prior)) + self.opt.colour_weight * llr
         n, regions = cv2.connectedComponents((score > 0).astype(np.uint8))
         keep = np.bincount(regions[warped], minlength=n) > 0
         keep[0] = False
-        return keep[regions]
+        out = keep[regions]
+        if not out.any() or llr[out].mean() < -0.5:
+            # what the flow carried looks like the surroundings: the object is gone (left,
+            # hidden) or the flow lost it; search the frame for it
+            return self.refind(image, appearance)
+        return out
+
+    def refind(self, image: np.ndarray, appearance: Appearance) -> np.ndarray:
+        """Look over the whole frame for an object that was lost: the connected region whose
+        colours are at least e times likelier on the object than around it, of 0.25-4x the
+        object's usual area, with the highest mean likelihood ratio; empty if none."""
+        llr = cv2.GaussianBlur(appearance.log_ratio(image), (0, 0), 2)
+        n, regions, stats, _ = cv2.connectedComponentsWithStats((llr > 1).astype(np.uint8))
+        typical = appearance.area / max(1, appearance.count)
+        areas = stats[:, cv2.CC_STAT_AREA]
+        ok = (areas >= 0.25 * typical) & (areas <= 4 * typical)
+        ok[0] = False
+        if not ok.any():
+            return np.zeros(image.shape[:2], bool)
+        mean = np.bincount(regions.ravel(), weights=llr.ravel(), minlength=n) / np.maximum(
+            areas, 1)
+        best = int(np.argmax(np.where(ok, mean, -np.inf)))
+        return regions == best
 
     def correct(self, image: np.ndarray, mask: np.ndarray, points: np.ndarray,
                 labels: np.ndarray, appearance: Appearance | None) -> np.ndarray:

@@ -137,3 +137,24 @@ def test_flow_on_real_davis_frames():
     s.add_prompt(0, 1, mask=gts[0])
     js = [iou(m.to_dense()[0], gts[t]) for t, m in s.propagate() if t]
     assert min(js) >= 0.7 and np.mean(js) >= 0.8, js
+
+
+def test_an_object_that_leaves_and_comes_back_keeps_its_id():
+    rng = np.random.default_rng(1)
+    bg = rng.integers(0, 80, (60, 100, 3)).astype(np.uint8)
+    xs = [10, 30, 50, 70, 90, 110, 130, 130, 110, 90, 70, 50]  # out past x=100, back
+    frames, gts = [], []
+    for x in xs:
+        f = bg.copy()
+        g = np.zeros((60, 100), bool)
+        g[20:36, max(0, x):max(0, x + 16)] = True
+        f[g] = (220, 60, 60)
+        frames.append(f)
+        gts.append(g)
+    s = VideoSession(frames)
+    s.add_prompt(0, 1, mask=gts[0])
+    res = {t: m.to_dense()[0] for t, m in s.propagate()}
+    assert not res[6].any() and not res[7].any()  # gone: empty, but the track is kept
+    assert not res[8].any()
+    js = [iou(res[t], gts[t]) for t in (9, 10, 11)]  # back under id 1, 20 px a frame
+    assert min(js) >= 0.8, js  # as good as before it left (0.84 at 20 px a frame)
