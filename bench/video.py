@@ -3,6 +3,9 @@ DAVIS-2016 sequences (semi-supervised: the first frame's mask is the prompt; J a
 frames 1..T-2 with masklab's DAVIS evaluator), frames/s, and resident memory after 200 and
 after 2,000 frames of a synthetic 854x480 clip (frames made on demand, never held).
 
+Unsupervised rows: ``VideoSession.discover`` (no prompt; up to 20 proposals), scored with
+DAVIS's unsupervised protocol (proposals matched to objects by the Hungarian method).
+
 Usage: python bench/video.py [--long 2000] [--refine colour|grabcut|none]
 """
 
@@ -82,6 +85,26 @@ def main() -> None:
         g = ev.compute().global_
         rows.append({"sequence": "mean", "J": g["J-Mean"], "F": g["F-Mean"],
                      "J&F": g["J&F-Mean"], "frames_per_s": total_frames / total_s})
+        unsup = DavisEvaluator("unsupervised")
+        for seq in sorted(p.name for p in (DAVIS / "JPEGImages" / "480p").iterdir()):
+            gt = np.stack([(read_label_png(p) > 0).astype(np.uint8) for p in
+                           sorted((DAVIS / "Annotations" / "480p" / seq).glob("*.png"))])
+            s = VideoSession(DAVIS / "JPEGImages" / "480p" / seq, refine=args.refine)
+            t0 = time.perf_counter()
+            s.discover(max_objects=20)
+            res = np.zeros_like(gt)
+            for t, m in s.propagate():
+                for k, d in zip(m.labels, m.to_dense(), strict=True):
+                    res[t][d] = k
+            dt = time.perf_counter() - t0
+            one = DavisEvaluator("unsupervised").update(seq, gt, res).compute().global_
+            unsup.update(seq, gt, res)
+            rows.append({"sequence": f"unsupervised {seq} ({len(s.objects)} found)",
+                         "J": one["J-Mean"], "F": one["F-Mean"], "J&F": one["J&F-Mean"],
+                         "frames_per_s": len(gt) / dt})
+        g = unsup.compute().global_
+        rows.append({"sequence": "unsupervised mean", "J": g["J-Mean"], "F": g["F-Mean"],
+                     "J&F": g["J&F-Mean"], "frames_per_s": float("nan")})
     else:
         print(f"DAVIS-2016 not found at {DAVIS}; accuracy skipped")
     clip = SyntheticClip(args.long)

@@ -63,3 +63,19 @@ def test_track_bad_input_writes_nothing(tmp_path):
         assert not (tmp_path / "o").exists()
     out = run("track", tmp_path / "nothing", "--box", "0,1,1,5,5", "--out", tmp_path / "o")
     assert out.returncode == 2 and not (tmp_path / "o").exists()
+
+
+def test_track_unsupervised(tmp_path):
+    from tests.video.test_session import panning_clip
+
+    frames, gts = panning_clip()
+    for t, f in enumerate(frames):
+        write_image(tmp_path / "pan" / f"{t:05d}.png", f)
+    out = run("-q", "track", tmp_path / "pan", "--unsupervised", "--no-overlay", "--out",
+              tmp_path / "o")
+    assert out.returncode == 0, out.stderr
+    ids = read_label_png(tmp_path / "o" / "Annotations" / "pan" / "00009.png")
+    assert iou(ids == 1, gts[9]) >= 0.7 and ids.max() == 1
+    bad = run("track", tmp_path / "pan", "--unsupervised", "--box", "0,1,1,5,5", "--out",
+              tmp_path / "o2")
+    assert bad.returncode == 2 and "takes no prompt" in bad.stderr

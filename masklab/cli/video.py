@@ -33,14 +33,18 @@ def _prompt(text: str, n: tuple[int, ...], what: str) -> tuple[list[float], int 
 @click.option("--box", "boxes", multiple=True, help="F,X0,Y0,X1,Y1[@ID]: a box on frame F.")
 @click.option("--object", "default_id", type=int, default=1, show_default=True,
               help="Object id of --point/--box prompts without @ID.")
+@click.option("--unsupervised", is_flag=True,
+              help="No prompt: find the objects that move against the camera and track them.")
+@click.option("--max-objects", type=int, default=20, show_default=True,
+              help="With --unsupervised: at most this many (DAVIS allows 20).")
 @click.option("--backend", type=click.Choice(["flow"]), default="flow", show_default=True)
 @click.option("--image-backend", default="grabcut", show_default=True,
               help="Turns point/box prompts into masks on their frame.")
 @click.option("--no-overlay", is_flag=True, help="Skip overlay.mp4.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
 @click.pass_context
-def track_cmd(ctx, video, mask_file, mask_frame, points, boxes, default_id, backend,
-              image_backend, no_overlay, out) -> None:
+def track_cmd(ctx, video, mask_file, mask_frame, points, boxes, default_id, unsupervised,
+              max_objects, backend, image_backend, no_overlay, out) -> None:
     """Track objects through a video (file or folder of frames) from prompts on any frames:
     OUT/Annotations/<seq>/<frame>.png, OUT/overlay.mp4, OUT/tracks.json."""
     import numpy as np
@@ -50,8 +54,12 @@ def track_cmd(ctx, video, mask_file, mask_frame, points, boxes, default_id, back
     from masklab.video.output import track_to_folder
     from masklab.video.session import VideoSession
 
-    if mask_file is None and not points and not boxes:
-        raise click.UsageError("give a prompt: --mask, --point or --box")
+    if unsupervised and (mask_file is not None or points or boxes):
+        raise click.UsageError("--unsupervised takes no prompt")
+    if not unsupervised and mask_file is None and not points and not boxes:
+        raise click.UsageError("give a prompt: --mask, --point or --box (or --unsupervised)")
+    if max_objects < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--max-objects")
     session = VideoSession(video, backend, image_backend=image_backend)
     h, w = session.frames.size
     # every prompt is checked before anything is written
@@ -86,6 +94,10 @@ def track_cmd(ctx, video, mask_file, mask_frame, points, boxes, default_id, back
             session.add_prompt(frame, obj, points=pts, labels=labels)
         except ValueError as e:
             raise InputError(str(e), video) from None
+    if unsupervised:
+        session.discover(max_objects=max_objects)
+        if not session.objects:
+            raise InputError("nothing moves against the camera: no object found", video)
     sequence = video.stem if video.is_file() else video.name
     files = track_to_folder(session, out, sequence=sequence, overlay=not no_overlay,
                             quiet=ctx.obj["quiet"] or None)

@@ -153,6 +153,36 @@ class VideoSession:
             if lo <= t <= hi and any(t in p for p in plan.values()):
                 yield t, masks
 
+    def discover(self, *, max_objects: int = 20, every: int = 10, min_area: float = 0.002,
+                 cover: float = 0.5) -> list[int]:
+        """Unsupervised: find the objects that move against the camera on the first frame
+        (``masklab.video.discover.moving_regions``), track them, and every ``every`` frames
+        add the moving regions that no track covers (less than ``cover`` of the region
+        inside a tracked mask), up to ``max_objects`` in all. Returns the new object ids;
+        ``propagate`` then gives every frame."""
+        from masklab.video.discover import moving_regions
+
+        if not hasattr(self.backend, "flow"):
+            raise InputError("discover needs a backend with optical flow ('flow')")
+        n = len(self.frames)
+        added: list[int] = []
+        for t in range(0, max(1, n - 1), max(1, every)):
+            if len(self._anchors) >= max_objects:
+                break
+            following = self.frames[t + 1] if t + 1 < n else self.frames[t]
+            found = moving_regions(self.frames[t], following, self.backend.flow,
+                                   min_area=min_area, max_objects=max_objects)
+            if self._anchors:
+                for _ in self.propagate(end=t):
+                    pass
+                tracked = self.label_map(t) > 0
+                found = [m for m in found if (m & tracked).sum() < cover * m.sum()]
+            for m in found[:max_objects - len(self._anchors)]:
+                obj = max(self._anchors, default=0) + 1
+                self.add_prompt(t, obj, mask=m)
+                added.append(obj)
+        return added
+
     def masks(self, frame: int) -> Masks:
         """The objects' masks on ``frame`` as last propagated (labels = object ids)."""
         frame = self._frame_index(frame)

@@ -158,3 +158,33 @@ def test_an_object_that_leaves_and_comes_back_keeps_its_id():
     assert not res[8].any()
     js = [iou(res[t], gts[t]) for t in (9, 10, 11)]  # back under id 1, 20 px a frame
     assert min(js) >= 0.8, js  # as good as before it left (0.84 at 20 px a frame)
+
+
+def panning_clip(n=10, moving=True):
+    """A textured scene panned 2 px a frame to the left, with (or without) a square that moves
+    right 3 px a frame against it."""
+    rng = np.random.default_rng(2)
+    world = rng.integers(0, 255, (70, 160, 3)).astype(np.uint8)
+    world = np.asarray(__import__("cv2").GaussianBlur(world, (0, 0), 1.5))
+    frames, gts = [], []
+    for t in range(n):
+        f = world[:, 2 * t:2 * t + 100].copy()
+        g = np.zeros((70, 100), bool)
+        if moving:
+            g[25:45, 20 + 3 * t:40 + 3 * t] = True
+            f[g] = np.array([230, 200, 30], np.uint8) + rng.integers(0, 20, (g.sum(), 3),
+                                                                       dtype=np.uint8)
+        frames.append(f)
+        gts.append(g)
+    return frames, gts
+
+
+def test_discover_finds_what_moves_against_the_camera():
+    frames, gts = panning_clip()
+    s = VideoSession(frames)
+    ids = s.discover(max_objects=5)
+    assert ids == [1]
+    res = dict(s.propagate())
+    assert all(iou(res[t].to_dense()[0], gts[t]) >= 0.7 for t in range(10))
+    still, _ = panning_clip(moving=False)
+    assert VideoSession(still).discover() == []  # the camera's own motion is no object
