@@ -85,9 +85,8 @@ def _dot(shape, x: float, y: float) -> np.ndarray:
 
 def _propagated(session, shape) -> np.ndarray:
     res = np.zeros(shape, np.uint8)
-    for t, masks in session.propagate():
-        for k, m in zip(masks.labels, masks.to_dense(), strict=True):
-            res[t][m] = k
+    for t, _ in session.propagate():
+        res[t] = session.label_map(t)
     return res
 
 

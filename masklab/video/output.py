@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-
 from masklab.video.session import VideoSession
 
 
@@ -38,16 +36,12 @@ def track_to_folder(session: VideoSession, out: str | os.PathLike, *, sequence: 
             writer = _overlay_writer(out / "overlay.mp4", fps)
         for t, masks in progress(session.propagate(), desc=f"track {sequence}",
                                  total=len(names), quiet=quiet, unit="frame"):
-            ids = np.zeros((h, w), np.uint8)
-            dense = masks.to_dense()
-            for k, m in zip(masks.labels, dense, strict=True):
-                ids[m] = k
-            written.append(write_frame(ann_dir / f"{names[t]}.png", ids))
+            written.append(write_frame(ann_dir / f"{names[t]}.png", session.label_map(t)))
             images.append({"id": t + 1, "file_name": f"{names[t]}.jpg", "height": h,
                            "width": w, "frame": t, "sequence": sequence})
             boxes = masks.boxes.xywh
             for k, (obj, rle) in enumerate(zip(masks.labels, masks.to_rle(), strict=True)):
-                area = int(dense[k].sum())
+                area = int(masks.area[k])
                 if area == 0:
                     continue  # the object is out of sight on this frame
                 anns.append({"id": len(anns) + 1, "image_id": t + 1, "category_id": 1,

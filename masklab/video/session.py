@@ -76,17 +76,14 @@ class VideoSession:
             raise InputError(f"mask is {m.shape[1] if m.ndim > 1 else '?'}x{m.shape[0]}, the "
                              f"video {w}x{h}")
         old = self._prompts.get(obj_id, {}).get(frame, Prompts())
-        new = Prompts(
-            points=np.vstack([old.points, np.asarray(points if points is not None
-                                                     else np.zeros((0, 2)), float
-                                                     ).reshape(-1, 2)]),
-            point_labels=np.concatenate([old.point_labels, np.asarray(
-                labels if labels is not None else np.ones(len(np.asarray(
-                    points if points is not None else np.zeros((0, 2))).reshape(-1, 2))),
-                np.int64).reshape(-1)]),
-            box=box if box is not None else old.box,
-            mask=np.asarray(mask, bool) if mask is not None else old.mask,
-            scribbles=list(old.scribbles) + list(scribbles or []))
+        pts = np.zeros((0, 2)) if points is None else np.asarray(points, float).reshape(-1, 2)
+        labs = np.ones(len(pts), np.int64) if labels is None else \
+            np.asarray(labels, np.int64).reshape(-1)
+        new = Prompts(points=np.vstack([old.points, pts]),
+                      point_labels=np.concatenate([old.point_labels, labs]),
+                      box=box if box is not None else old.box,
+                      mask=np.asarray(mask, bool) if mask is not None else old.mask,
+                      scribbles=list(old.scribbles) + list(scribbles or []))
         if new.is_empty():
             raise InputError("no prompt given")
         new, _ = new.fit_to(h, w)
@@ -196,7 +193,8 @@ class VideoSession:
     def label_map(self, frame: int) -> np.ndarray:
         """``(H, W)`` uint8 object ids on ``frame`` (0 background; later ids on top)."""
         out = np.zeros(self.frames.size, np.uint8)
-        for k, m in zip(self.masks(frame).labels, self.masks(frame).to_dense(), strict=True):
+        masks = self.masks(frame)
+        for k, m in zip(masks.labels, masks.to_dense(), strict=True):
             out[m] = k
         return out
 
