@@ -79,3 +79,20 @@ def test_track_unsupervised(tmp_path):
     bad = run("track", tmp_path / "pan", "--unsupervised", "--box", "0,1,1,5,5", "--out",
               tmp_path / "o2")
     assert bad.returncode == 2 and "takes no prompt" in bad.stderr
+
+
+def test_tracks_json_converts_back_to_the_same_davis_annotations(tmp_path):
+    _, red, green = _folder(tmp_path, n=5)
+    first = np.zeros(red[0].shape, np.uint8)
+    first[red[0]] = 3
+    first[green[0]] = 7
+    write_label_png(tmp_path / "first.png", first)
+    assert run("-q", "track", tmp_path / "clip", "--mask", tmp_path / "first.png",
+               "--no-overlay", "--out", tmp_path / "o").returncode == 0
+    out = run("-q", "convert", tmp_path / "o" / "tracks.json", tmp_path / "d", "--to", "davis")
+    assert out.returncode == 0, out.stderr
+    for t in range(5):
+        a = read_label_png(tmp_path / "o" / "Annotations" / "clip" / f"{t:05d}.png")
+        b = read_label_png(tmp_path / "d" / "Annotations" / "480p" / "clip" / f"{t:05d}.png")
+        np.testing.assert_array_equal(a, b)
+    assert set(np.unique(a)) == {0, 3, 7}

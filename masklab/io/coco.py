@@ -65,14 +65,16 @@ class CocoDataset:
         return self._anns_by_image.get(image_id, [])
 
     def masks(self, image_id: int, *, include_crowd: bool = True) -> Masks:
-        """The image's annotations as ``Masks`` (labels = category ids, track_ids = ann ids)."""
+        """The image's annotations as ``Masks`` (labels = category ids, track_ids = each
+        annotation's ``track_id`` — video tracks, as ``masklab track`` writes — else its id)."""
         img = self.image_by_id[image_id]
         h, w = img["height"], img["width"]
         anns = [a for a in self.annotations_for(image_id)
                 if a.get("segmentation") and (include_crowd or not a.get("iscrowd", 0))]
         rles = [annotation_rle(a, h, w) for a in anns]
         meta = dict(labels=[a["category_id"] for a in anns],
-                    track_ids=[a["id"] for a in anns], class_names=self.class_names)
+                    track_ids=[a.get("track_id", a["id"]) for a in anns],
+                    class_names=self.class_names)
         return Masks.from_rle(rles, size=(h, w), **meta)
 
     def boxes(self, image_id: int) -> Boxes:

@@ -14,7 +14,8 @@ def track_to_folder(session: VideoSession, out: str | os.PathLike, *, sequence: 
     """Propagate every object and write, frame by frame as each is final,
     ``out/Annotations/<sequence>/<frame>.png`` (DAVIS palette PNGs, object id = palette
     index); then ``out/overlay.mp4`` (with PyAV) and ``out/tracks.json`` (COCO instances:
-    one image per frame, one annotation per object and frame with its RLE and ``track_id``).
+    one image ``<sequence>/<frame>.jpg`` per frame, one annotation per object and frame with
+    its RLE and ``track_id``; ``masklab convert`` turns it into DAVIS, YOLO or label PNGs).
 
     Each file is written atomically, so an interrupted run leaves the frames it finished
     readable.
@@ -37,8 +38,8 @@ def track_to_folder(session: VideoSession, out: str | os.PathLike, *, sequence: 
         for t, masks in progress(session.propagate(), desc=f"track {sequence}",
                                  total=len(names), quiet=quiet, unit="frame"):
             written.append(write_frame(ann_dir / f"{names[t]}.png", session.label_map(t)))
-            images.append({"id": t + 1, "file_name": f"{names[t]}.jpg", "height": h,
-                           "width": w, "frame": t, "sequence": sequence})
+            images.append({"id": t + 1, "file_name": f"{sequence}/{names[t]}.jpg",
+                           "height": h, "width": w, "frame": t})
             boxes = masks.boxes.xywh
             for k, (obj, rle) in enumerate(zip(masks.labels, masks.to_rle(), strict=True)):
                 area = int(masks.area[k])
