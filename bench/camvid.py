@@ -42,11 +42,14 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--crop", default="176,240")
-    ap.add_argument("--scale", default="0.4,0.8")
+    ap.add_argument("--scale", default="0.3,1.0")
     ap.add_argument("--jitter", type=float, default=0.4,
                     help="brightness/contrast/saturation factor range 1 ± jitter")
     ap.add_argument("--hue", type=float, default=0.05)
     ap.add_argument("--gamma", default="0.6,1.6", help="random gamma range ('1,1': none)")
+    ap.add_argument("--class-weights", default="sqrt-median",
+                    choices=["median", "sqrt-median", "none"])
+    ap.add_argument("--weight-decay", type=float, default=0.05)
     ap.add_argument("--split", choices=sorted(SPLITS), default="sequence",
                     help="sequence: train on 0016E5 + 0001TP, validate on all of 0006R0 (a "
                          "video the model never sees); segnet: SegNet's train / val lists")
@@ -68,7 +71,9 @@ def main() -> None:
         else {"width": args.width},
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         crop=tuple(int(v) for v in args.crop.split(",")),
-        scale=tuple(float(v) for v in args.scale.split(",")), class_weights="median",
+        scale=tuple(float(v) for v in args.scale.split(",")),
+        class_weights=None if args.class_weights == "none" else args.class_weights,
+        weight_decay=args.weight_decay,
         jitter=args.jitter, hue=args.hue, gamma=tuple(float(v) for v in args.gamma.split(",")),
         **SPLITS[args.split],
         loss="ce", schedule="poly", workers=args.workers, device=args.device,
@@ -86,7 +91,8 @@ def main() -> None:
         "val_pixel_acc": float(res.pixel_acc), "train_images_per_s": r.images_per_second,
         "device": str(args.device), "minutes": minutes, "crop": args.crop,
         "scale": args.scale, "eval_scale": args.eval_scale, "split": args.split,
-        "jitter": args.jitter, "hue": args.hue, "gamma": args.gamma})
+        "jitter": args.jitter, "hue": args.hue, "gamma": args.gamma,
+        "class_weights": args.class_weights, "weight_decay": args.weight_decay})
     print(f"val mIoU {res.miou:.4f} (best epoch {r.best_epoch}), {r.images_per_second:.1f} "
           f"train images/s, {minutes:.1f} min")
 

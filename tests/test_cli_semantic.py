@@ -96,9 +96,10 @@ def test_train_on_a_sequence_disjoint_split_through_the_cli(tmp_path):
               "--crop", "none", "--scale", "1,1", "--workers", 0, "--jitter", 0.4, "--hue",
               0.05, "--gamma", "0.6,1.6", "--train-split", "train+val", "--train-sequences",
               "A_,B_", "--val-split", "train+val", "--val-sequences", "C_", "--eval-scale",
-              0.5, "--out", tmp_path / "run")
+              0.5, "--class-weights", "sqrt-median", "--out", tmp_path / "run")
     assert out.returncode == 0, out.stderr
     cfg = json.loads((tmp_path / "run" / "train_config.json").read_text())
+    assert cfg["class_weights"] == "sqrt-median"
     assert cfg["train_sequences"] == ["A_", "B_"] and cfg["val_sequences"] == ["C_"]
     assert cfg["gamma"] == [0.6, 1.6] and cfg["hue"] == 0.05 and cfg["eval_scale"] == 0.5
     bad = run("train", "semantic", "--data", root, "--val-split", "train+val",

@@ -103,7 +103,8 @@ def train_group() -> None:
               show_default=True)
 @click.option("--loss", type=click.Choice(["ce", "ce+dice", "focal"]), default="ce",
               show_default=True)
-@click.option("--class-weights", help="'median' (median frequency) or comma-separated.")
+@click.option("--class-weights", help="'median' (median frequency), 'sqrt-median' (its "
+              "square root) or comma-separated.")
 @click.option("--no-amp", is_flag=True, help="Disable mixed precision (CUDA).")
 @click.option("--accumulate", type=int, default=1, show_default=True,
               help="Gradient accumulation steps.")
@@ -125,8 +126,8 @@ def train_semantic_cmd(ctx, data, layout, images, model, model_arg, pretrained, 
     from masklab.tasks.semantic import TrainConfig, train_semantic
 
     weights = None
-    if class_weights == "median":
-        weights = "median"
+    if class_weights in ("median", "sqrt-median"):
+        weights = class_weights
     elif class_weights:
         weights = [float(v) for v in class_weights.split(",")]
     crop_hw = None if crop.lower() == "none" else tuple(int(v) for v in _pair(crop, "--crop"))

@@ -166,7 +166,7 @@ class TrainConfig:
     momentum: float = 0.9
     schedule: str = "poly"
     loss: str = "ce"  # ce, ce+dice, focal
-    class_weights: str | list[float] | None = None  # None, "median" or explicit
+    class_weights: str | list[float] | None = None  # None, "median", "sqrt-median", explicit
     amp: bool = True  # used on CUDA only
     accumulate: int = 1
     workers: int = 2
@@ -290,10 +290,12 @@ def train_semantic(cfg: TrainConfig) -> TrainResult:
                                 config=cfg.model_config, device=str(device))
 
     weight = None
-    if cfg.class_weights == "median":
+    if cfg.class_weights in ("median", "sqrt-median"):
         from masklab.nn.losses import median_frequency_weights
 
         weight = median_frequency_weights(train_ds.pixel_counts()).to(device)
+        if cfg.class_weights == "sqrt-median":  # milder: rare classes less over-predicted
+            weight = weight.sqrt()
     elif cfg.class_weights is not None:
         weight = torch.tensor(cfg.class_weights, dtype=torch.float32, device=device)
         if len(weight) != spec.num_classes:
