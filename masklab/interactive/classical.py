@@ -223,7 +223,7 @@ class NormalizedCut(ClassicalBackend):
     name = "ncut"
 
     def __init__(self, n_segments: int = 300, compactness: float = 20.0,
-                 threshold: float = 0.01, **kw):
+                 threshold: float = 0.05, **kw):
         super().__init__(**kw)
         self.n_segments, self.compactness, self.threshold = n_segments, compactness, threshold
 
