@@ -50,6 +50,8 @@ def main() -> None:
     ap.add_argument("--class-weights", default="sqrt-median",
                     choices=["median", "sqrt-median", "none"])
     ap.add_argument("--weight-decay", type=float, default=0.05)
+    ap.add_argument("--ema", type=float, default=0.998,
+                    help="validate and keep an EMA of the weights (0: none)")
     ap.add_argument("--split", choices=sorted(SPLITS), default="sequence",
                     help="sequence: train on 0016E5 + 0001TP, validate on all of 0006R0 (a "
                          "video the model never sees); segnet: SegNet's train / val lists")
@@ -76,7 +78,7 @@ def main() -> None:
         weight_decay=args.weight_decay,
         jitter=args.jitter, hue=args.hue, gamma=tuple(float(v) for v in args.gamma.split(",")),
         **SPLITS[args.split],
-        loss="ce", schedule="poly", workers=args.workers, device=args.device,
+        ema=args.ema or None, loss="ce", schedule="poly", workers=args.workers, device=args.device,
         eval_scale=args.eval_scale, val_every=5, resume=args.resume, tensorboard=False, quiet=True)
     t = time.perf_counter()
     r = train_semantic(cfg)
@@ -92,7 +94,8 @@ def main() -> None:
         "device": str(args.device), "minutes": minutes, "crop": args.crop,
         "scale": args.scale, "eval_scale": args.eval_scale, "split": args.split,
         "jitter": args.jitter, "hue": args.hue, "gamma": args.gamma,
-        "class_weights": args.class_weights, "weight_decay": args.weight_decay})
+        "class_weights": args.class_weights, "weight_decay": args.weight_decay,
+        "ema": args.ema})
     print(f"val mIoU {res.miou:.4f} (best epoch {r.best_epoch}), {r.images_per_second:.1f} "
           f"train images/s, {minutes:.1f} min")
 

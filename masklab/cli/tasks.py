@@ -108,6 +108,8 @@ def train_group() -> None:
 @click.option("--no-amp", is_flag=True, help="Disable mixed precision (CUDA).")
 @click.option("--accumulate", type=int, default=1, show_default=True,
               help="Gradient accumulation steps.")
+@click.option("--ema", type=float, help="Validate and keep an exponential moving average of "
+              "the weights with this decay (e.g. 0.998).")
 @click.option("--workers", type=int, default=2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
@@ -120,7 +122,7 @@ def train_semantic_cmd(ctx, data, layout, images, model, model_arg, pretrained, 
                        ignore_index, epochs, max_steps, batch_size, crop, scale, jitter, hue,
                        gamma, train_split, val_split, train_sequences, val_sequences,
                        eval_scale, optimizer, lr, weight_decay, schedule, loss, class_weights,
-                       no_amp, accumulate, workers, seed, device, val_every, resume,
+                       no_amp, accumulate, ema, workers, seed, device, val_every, resume,
                        out) -> None:
     """Train a semantic segmentation model; writes OUT/best, OUT/last, log.csv, tb/."""
     from masklab.tasks.semantic import TrainConfig, train_semantic
@@ -143,6 +145,7 @@ def train_semantic_cmd(ctx, data, layout, images, model, model_arg, pretrained, 
                       eval_scale=eval_scale,
                       optimizer=optimizer, lr=lr, weight_decay=weight_decay, schedule=schedule,
                       loss=loss, class_weights=weights, amp=not no_amp, accumulate=accumulate,
+                      ema=ema,
                       workers=workers, seed=seed, device=device, val_every=val_every,
                       resume=resume, pretrained=pretrained, quiet=ctx.obj["quiet"] or None)
     r = train_semantic(cfg)

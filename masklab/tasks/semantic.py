@@ -169,6 +169,8 @@ class TrainConfig:
     class_weights: str | list[float] | None = None  # None, "median", "sqrt-median", explicit
     amp: bool = True  # used on CUDA only
     accumulate: int = 1
+    ema: float | None = None  # decay of an exponential moving average of the weights, which
+    # is then what is validated and saved as best (e.g. 0.999)
     workers: int = 2
     seed: int = 0
     device: str = "auto"
@@ -323,6 +325,9 @@ def train_semantic(cfg: TrainConfig) -> TrainResult:
     else:
         raise InputError(f"optimizer must be adamw or sgd, got {cfg.optimizer!r}")
     sched = _schedule(cfg, opt, total_steps)
+    if cfg.ema is not None and not 0.0 < cfg.ema < 1.0:
+        raise InputError(f"ema must be a decay in (0, 1), got {cfg.ema}")
+    ema = _Ema(model, cfg.ema) if cfg.ema else None
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
@@ -338,6 +343,9 @@ def train_semantic(cfg: TrainConfig) -> TrainResult:
         sched.load_state_dict(st["scheduler"])
         start_epoch, step = int(st["epoch"]) + 1, int(st["step"])
         best, best_epoch = float(st["best_miou"]), int(st["best_epoch"])
+        if ema is not None and (out / "last_ema" / "model.safetensors").is_file():
+            ema.model.net.load_state_dict(load_state_dict(out / "last_ema" / "model.safetensors"))
+            ema.updates = step
         history = _read_log(out / "log.csv")
 
     writer = _tensorboard(out / "tb") if cfg.tensorboard else None
@@ -365,6 +373,8 @@ def train_semantic(cfg: TrainConfig) -> TrainResult:
                 opt.zero_grad(set_to_none=True)
                 sched.step()
                 step += 1
+                if ema is not None:
+                    ema.update(model)
                 if step >= total_steps:
                     break
         t_train += time.perf_counter() - t0
@@ -372,15 +382,16 @@ def train_semantic(cfg: TrainConfig) -> TrainResult:
                "lr": opt.param_groups[0]["lr"], "val_mIoU": float("nan"),
                "val_pixel_acc": float("nan"), "seconds": time.perf_counter() - t0}
         last_epoch = epoch + 1 == cfg.epochs or step >= total_steps
+        scored = ema.model if ema is not None else model  # what is validated and kept
         if val_ds is not None and ((epoch + 1) % cfg.val_every == 0 or last_epoch):
-            r = evaluate_model(model, val_ds, spec.num_classes, ignore, cfg.quiet,
+            r = evaluate_model(scored, val_ds, spec.num_classes, ignore, cfg.quiet,
                                cfg.eval_scale)
             row["val_mIoU"], row["val_pixel_acc"] = r.miou, r.pixel_acc
             if r.miou > best:
                 best, best_epoch, last_result = r.miou, epoch + 1, r
-                save_checkpoint(out / "best", model, {"epoch": epoch + 1, "val_mIoU": r.miou})
+                save_checkpoint(out / "best", scored, {"epoch": epoch + 1, "val_mIoU": r.miou})
         elif val_ds is None and last_epoch:
-            save_checkpoint(out / "best", model, {"epoch": epoch + 1})
+            save_checkpoint(out / "best", scored, {"epoch": epoch + 1})
             best_epoch = epoch + 1
         history.append(row)
         _append_log(out / "log.csv", row)
@@ -389,6 +400,8 @@ def train_semantic(cfg: TrainConfig) -> TrainResult:
                 if row[k] == row[k]:
                     writer.add_scalar(k, row[k], epoch + 1)
         save_checkpoint(out / "last", model, {"epoch": epoch + 1})
+        if ema is not None:
+            save_checkpoint(out / "last_ema", ema.model, {"epoch": epoch + 1})
         torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                     "epoch": epoch, "step": step, "best_miou": best,
                     "best_epoch": best_epoch}, state_file)
@@ -401,6 +414,33 @@ def train_semantic(cfg: TrainConfig) -> TrainResult:
                                      cfg.quiet, cfg.eval_scale)
     return TrainResult(best, best_epoch, history, out / "best", out / "last",
                        seen / t_train if t_train else 0.0, last_result)
+
+
+class _Ema:
+    """An exponential moving average of a model's weights and BatchNorm statistics.
+
+    The decay ramps up as ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so the
+    early average is not dominated by the random initialisation.
+    """
+
+    def __init__(self, model: SemanticModel, decay: float):
+        import copy
+
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.decay, self.updates = decay, 0
+
+    @torch.no_grad()
+    def update(self, model: SemanticModel) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        src = model.net.state_dict()
+        for k, v in self.model.net.state_dict().items():
+            if v.dtype.is_floating_point:
+                v.lerp_(src[k].detach(), 1.0 - d)
+            else:
+                v.copy_(src[k])
 
 
 def _worker_seed(worker_id: int) -> None:

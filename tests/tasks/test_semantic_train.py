@@ -54,3 +54,37 @@ def test_sliding_window_and_tta_shapes():
         assert p.shape == (3, 70, 90)
         torch.testing.assert_close(p.sum(0), torch.ones(70, 90))
     assert predict_semantic(model, image, tile=40).labels.shape == (70, 90)
+
+
+def test_ema_is_the_ramped_moving_average_and_is_what_is_kept(shapes, tmp_path):
+    from masklab.tasks.semantic import _Ema
+    from masklab.weights import load_state_dict
+
+    model = load_semantic_model("unet", weights=None, num_classes=3,
+                                config={"depth": 1, "width": 2})
+    ema = _Ema(model, 0.9)
+    w = model.net.head.weight
+    expect = w.detach().clone()
+    for n in range(1, 4):
+        with torch.no_grad():
+            w.add_(1.0)
+        ema.update(model)
+        d = min(0.9, (1 + n) / (10 + n))
+        expect = d * expect + (1 - d) * w.detach()
+    torch.testing.assert_close(ema.model.net.head.weight, expect)
+
+    base = dict(data=str(shapes), out=str(tmp_path / "run"), model="unet",
+                model_config={"depth": 2, "width": 4}, num_classes=4, batch_size=16,
+                crop=(48, 48), workers=0, quiet=True, tensorboard=False, ema=0.99)
+    train_semantic(TrainConfig(**base, epochs=1))
+    r = train_semantic(TrainConfig(**base, epochs=2, resume=True))
+    run = tmp_path / "run"
+    best = load_state_dict(run / r.best_checkpoint.name / "model.safetensors")
+    last, last_ema = (load_state_dict(run / f / "model.safetensors") for f in ("last",
+                                                                                "last_ema"))
+    key = "head.weight"
+    assert not torch.equal(last[key], last_ema[key])  # the average lags the raw weights
+    if r.best_epoch == 2:
+        assert torch.equal(best[key], last_ema[key])
+    with pytest.raises(Exception, match="ema"):
+        train_semantic(TrainConfig(**{**base, "ema": 1.5}, epochs=1))
