@@ -30,15 +30,29 @@ from masklab.errors import InputError
 from masklab.types import Masks, Prompts
 from masklab.video.frames import VideoFrames
 
-VIDEO_BACKENDS = ("flow",)
+VIDEO_BACKENDS = ("flow", "sam", "sam2.1-tiny", "sam2.1-small", "sam2.1-base-plus",
+                  "sam2.1-large", "edgetam")
 
 
-def make_video_backend(name: str, **options):
+def make_video_backend(name, **options):
+    """``flow`` (no weights), a SAM 2.1 / EdgeTAM name (``sam`` is SAM 2.1 Hiera-T), a local
+    transformers folder of one of them, or a backend object (returned as is)."""
+    from pathlib import Path
+
+    if not isinstance(name, (str, Path)):
+        return name
     if name == "flow":
         from masklab.video.flow import FlowTracker
 
         return FlowTracker(**options)
-    raise InputError(f"unknown video backend {name!r}; one of {', '.join(VIDEO_BACKENDS)}")
+    from masklab.video.sam import VIDEO_WEIGHTS, SamVideoTracker
+
+    if name in VIDEO_WEIGHTS:
+        return SamVideoTracker(VIDEO_WEIGHTS[name], **options)
+    if Path(name).is_dir():
+        return SamVideoTracker(name, **options)
+    raise InputError(f"unknown video backend {name!r}; one of {', '.join(VIDEO_BACKENDS)} "
+                     "or a SAM 2 / EdgeTAM folder")
 
 
 class VideoSession:
@@ -87,13 +101,19 @@ class VideoSession:
         if new.is_empty():
             raise InputError("no prompt given")
         new, _ = new.fit_to(h, w)
-        anchor = self._anchor_mask(frame, new, obj_id)
+        look = None
+        if getattr(self.backend, "stateful", False):  # SAM 2: the model reads the prompt
+            anchor, look = self.backend.prompt(self.frames, frame, new)
+        else:
+            anchor = self._anchor_mask(frame, new, obj_id)
         if _mask_only(new) and not anchor.any():
             raise InputError(f"the mask of object {obj_id} on frame {frame} is empty")
         self._checkpoint()
         self._prompts.setdefault(obj_id, {})[frame] = new
         self._anchors.setdefault(obj_id, {})[frame] = _rle.encode(anchor)[0]
-        if hasattr(self.backend, "appearance"):  # what the object looks like, for the backend
+        if look is not None:
+            self._looks.setdefault(obj_id, {})[frame] = look
+        elif hasattr(self.backend, "appearance"):  # what the object looks like, for the backend
             self._looks.setdefault(obj_id, {})[frame] = self.backend.appearance(
                 self.frames[frame], anchor)
         self._forget(obj_id, frame)
@@ -265,7 +285,13 @@ class VideoSession:
                     todo[obj] = carried[obj]
                 else:
                     carried.pop(obj, None)
-            if todo:
+            if todo and getattr(self.backend, "stateful", False):
+                jobs = {obj: (plan[obj][t][0], step, self._looks[obj][plan[obj][t][0]])
+                        for obj in todo}
+                for obj, m in self.backend.track(self.frames, t, jobs).items():
+                    carried[obj] = m
+                    self._store(t, obj, plan[obj][t][0], m)
+            elif todo:
                 looks = {obj: functools.reduce(operator.add, self._looks[obj].values())
                          for obj in todo if self._looks.get(obj)}
                 moved = self.backend.step(self.frames[t - step], self.frames[t], todo,
