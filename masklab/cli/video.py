@@ -37,14 +37,17 @@ def _prompt(text: str, n: tuple[int, ...], what: str) -> tuple[list[float], int 
               help="No prompt: find the objects that move against the camera and track them.")
 @click.option("--max-objects", type=int, default=20, show_default=True,
               help="With --unsupervised: at most this many (DAVIS allows 20).")
-@click.option("--backend", type=click.Choice(["flow"]), default="flow", show_default=True)
+@click.option("--backend", default="flow", show_default=True,
+              help="flow (no weights), sam (SAM 2.1 Hiera-T), sam2.1-small, "
+              "sam2.1-base-plus, sam2.1-large, edgetam, or a SAM 2 / EdgeTAM folder.")
+@click.option("--device", default="cpu", show_default=True, help="With a SAM backend.")
 @click.option("--image-backend", default="grabcut", show_default=True,
-              help="Turns point/box prompts into masks on their frame.")
+              help="flow: turns point/box prompts into masks on their frame.")
 @click.option("--no-overlay", is_flag=True, help="Skip overlay.mp4.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
 @click.pass_context
 def track_cmd(ctx, video, mask_file, mask_frame, points, boxes, default_id, unsupervised,
-              max_objects, backend, image_backend, no_overlay, out) -> None:
+              max_objects, backend, device, image_backend, no_overlay, out) -> None:
     """Track objects through a video (file or folder of frames) from prompts on any frames:
     OUT/Annotations/<seq>/<frame>.png, OUT/overlay.mp4, OUT/tracks.json."""
     import numpy as np
@@ -60,7 +63,8 @@ def track_cmd(ctx, video, mask_file, mask_frame, points, boxes, default_id, unsu
         raise click.UsageError("give a prompt: --mask, --point or --box (or --unsupervised)")
     if max_objects < 1:
         raise click.BadParameter("must be at least 1", param_hint="--max-objects")
-    session = VideoSession(video, backend, image_backend=image_backend)
+    options = {} if backend == "flow" else {"device": device}
+    session = VideoSession(video, backend, image_backend=image_backend, **options)
     h, w = session.frames.size
     # every prompt is checked before anything is written
     if mask_file is not None:
@@ -111,7 +115,8 @@ def track_cmd(ctx, video, mask_file, mask_frame, points, boxes, default_id, unsu
               help="DAVIS folder: JPEGImages/<res>/<seq>/ and Annotations/<res>/<seq>/.")
 @click.option("--sequences", help="Comma-separated sequence names (default: all).")
 @click.option("--interactions", type=int, default=8, show_default=True)
-@click.option("--backend", type=click.Choice(["flow"]), default="flow", show_default=True)
+@click.option("--backend", default="flow", show_default=True,
+              help="flow, sam, sam2.1-small/base-plus/large, edgetam or a SAM 2 folder.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the figures as JSON.")
 @click.pass_context

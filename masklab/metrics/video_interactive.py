@@ -156,8 +156,10 @@ def evaluate_davis_interactive(davis_root, *, sequences=None, backend: str = "fl
     from masklab.io.davis import annotations_dir, list_sequences, read_sequence
     from masklab.progress import progress
     from masklab.video import VideoSession
+    from masklab.video.session import make_video_backend
 
     root = Path(davis_root)
+    model = make_video_backend(backend)  # loaded once for all sequences
     seqs = list(sequences) if sequences else list_sequences(root, resolution)
     ev = VideoInteractiveEvaluator(interactions)
     for seq in progress(seqs, desc="interactive J&F", quiet=quiet):
@@ -167,7 +169,9 @@ def evaluate_davis_interactive(davis_root, *, sequences=None, backend: str = "fl
         _, ids = read_sequence(annotations_dir(root, resolution) / seq)
         ids = (ids == 255).astype(np.uint8) if set(np.unique(ids)) <= {0, 255} else \
             np.where(ids == 255, 0, ids).astype(np.uint8)
-        session = VideoSession(frames_dir, backend)
+        if hasattr(model, "forget"):
+            model.forget()  # the previous sequence's memory
+        session = VideoSession(frames_dir, model)
         if len(session.frames) != len(ids):
             raise InputError(f"sequence {seq}: {len(session.frames)} frames, "
                              f"{len(ids)} annotations", root)

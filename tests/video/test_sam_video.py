@@ -146,3 +146,32 @@ def test_memory_bank_is_bounded_and_resumes_exactly(tmp_path):
     again = {t: m.to_dense()[0] for t, m in s2.propagate()}
     for t in range(24):
         assert np.array_equal(again[t], first[t] if t <= 11 else rest[t]), t
+
+
+def test_track_cli_with_a_sam_folder_equals_the_api(tmp_path):
+    import cv2
+    from click.testing import CliRunner
+
+    from masklab.cli import main
+    from masklab.io.davis import read_sequence
+
+    tiny_video_model("sam2_video", tmp_path / "m")
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    for t, f in enumerate(_clip(n=8)):
+        cv2.imwrite(str(clip / f"{t:05d}.png"), f[..., ::-1])
+    r = CliRunner().invoke(main, ["--quiet", "track", str(clip), "--backend",
+                                  str(tmp_path / "m"), "--point", "3,22,30",
+                                  "--box", "3,8,18,38,47@2", "--no-overlay",
+                                  "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    _, ids = read_sequence(tmp_path / "out" / "Annotations" / "clip")
+    s = VideoSession(clip, backend=tmp_path / "m")
+    s.add_prompt(3, 2, box=[8, 18, 38, 47])
+    s.add_prompt(3, 1, points=[[22, 30]], labels=[1])
+    for t, _ in s.propagate():
+        assert np.array_equal(ids[t], s.label_map(t)), t
+    bad = CliRunner().invoke(main, ["track", str(clip), "--backend", "nosuch", "--point",
+                                    "0,1,1", "--out", str(tmp_path / "o2")])
+    assert bad.exit_code == 2 and "unknown video backend 'nosuch'" in bad.output
+    assert not (tmp_path / "o2").exists()
