@@ -173,21 +173,26 @@ class VideoSession:
     def discover(self, *, max_objects: int = 20, every: int = 10, min_area: float = 0.002,
                  cover: float = 0.5) -> list[int]:
         """Unsupervised: find the objects that move against the camera on the first frame
-        (``masklab.video.discover.moving_regions``), track them, and every ``every`` frames
+        (``masklab.video.discover.moving_regions``, on optical flow whatever the
+        backend), track them with the backend (a SAM backend takes each region as a mask
+        prompt), and every ``every`` frames
         add the moving regions that no track covers (less than ``cover`` of the region
         inside a tracked mask), up to ``max_objects`` in all. Returns the new object ids;
         ``propagate`` then gives every frame."""
         from masklab.video.discover import moving_regions
 
-        if not hasattr(self.backend, "flow"):
-            raise InputError("discover needs a backend with optical flow ('flow')")
+        flow = getattr(self.backend, "flow", None)
+        if flow is None:  # a SAM backend tracks; motion still comes from optical flow
+            from masklab.video.flow import FlowTracker
+
+            flow = FlowTracker().flow
         n = len(self.frames)
         added: list[int] = []
         for t in range(0, max(1, n - 1), max(1, every)):
             if len(self._anchors) >= max_objects:
                 break
             following = self.frames[t + 1] if t + 1 < n else self.frames[t]
-            found = moving_regions(self.frames[t], following, self.backend.flow,
+            found = moving_regions(self.frames[t], following, flow,
                                    min_area=min_area, max_objects=max_objects)
             if self._anchors:
                 for _ in self.propagate(end=t):

@@ -175,3 +175,24 @@ def test_track_cli_with_a_sam_folder_equals_the_api(tmp_path):
                                     "0,1,1", "--out", str(tmp_path / "o2")])
     assert bad.exit_code == 2 and "unknown video backend 'nosuch'" in bad.output
     assert not (tmp_path / "o2").exists()
+
+
+def test_discover_with_a_sam_backend_tracks_the_moving_objects(tmp_path):
+    tiny_video_model("sam2_video", tmp_path / "m")
+    frames = _clip(n=8)
+    s = VideoSession(frames, backend=tmp_path / "m")
+    found = s.discover(max_objects=5, every=4)
+    assert found  # the square and the disc move against a still background
+    assert len([t for t, _ in s.propagate()]) == 8
+    h, w = frames[0].shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+
+    def moving(t):  # where the square and the disc are on frame t, widened by 6 px
+        m = np.zeros((h, w), bool)
+        m[14:51, max(0, 4 + 3 * t):41 + 3 * t] = True
+        return m | (((yy - 15 - 3 * t) ** 2 + (xx - 90) ** 2) < 16 ** 2)
+
+    for obj in found:  # each object is found (and prompted by its mask) on a moving shape
+        (t,) = s._anchors[obj]
+        m = s.masks(t).to_dense()[list(s.masks(t).labels).index(obj)]
+        assert m.any() and (m & moving(t)).sum() > 0.8 * m.sum(), (obj, t)
