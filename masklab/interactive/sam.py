@@ -42,6 +42,9 @@ def _family(folder) -> str:
     if not cfg.is_file():
         raise WeightsError(f"{folder}: no config.json (not a transformers checkpoint)")
     kind = json.loads(cfg.read_text()).get("model_type")
+    # the hub's SAM 2.1 and EdgeTAM checkpoints are video models; their image part is the
+    # image model (same weight names), which loads from them
+    kind = {"sam2_video": "sam2", "edgetam_video": "edgetam"}.get(kind, kind)
     if kind not in SAM_FAMILIES:
         raise WeightsError(f"{folder}: model type {kind!r} is not one of "
                            f"{', '.join(SAM_FAMILIES)}")

@@ -196,3 +196,22 @@ def test_discover_with_a_sam_backend_tracks_the_moving_objects(tmp_path):
         (t,) = s._anchors[obj]
         m = s.masks(t).to_dense()[list(s.masks(t).labels).index(obj)]
         assert m.any() and (m & moving(t)).sum() > 0.8 * m.sum(), (obj, t)
+
+
+@pytest.mark.parametrize("family", ["sam2_video", "edgetam_video"])
+def test_image_session_loads_a_video_checkpoint(family, tmp_path):
+    """The hub's SAM 2.1 / EdgeTAM checkpoints are video models: the image Session loads
+    their image part, and a click gives the mask the video model gives on its frame."""
+    from masklab.interactive import Session
+    from masklab.types import Prompts
+    from masklab.video.frames import VideoFrames
+
+    tiny_video_model(family, tmp_path / family)
+    img = _clip(n=1)[0]
+    got = Session(img, tmp_path / family).predict(points=[[22, 30]], point_labels=[1],
+                                                  multimask=True)
+    video, _ = SamVideoTracker(tmp_path / family).prompt(
+        VideoFrames([img]), 0, Prompts(points=np.array([[22.0, 30.0]]),
+                                       point_labels=np.array([1])))
+    assert video.any()
+    assert np.array_equal(got.to_dense()[0], video)  # the best of the three, both ways
