@@ -1,0 +1,242 @@
+"""Text → boxes: open-vocabulary detectors through transformers, one interface.
+
+``detector.detect(image, classes)`` returns ``Detections``: boxes ``(N, 4)`` xyxy in image
+pixels, scores, and labels indexing ``classes``. The text side of a detector runs once per
+list of classes, not once per image: the text tower is wrapped so that the same tokens give
+back the same features without running it again (the model's own forward is unchanged, so
+the outputs are the model's).
+
+- Grounding DINO (IDEA-Research; ``grounding-dino-tiny``, ``grounding-dino-base``): the
+  prompt is ``"cat. traffic light."``; a box's score is its best token probability (as
+  transformers' post-processing) and its class the class whose tokens score highest (the
+  processor would give the text of every token above ``text_threshold`` instead, which
+  can mix classes).
+- OWLv2 / OWL-ViT (``owlv2-base``, ``owlvit-base``): one query per class. OWLv2 pads the
+  image to a square (bottom and right) before resizing, so its boxes are fractions of the
+  padded square: they are scaled by the longer side, not by (width, height) — scaling by
+  the image size shifts and squeezes every box on a non-square image.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from masklab.errors import InputError, WeightsError
+
+DETECTORS = {  # name -> weights source
+    "grounding-dino-tiny": "hf/grounding-dino-tiny",
+    "grounding-dino-base": "hf/grounding-dino-base",
+    "owlv2-base": "hf/owlv2-base-patch16-ensemble",
+    "owlv2-large": "hf/owlv2-large-patch14-ensemble",
+    "owlvit-base": "hf/owlvit-base-patch32",
+}
+
+
+@dataclass
+class Detections:
+    boxes: np.ndarray  # (N, 4) float xyxy, image pixels
+    scores: np.ndarray  # (N,)
+    labels: np.ndarray  # (N,) index into ``classes``
+    classes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def select(self, keep) -> Detections:
+        keep = np.asarray(keep)
+        return Detections(self.boxes[keep], self.scores[keep], self.labels[keep],
+                          list(self.classes))
+
+    @staticmethod
+    def empty(classes: list[str]) -> Detections:
+        return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64), list(classes))
+
+
+class _MemoText(nn.Module):
+    """Runs the wrapped text tower only when its inputs change."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+        self.calls = 0
+        self._key = None
+        self._out = None
+
+    def forward(self, *args, **kwargs):
+        key = _key(args, kwargs)
+        if key != self._key:
+            self._out = self.inner(*args, **kwargs)
+            self._key = key
+            self.calls += 1
+        return self._out
+
+
+def _key(args, kwargs) -> tuple:
+    def one(v):
+        if isinstance(v, torch.Tensor):
+            return ("t", tuple(v.shape), str(v.dtype), v.detach().cpu().numpy().tobytes())
+        return ("v", repr(v))
+    return tuple(one(a) for a in args) + tuple((k, one(v)) for k, v in sorted(kwargs.items()))
+
+
+def check_classes(classes) -> list[str]:
+    names = [str(c).strip() for c in (classes or [])]
+    if not names or not all(names):
+        raise InputError("the class list is empty" if not names else
+                         f"an empty class name in {classes!r}")
+    if len(set(names)) != len(names):
+        raise InputError(f"a class is listed twice in {names}")
+    return names
+
+
+def _folder(source) -> Path:
+    from masklab.weights import resolve
+
+    folder = Path(resolve(source))
+    if not (folder / "config.json").is_file():
+        raise WeightsError(f"{folder}: no config.json (not a transformers checkpoint)")
+    return folder
+
+
+def load_detector(name, device: str = "cpu", **options):
+    """A detector from a registered name or a local transformers folder (Grounding DINO,
+    OWLv2 or OWL-ViT, told apart by its ``model_type``)."""
+    if not isinstance(name, (str, Path)):
+        return name
+    source = DETECTORS.get(str(name), name)
+    if str(name) not in DETECTORS and not Path(name).is_dir():
+        raise InputError(f"unknown detector {name!r}; one of {', '.join(DETECTORS)} or a "
+                         "transformers folder")
+    folder = _folder(source)
+    kind = json.loads((folder / "config.json").read_text()).get("model_type")
+    if kind in ("grounding-dino", "mm-grounding-dino"):
+        return GroundingDino(folder, device=device, **options)
+    if kind in ("owlv2", "owlvit"):
+        return Owl(folder, device=device, **options)
+    raise WeightsError(f"{folder}: model type {kind!r} is not a supported detector "
+                       "(grounding-dino, owlv2, owlvit)")
+
+
+class GroundingDino:
+    """Grounding DINO: ``box_threshold`` on a box's best token probability."""
+
+    def __init__(self, folder, device: str = "cpu", box_threshold: float = 0.35,
+                 text_threshold: float = 0.25):
+        import transformers as T
+
+        folder = Path(folder)
+        self.name = folder.name
+        self.model = T.AutoModelForZeroShotObjectDetection.from_pretrained(str(folder)).to(
+            device).eval()
+        self.processor = T.AutoProcessor.from_pretrained(str(folder))
+        self.device = device
+        self.box_threshold, self.text_threshold = box_threshold, text_threshold
+        inner = self.model.model
+        inner.text_backbone = _MemoText(inner.text_backbone)
+        self.text_tower = inner.text_backbone
+        self.max_text_len = int(self.model.config.max_text_len)
+        self._text: tuple | None = None  # (classes, tokens, class -> token positions)
+
+    def prompt(self, classes: list[str]) -> str:
+        return " ".join(f"{c.lower()}." for c in classes)
+
+    def _tokens(self, classes: list[str]):
+        if self._text is None or self._text[0] != classes:
+            text = self.prompt(classes)
+            tok = self.processor.tokenizer(text, return_tensors="pt",
+                                           return_offsets_mapping=True)
+            ids = tok["input_ids"][0]
+            if len(ids) > self.max_text_len:
+                raise InputError(f"the classes make {len(ids)} text tokens; this detector "
+                                 f"reads {self.max_text_len}: the last classes would be "
+                                 "cut off (fewer or shorter classes, or run them in parts)")
+            offsets = tok["offset_mapping"][0].tolist()
+            spans, start = [], 0
+            for c in classes:
+                s = text.index(c.lower() + ".", start)
+                spans.append((s, s + len(c)))
+                start = s + len(c) + 1
+            positions = []
+            for c, (a, b) in zip(classes, spans, strict=True):
+                pos = [i for i, (x, y) in enumerate(offsets) if y > x and x >= a and y <= b]
+                if not pos:
+                    raise InputError(f"the class {c!r} has no token the detector knows")
+                positions.append(pos)
+            self._text = (classes, text, positions)
+        return self._text
+
+    @torch.inference_mode()
+    def detect(self, image: np.ndarray, classes: list[str]) -> Detections:
+        classes = check_classes(classes)
+        _, text, positions = self._tokens(classes)
+        inputs = self.processor(images=np.ascontiguousarray(image[..., :3]), text=text,
+                                return_tensors="pt").to(self.device)
+        out = self.model(**inputs)
+        probs = out.logits[0].sigmoid()  # (queries, text tokens)
+        scores = probs.max(-1).values
+        per_class = torch.stack([probs[:, p].max(-1).values for p in positions], -1)
+        keep = scores > self.box_threshold
+        h, w = image.shape[:2]
+        boxes = _corners(out.pred_boxes[0][keep]) * torch.tensor([w, h, w, h],
+                                                                  dtype=torch.float32)
+        return Detections(boxes.cpu().numpy().astype(np.float64),
+                          scores[keep].cpu().numpy().astype(np.float64),
+                          per_class[keep].argmax(-1).cpu().numpy().astype(np.int64), classes)
+
+
+class Owl:
+    """OWLv2 / OWL-ViT with one text query per class; ``threshold`` on the sigmoid score."""
+
+    def __init__(self, folder, device: str = "cpu", threshold: float = 0.1,
+                 template: str = "{}"):
+        import transformers as T
+
+        folder = Path(folder)
+        self.name = folder.name
+        self.model = T.AutoModelForZeroShotObjectDetection.from_pretrained(str(folder)).to(
+            device).eval()
+        self.processor = T.AutoProcessor.from_pretrained(str(folder))
+        self.v2 = self.model.config.model_type == "owlv2"
+        base = self.model.owlv2 if self.v2 else self.model.owlvit
+        base.text_model = _MemoText(base.text_model)
+        self.text_tower = base.text_model
+        self.device, self.threshold, self.template = device, threshold, template
+
+    @torch.inference_mode()
+    def detect(self, image: np.ndarray, classes: list[str]) -> Detections:
+        classes = check_classes(classes)
+        queries = [self.template.format(c) for c in classes]
+        inputs = self.processor(text=[queries], images=np.ascontiguousarray(image[..., :3]),
+                                return_tensors="pt", truncation=True).to(self.device)
+        out = self.model(**inputs)
+        logits = out.logits[0]  # (patches, classes)
+        best = logits.max(-1)
+        scores = best.values.sigmoid()
+        keep = scores > self.threshold
+        h, w = image.shape[:2]
+        boxes = owl_boxes(out.pred_boxes[0][keep], h, w, padded=self.v2)
+        return Detections(boxes, scores[keep].cpu().numpy().astype(np.float64),
+                          best.indices[keep].cpu().numpy().astype(np.int64), classes)
+
+
+def owl_boxes(cxcywh: torch.Tensor, h: int, w: int, padded: bool) -> np.ndarray:
+    """OWL boxes (cx, cy, w, h fractions) → xyxy pixels of an ``h x w`` image, clipped.
+    OWLv2 (``padded``) saw the image padded to a square at the bottom/right: fractions of
+    the longer side. OWL-ViT saw it stretched to a square: fractions of width and height."""
+    sx, sy = (max(h, w), max(h, w)) if padded else (w, h)
+    boxes = _corners(cxcywh) * torch.tensor([sx, sy, sx, sy], dtype=torch.float32)
+    boxes = boxes.cpu().numpy().astype(np.float64)
+    boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
+    boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
+    return boxes
+
+
+def _corners(cxcywh: torch.Tensor) -> torch.Tensor:
+    cx, cy, w, h = cxcywh.float().unbind(-1)
+    return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1)

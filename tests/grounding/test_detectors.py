@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from masklab.errors import InputError
+from masklab.grounding import load_detector
+from tests.grounding import tiny
+
+CLASSES = ["cat", "traffic light"]
+
+
+def _images(n=3, h=70, w=100):
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def test_grounding_dino_equals_transformers_and_encodes_the_text_once(tmp_path):
+    model, proc = tiny.grounding_dino(tmp_path / "gd")
+    det = load_detector(tmp_path / "gd", box_threshold=0.3)
+    for img in _images():
+        got = det.detect(img, CLASSES)
+        inputs = proc(images=img, text="cat. traffic light.", return_tensors="pt")
+        with torch.no_grad():
+            out = model(**inputs)
+        ref = proc.post_process_grounded_object_detection(
+            out, inputs["input_ids"], threshold=0.3, text_threshold=0.3,
+            target_sizes=[img.shape[:2]])[0]
+        assert len(got) == len(ref["scores"]) > 0
+        np.testing.assert_allclose(got.boxes, ref["boxes"].numpy(), rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(got.scores, ref["scores"].numpy(), rtol=1e-6)
+        # the class: the class whose tokens score highest ([CLS] cat . traffic light . [SEP])
+        assert inputs["input_ids"][0].tolist()[1:6] == [5, 13, 7, 8, 13]
+        probs = out.logits[0].sigmoid()
+        keep = probs.max(-1).values > 0.3
+        per_class = torch.stack([probs[:, [1]].max(-1).values, probs[:, [3, 4]].max(-1).values],
+                                -1)[keep]
+        assert got.labels.tolist() == per_class.argmax(-1).tolist()
+    assert det.text_tower.calls == 1  # three images, the text encoded once
+    det.detect(_images(1)[0], ["dog"])
+    assert det.text_tower.calls == 2
+
+
+@pytest.mark.parametrize("v2", [True, False])
+def test_owl_equals_transformers_and_owlv2_boxes_use_the_padded_square(tmp_path, v2):
+    model, proc = tiny.owl(tmp_path / "owl", v2=v2)
+    det = load_detector(tmp_path / "owl", threshold=0.0)
+    img = _images(1, h=60, w=120)[0]  # not square: OWLv2 pads it to 120x120
+    got = det.detect(img, CLASSES)
+    inputs = proc(text=[CLASSES], images=img, return_tensors="pt")
+    with torch.no_grad():
+        out = model(**inputs)
+    # transformers' OWLv2 post-processing scales by the longer side itself
+    ref = proc.post_process_grounded_object_detection(out, threshold=0.0,
+                                                      target_sizes=[(60, 120)])[0]
+    boxes = ref["boxes"].numpy().copy()
+    boxes[:, 0::2] = boxes[:, 0::2].clip(0, 120)
+    boxes[:, 1::2] = boxes[:, 1::2].clip(0, 60)
+    np.testing.assert_allclose(got.boxes, boxes, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(got.scores, ref["scores"].numpy(), rtol=1e-5)
+    assert got.labels.tolist() == ref["labels"].tolist()
+    assert det.text_tower.calls == 1
+
+
+def test_owlv2_boxes_are_fractions_of_the_padded_square():
+    from masklab.grounding.detectors import owl_boxes
+
+    box = torch.tensor([[0.5, 0.25, 0.2, 0.1]])  # (cx, cy, w, h) of the square the model saw
+    # a 60x120 image padded to 120x120 at the bottom: y in pixels = fraction x 120
+    np.testing.assert_allclose(owl_boxes(box, 60, 120, padded=True), [[48, 24, 72, 36]],
+                               atol=1e-4)
+    # scaling by the image size instead (the usual bug) would put it at y 12..18
+    np.testing.assert_allclose(owl_boxes(box, 60, 120, padded=False), [[48, 12, 72, 18]],
+                               atol=1e-4)
+    # a box past the image (in the padding) is clipped to it
+    np.testing.assert_allclose(owl_boxes(torch.tensor([[0.5, 0.5, 0.2, 0.2]]), 60, 120, True),
+                               [[48, 48, 72, 60]], atol=1e-4)
+
+
+def test_detector_bad_input(tmp_path):
+    tiny.grounding_dino(tmp_path / "gd")
+    det = load_detector(tmp_path / "gd")
+    img = _images(1)[0]
+    with pytest.raises(InputError, match="class list is empty"):
+        det.detect(img, [])
+    with pytest.raises(InputError, match="cut off"):
+        det.detect(img, ["traffic light"] * 1 + [f"cat {'dog ' * k}" for k in range(1, 5)])
+    with pytest.raises(InputError, match="unknown detector"):
+        load_detector("nosuch")

@@ -1,0 +1,99 @@
+"""Tiny random Grounding DINO / OWLv2 / OWL-ViT checkpoints with a small word vocabulary,
+saved to a folder and loaded back through masklab's loaders (no downloads)."""
+
+import torch
+
+WORDS = ["cat", "dog", "traffic", "light", "person", "a", "photo", "of", "."]
+
+
+def _bert_tokenizer():
+    import transformers as T
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+    tk = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    tk.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tk.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    return T.BertTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]",
+                               cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+
+
+def _clip_tokenizer():
+    """A byte-pair tokenizer (CLIP's kind) whose merges spell exactly ``WORDS``."""
+    import transformers as T
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+
+    vocab, merges = ["!", "<unk>"], []
+    for w in WORDS:
+        parts = [*list(w[:-1]), w[-1] + "</w>"]
+        for p in parts:
+            if p not in vocab:
+                vocab.append(p)
+        cur = parts[0]
+        for p in parts[1:]:
+            if (cur, p) not in merges:
+                merges.append((cur, p))
+            cur += p
+            if cur not in vocab:
+                vocab.append(cur)
+    vocab += ["<|startoftext|>", "<|endoftext|>"]  # the end token has the top id (pooling)
+    ids = {w: i for i, w in enumerate(vocab)}
+    tk = Tokenizer(models.BPE(ids, merges, unk_token="<unk>", end_of_word_suffix="</w>"))
+    tk.normalizer = normalizers.Lowercase()
+    tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tk.post_processor = processors.TemplateProcessing(
+        single="<|startoftext|> $A <|endoftext|>",
+        special_tokens=[("<|startoftext|>", ids["<|startoftext|>"]),
+                        ("<|endoftext|>", ids["<|endoftext|>"])])
+    return T.CLIPTokenizerFast(tokenizer_object=tk, unk_token="<unk>", pad_token="!",
+                               bos_token="<|startoftext|>", eos_token="<|endoftext|>",
+                               model_max_length=16)
+
+
+def grounding_dino(folder):
+    import transformers as T
+
+    torch.manual_seed(0)
+    tc = T.BertConfig(vocab_size=16, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                      intermediate_size=37, max_position_embeddings=64)
+    bb = T.SwinConfig(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=4,
+                      image_size=64, out_features=["stage2", "stage3", "stage4"])
+    cfg = T.GroundingDinoConfig(
+        backbone_config=bb, text_config=tc, d_model=32, encoder_layers=1, decoder_layers=2,
+        encoder_ffn_dim=32, decoder_ffn_dim=32, encoder_attention_heads=2,
+        decoder_attention_heads=2, num_queries=20, num_feature_levels=3, encoder_n_points=2,
+        decoder_n_points=2, max_text_len=16, use_timm_backbone=False)
+    model = T.GroundingDinoForObjectDetection(cfg).eval()
+    proc = T.GroundingDinoProcessor(
+        image_processor=T.GroundingDinoImageProcessor(
+            size={"shortest_edge": 64, "longest_edge": 96}), tokenizer=_bert_tokenizer())
+    model.save_pretrained(folder)
+    proc.save_pretrained(folder)
+    return model, proc
+
+
+def owl(folder, v2=True):
+    import transformers as T
+
+    torch.manual_seed(0)
+    text = dict(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                intermediate_size=37, max_position_embeddings=16, bos_token_id=48,
+                eos_token_id=49, pad_token_id=0)
+    vision = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                  intermediate_size=37, image_size=64, patch_size=16)
+    if v2:
+        model = T.Owlv2ForObjectDetection(T.Owlv2Config(text_config=text, projection_dim=32,
+                                                         vision_config=vision)).eval()
+        proc = T.Owlv2Processor(image_processor=T.Owlv2ImageProcessor(
+            size={"height": 64, "width": 64}), tokenizer=_clip_tokenizer())
+    else:
+        model = T.OwlViTForObjectDetection(T.OwlViTConfig(text_config=text, projection_dim=32,
+                                                          vision_config=vision)).eval()
+        proc = T.OwlViTProcessor(image_processor=T.OwlViTImageProcessor(
+            size={"height": 64, "width": 64}, crop_size={"height": 64, "width": 64}),
+            tokenizer=_clip_tokenizer())
+    model.save_pretrained(folder)
+    proc.save_pretrained(folder)
+    return model, proc
