@@ -48,13 +48,14 @@ def _register() -> None:
     from masklab.cli.eval import eval_group
     from masklab.cli.general import convert, demo, info, weights
     from masklab.cli.interactive import everything_cmd, prompt_cmd
+    from masklab.cli.label import label_cmd
     from masklab.cli.matting import composite_cmd, matte_cmd
     from masklab.cli.tasks import export_group, models_cmd, segment_group, train_group
     from masklab.cli.video import eval_video_interactive, track_cmd
 
     for cmd in (info, convert, weights, demo, eval_group, models_cmd, train_group,
                 segment_group, export_group, prompt_cmd, everything_cmd, matte_cmd,
-                composite_cmd, track_cmd):
+                composite_cmd, track_cmd, label_cmd):
         main.add_command(cmd)
     eval_group.add_command(eval_video_interactive)
 

@@ -243,6 +243,40 @@ class SamBackend:
                                                  binarize=False)[0][0]
 
     @torch.no_grad()
+    def predict_boxes(self, state: dict, boxes: np.ndarray, batch: int = 64
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """One mask per box (SAM's single-mask output), the boxes decoded together in
+        batches on the one image embedding: ``(masks (N, H, W) bool, predicted IoU (N,))``,
+        each equal to ``predict`` with that box alone."""
+        h, w = state["size"]
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        masks, scores = np.zeros((len(boxes), h, w), bool), np.zeros(len(boxes))
+        sx, sy = self._frame(state)
+        emb = state["embeddings"]
+        for i in range(0, len(boxes), batch):
+            b = torch.tensor(boxes[i:i + batch] * np.array([sx, sy, sx, sy]),
+                             dtype=torch.float32, device=self.device)[None]
+            with self._autocast():
+                if self._fast is not None:
+                    low, iou = self._fast(state, boxes=b, multimask=False)
+                else:
+                    kw = {"input_boxes": b, "multimask_output": False}
+                    if isinstance(emb, (tuple, list)) and self.family == "sam_hq":
+                        kw["image_embeddings"], kw["intermediate_embeddings"] = emb
+                    else:
+                        kw["image_embeddings"] = emb
+                    out = self.model(**kw)
+                    low, iou = out.pred_masks, out.iou_scores
+            low = low[0, :, 0].float()  # (n, 256, 256)
+            post = {"original_sizes": state["original_sizes"]}
+            if "reshaped_input_sizes" in state:
+                post["reshaped_input_sizes"] = state["reshaped_input_sizes"]
+            masks[i:i + len(low)] = self.processor.post_process_masks(
+                low[None, :, None].cpu(), **post, binarize=True)[0][:, 0].numpy()
+            scores[i:i + len(low)] = iou[0, :, 0].float().cpu().numpy()
+        return masks, scores
+
+    @torch.no_grad()
     def predict_points(self, state: dict, points: np.ndarray, batch: int = 64):
         """Each point alone as a positive prompt, in batches: yields ``(low-res logits
         (P, 3, h, w), predicted IoU (P, 3))`` per batch (SAM's automatic-mask inner loop)."""

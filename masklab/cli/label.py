@@ -1,0 +1,96 @@
+"""``masklab label``: images and class names → a COCO / YOLO-seg dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("label")
+@click.argument("images", nargs=-1, required=True)
+@click.option("--classes", help="Comma-separated class names (the text prompts).")
+@click.option("--classes-file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="One class per line, synonyms after a colon: 'person: man, woman'.")
+@click.option("--boxes-from", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Take the boxes of this COCO file (matched by file name) instead of a "
+              "detector; the classes default to its categories.")
+@click.option("--detector", default="grounding-dino-tiny", show_default=True,
+              help="grounding-dino-tiny/base, owlv2-base/large, owlvit-base or a folder.")
+@click.option("--segmenter", default="sam", show_default=True,
+              help="sam (SAM 2.1 Hiera-T), another SAM-family name or folder, grabcut "
+              "(no weights) or box.")
+@click.option("--box-threshold", type=float, help="Detector score threshold.")
+@click.option("--text-threshold", type=float, help="Grounding DINO token threshold.")
+@click.option("--class-threshold", "class_thresholds", multiple=True,
+              help="NAME=SCORE: a stricter threshold for one class (repeatable).")
+@click.option("--nms", type=float, default=0.5, show_default=True,
+              help="IoU of class-aware NMS.")
+@click.option("--agnostic-nms", type=float, default=0.7, show_default=True,
+              help="IoU above which boxes of different classes are one object (the higher "
+              "score keeps its label).")
+@click.option("--min-area", type=int, default=16, show_default=True)
+@click.option("--polygons", is_flag=True, help="COCO polygons instead of RLE (holes become "
+              "separate rings).")
+@click.option("--no-overlays", is_flag=True)
+@click.option("--recursive", is_flag=True, help="Look for images in sub-folders too.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.pass_context
+def label_cmd(ctx, images, classes, classes_file, boxes_from, detector, segmenter,
+              box_threshold, text_threshold, class_thresholds, nms, agnostic_nms, min_area,
+              polygons, no_overlays, recursive, device, out) -> None:
+    """Label images with text prompts: detector boxes → masks → OUT/annotations.json (COCO),
+    OUT/yolo/, OUT/overlays/. Run the same command again to resume."""
+    from masklab.errors import InputError
+    from masklab.grounding.label import (
+        CocoBoxes,
+        LabelSettings,
+        label_images,
+        parse_classes_file,
+    )
+    from masklab.io.images import find_images
+
+    if classes and classes_file:
+        raise click.UsageError("give --classes or --classes-file, not both")
+    synonyms: dict[str, str] = {}
+    names: list[str] = []
+    if classes_file:
+        names, synonyms = parse_classes_file(classes_file)
+    elif classes is not None:
+        names = [c.strip() for c in classes.split(",")]
+        if not all(names):
+            raise click.BadParameter(f"{classes!r} has an empty class name",
+                                     param_hint="--classes")
+    det = None
+    if boxes_from is not None:
+        det = CocoBoxes(boxes_from)
+        detector = det.name
+        if not names:
+            names = [det.categories[k] for k in sorted(det.categories)]
+    if not names:
+        raise click.UsageError("give the classes: --classes 'cat,dog' or --classes-file")
+    thresholds = {}
+    for item in class_thresholds:
+        name, _, value = item.partition("=")
+        try:
+            thresholds[name.strip()] = float(value)
+        except ValueError:
+            raise click.BadParameter(f"{item!r} is not NAME=SCORE",
+                                     param_hint="--class-threshold") from None
+        if name.strip() not in names:
+            raise click.BadParameter(f"{name.strip()!r} is not one of the classes",
+                                     param_hint="--class-threshold")
+    files = find_images(images, recursive=recursive)
+    if not files:
+        raise InputError("no images found", images[0])
+    settings = LabelSettings(classes=names, detector=detector, segmenter=segmenter,
+                             synonyms=synonyms, box_threshold=box_threshold,
+                             text_threshold=text_threshold, class_thresholds=thresholds,
+                             nms_iou=nms, agnostic_iou=agnostic_nms, min_area=min_area,
+                             polygons=polygons)
+    r = label_images(files, out, settings, detector=det, device=device,
+                     overlays=not no_overlays, quiet=ctx.obj["quiet"] or None)
+    if not ctx.obj["quiet"]:
+        click.echo(f"labelled {r.done} image(s) ({r.skipped} done before, {r.failed} failed); "
+                   f"{r.annotations} annotations in {out / 'annotations.json'}")

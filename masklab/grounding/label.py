@@ -1,0 +1,416 @@
+"""Auto-labelling: a folder of images and a list of class names → a COCO / YOLO-seg dataset.
+
+For each image: the text detector finds boxes for the classes (each synonym maps to its
+category), then per-class score thresholds, class-aware NMS, class-agnostic NMS across the
+prompts (one object, one label: the higher score wins), the segmenter turns every kept box
+into a mask (SAM family: one image embedding, all boxes in batched decoder calls; GrabCut
+with no weights; ``box``: the box itself), each mask is clipped to its box (holes kept), and
+masks under ``min_area`` pixels are dropped.
+
+The output folder holds ``settings.json`` (what the run is), ``progress.jsonl`` (one line per
+finished or failed image, appended as each is done), ``parts/<id>.json`` (that image's
+annotations), ``overlays/``, and — rebuilt from the parts at the end of every run —
+``annotations.json`` (COCO instances; every annotation keeps its ``score``, ``source`` and
+``prompt``) and ``yolo/`` (``labels/*.txt`` + ``data.yaml``). Run the same command again and
+it labels only the images not yet in ``progress.jsonl``; a different command on the same
+folder is refused with what differs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from masklab.errors import InputError, MasklabError
+from masklab.grounding.detectors import Detections, check_classes
+
+FORMAT = "masklab-label-v1"
+
+
+@dataclass
+class LabelSettings:
+    """What a labelling run is; a run folder only accepts the same settings again."""
+
+    classes: list[str]  # the categories, in id order (1..K)
+    detector: str
+    segmenter: str
+    synonyms: dict[str, str] = field(default_factory=dict)  # prompt -> category
+    box_threshold: float | None = None
+    text_threshold: float | None = None
+    class_thresholds: dict[str, float] = field(default_factory=dict)
+    nms_iou: float = 0.5  # class-aware
+    agnostic_iou: float = 0.7  # across classes: one object, one label
+    min_area: int = 16
+    polygons: bool = False
+
+    def prompts(self) -> list[str]:
+        """The texts the detector is prompted with: every category and synonym."""
+        return list(dict.fromkeys([*self.classes, *self.synonyms]))
+
+    def category(self, prompt: str) -> str:
+        return self.synonyms.get(prompt, prompt)
+
+
+def parse_classes_file(path: str | os.PathLike) -> tuple[list[str], dict[str, str]]:
+    """``person: man, woman, child`` lines (or a bare ``cat``) → categories and synonyms."""
+    path = Path(path)
+    classes, synonyms = [], {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read the classes file ({e.__class__.__name__})", path) \
+            from None
+    for n, line in enumerate(lines, 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, _, rest = line.partition(":")
+        name = name.strip()
+        if not name:
+            raise InputError(f"line {n}: no class name before ':'", path)
+        if name in classes or name in synonyms:
+            raise InputError(f"line {n}: {name!r} is already a class or a synonym", path)
+        classes.append(name)
+        for s in (v.strip() for v in rest.split(",")):
+            if s:
+                if s in synonyms or s in classes:
+                    raise InputError(f"line {n}: {s!r} already names a class", path)
+                synonyms[s] = name
+    if not classes:
+        raise InputError("the classes file lists no class", path)
+    return classes, synonyms
+
+
+class CocoBoxes:
+    """A "detector" that returns the boxes of an existing COCO file (matched by file name):
+    segment a box-annotated dataset, or check the box → mask path against ground truth."""
+
+    needs_name = True
+    exact = True  # given boxes are distinct objects: no NMS
+
+    def __init__(self, path: str | os.PathLike):
+        from masklab.io.coco import load_coco
+
+        self.path = Path(path)
+        self.name = f"boxes:{self.path.name}"
+        ds = load_coco(self.path)
+        self.categories = {c["id"]: c["name"] for c in ds.categories}
+        self.by_name: dict[str, list[dict]] = {}
+        for img in ds.images:
+            self.by_name[Path(img["file_name"]).name] = []
+        files = {img["id"]: Path(img["file_name"]).name for img in ds.images}
+        for a in ds.annotations:
+            if not a.get("iscrowd", 0):
+                self.by_name[files[a["image_id"]]].append(a)
+
+    def detect(self, image: np.ndarray, classes: list[str], name: str = "") -> Detections:
+        anns = [a for a in self.by_name.get(Path(name).name, [])
+                if self.categories[a["category_id"]] in classes]
+        if not anns:
+            return Detections.empty(classes)
+        xywh = np.array([a["bbox"] for a in anns], np.float64)
+        boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1)
+        labels = np.array([classes.index(self.categories[a["category_id"]]) for a in anns])
+        return Detections(boxes, np.ones(len(anns)), labels, list(classes))
+
+
+def load_segmenter(name: str, device: str = "cpu"):
+    """``box`` (the box itself), ``grabcut`` (GrabCut in each box, no weights), another
+    classical backend, or a SAM-family name or folder (``sam`` = SAM 2.1 Hiera-T)."""
+    if name in ("box", "grabcut"):
+        return name
+    from masklab.interactive.session import make_backend
+
+    return make_backend(name, device=device)
+
+
+def segment_boxes(image: np.ndarray, boxes: np.ndarray, segmenter) -> tuple[np.ndarray,
+                                                                            np.ndarray]:
+    """One mask per box ``(N, H, W)`` and its score (SAM's predicted IoU, else 1)."""
+    from masklab.types import Prompts
+
+    h, w = image.shape[:2]
+    n = len(boxes)
+    if n == 0:
+        return np.zeros((0, h, w), bool), np.zeros(0)
+    if segmenter == "box":
+        masks = np.zeros((n, h, w), bool)
+        for i, (x0, y0, x1, y1) in enumerate(_pixel_boxes(boxes, h, w)):
+            masks[i, y0:y1, x0:x1] = True
+        return masks, np.ones(n)
+    if segmenter == "grabcut":
+        masks = np.stack([grabcut_box(image, b) for b in boxes])
+        return masks, np.ones(n)
+    state = segmenter.set_image(image)
+    if hasattr(segmenter, "predict_boxes"):  # SAM: all boxes on one embedding, batched
+        return segmenter.predict_boxes(state, boxes)
+    masks, scores = np.zeros((n, h, w), bool), np.ones(n)
+    for i, b in enumerate(boxes):
+        m, s, _ = segmenter.predict(state, Prompts(box=np.asarray(b, float)), multimask=False)
+        masks[i], scores[i] = np.asarray(m, bool).reshape(-1, h, w)[0], float(s[0])
+    return masks, scores
+
+
+def grabcut_box(image: np.ndarray, box, iterations: int = 5, min_fill: float = 0.2
+                ) -> np.ndarray:
+    """GrabCut (Rother et al. 2004) initialised with the box, on a crop around it at full
+    resolution (small objects keep their pixels): outside the box is background. When
+    GrabCut keeps less than ``min_fill`` of the box, the ellipse inscribed in the box."""
+    import cv2
+
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = _pixel_boxes(np.asarray(box)[None], h, w)[0]
+    out = np.zeros((h, w), bool)
+    bw, bh = x1 - x0, y1 - y0
+    if bw < 2 or bh < 2:
+        out[y0:y1, x0:x1] = True
+        return out
+    m = max(8, int(0.15 * max(bw, bh)))
+    cx0, cy0, cx1, cy1 = max(0, x0 - m), max(0, y0 - m), min(w, x1 + m), min(h, y1 + m)
+    crop = cv2.cvtColor(np.ascontiguousarray(image[cy0:cy1, cx0:cx1, :3]), cv2.COLOR_RGB2BGR)
+    mask = np.zeros(crop.shape[:2], np.uint8)
+    rect = (int(x0 - cx0), int(y0 - cy0), int(bw), int(bh))
+    if rect[2] >= crop.shape[1] and rect[3] >= crop.shape[0]:  # the box is the whole image
+        mask[:] = cv2.GC_PR_FGD
+        mask[[0, -1], :] = cv2.GC_PR_BGD
+        mask[:, [0, -1]] = cv2.GC_PR_BGD
+        mode, rect = cv2.GC_INIT_WITH_MASK, None
+    else:
+        mode = cv2.GC_INIT_WITH_RECT
+    bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
+    try:
+        cv2.grabCut(crop, mask, rect, bgd, fgd, iterations, mode)
+    except cv2.error:  # a flat crop: no colour model to fit
+        out[y0:y1, x0:x1] = True
+        return out
+    fg = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+    out[cy0:cy1, cx0:cx1] = fg
+    if out.sum() < min_fill * bw * bh:  # GrabCut lost the object (its colours are the
+        out[:] = False                  # surroundings'): the ellipse inscribed in the box
+        yy, xx = np.ogrid[y0:y1, x0:x1]
+        out[y0:y1, x0:x1] = (((xx + 0.5 - (x0 + x1) / 2) / (bw / 2)) ** 2 +
+                             ((yy + 0.5 - (y0 + y1) / 2) / (bh / 2)) ** 2) <= 1
+    return out
+
+
+def _pixel_boxes(boxes: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Boxes rounded outwards to whole pixels inside the image: ``x0, y0, x1, y1`` ints."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    out = np.stack([np.floor(b[:, 0]), np.floor(b[:, 1]), np.ceil(b[:, 2]), np.ceil(b[:, 3])],
+                   1)
+    out[:, 0::2] = out[:, 0::2].clip(0, w)
+    out[:, 1::2] = out[:, 1::2].clip(0, h)
+    return out.astype(np.int64)
+
+
+def postprocess(det: Detections, settings: LabelSettings, nms_on: bool = True) -> Detections:
+    """Prompts → categories, per-class thresholds, class-aware then class-agnostic NMS
+    (``nms_on=False`` for boxes that are distinct objects by construction)."""
+    import torch
+    from torchvision.ops import batched_nms, nms
+
+    if not len(det):
+        return Detections.empty(settings.classes)
+    cats = np.array([settings.classes.index(settings.category(det.classes[k]))
+                     for k in det.labels], np.int64)
+    keep = np.array([det.scores[i] >= settings.class_thresholds.get(settings.classes[c], 0.0)
+                     for i, c in enumerate(cats)], bool)
+    boxes = torch.as_tensor(det.boxes[keep], dtype=torch.float64)
+    scores = torch.as_tensor(det.scores[keep], dtype=torch.float64)
+    cats, prompts = cats[keep], det.labels[keep]
+    if nms_on:
+        k1 = batched_nms(boxes, scores, torch.as_tensor(cats), settings.nms_iou)
+        k2 = k1[nms(boxes[k1], scores[k1], settings.agnostic_iou)]
+    else:
+        k2 = torch.arange(len(scores))
+    k2 = k2[torch.argsort(scores[k2], descending=True, stable=True)].numpy()
+    out = Detections(boxes[k2].numpy(), scores[k2].numpy(), cats[k2], list(settings.classes))
+    out.prompts = [det.classes[k] for k in prompts[k2]]  # which text found each box
+    return out
+
+
+@dataclass
+class LabelResult:
+    done: int  # images labelled by this run
+    skipped: int  # already labelled by an earlier run
+    failed: int  # images that could not be read (listed in progress.jsonl with the reason)
+    annotations: int  # in annotations.json
+    out: Path
+
+
+def label_images(images: list[Path], out: str | os.PathLike, settings: LabelSettings, *,
+                 detector=None, segmenter=None, device: str = "cpu", overlays: bool = True,
+                 quiet: bool | None = None) -> LabelResult:
+    """Label ``images`` into ``out`` (see the module docstring); resumable."""
+    from masklab.grounding.detectors import load_detector
+    from masklab.io.atomic import atomic_open, write_json
+    from masklab.io.images import read_image, write_image
+    from masklab.progress import progress
+    from masklab.types import Masks
+
+    check_classes(settings.classes)
+    if not images:
+        raise InputError("no images to label")
+    out = Path(out)
+    done = _open_run(out, settings)
+    root = _common_root(images)
+    names = [p.relative_to(root).as_posix() for p in images]
+    if len(set(names)) != len(names):
+        raise InputError("two inputs have the same path")
+    det = detector if detector is not None else load_detector(
+        settings.detector, device=device, **_detector_options(settings))
+    seg = segmenter if segmenter is not None else load_segmenter(settings.segmenter, device)
+    source = f"{getattr(det, 'name', settings.detector)}+{settings.segmenter}"
+    prompts = settings.prompts()
+    next_id = max((d["id"] for d in done.values()), default=0) + 1
+    n_done = n_failed = 0
+    todo = [(p, n) for p, n in zip(images, names, strict=True) if n not in done]
+    for path, name in progress(todo, desc="label", quiet=quiet, unit="image"):
+        image_id = next_id
+        next_id += 1
+        try:
+            image = read_image(path)
+        except (MasklabError, OSError, ValueError) as e:
+            _append(out / "progress.jsonl", {"image": name, "id": image_id, "status": "failed",
+                                             "reason": str(e).splitlines()[0]})
+            n_failed += 1
+            continue
+        h, w = image.shape[:2]
+        kw = {"name": name} if getattr(det, "needs_name", False) else {}
+        found = postprocess(det.detect(image, prompts, **kw), settings,
+                            nms_on=not getattr(det, "exact", False))
+        masks, mask_scores = segment_boxes(image, found.boxes, seg)
+        anns = []
+        for i, (x0, y0, x1, y1) in enumerate(_pixel_boxes(found.boxes, h, w)):
+            m = np.zeros((h, w), bool)
+            m[y0:y1, x0:x1] = masks[i, y0:y1, x0:x1]  # clipped to its box; holes kept
+            if m.sum() < settings.min_area:
+                continue
+            anns.append((m, int(found.labels[i]) + 1, float(found.scores[i]),
+                         float(mask_scores[i]), found.prompts[i]))
+        part = {"image": {"id": image_id, "file_name": name, "height": h, "width": w},
+                "annotations": []}
+        if anns:
+            mk = Masks(np.stack([a[0] for a in anns]), labels=[a[1] for a in anns])
+            segs = mk.to_polygons() if settings.polygons else mk.to_rle()
+            for k, a in enumerate(anns):
+                part["annotations"].append({
+                    "category_id": a[1], "segmentation": segs[k], "area": int(mk.area[k]),
+                    "bbox": [float(v) for v in mk.boxes.xywh[k]], "iscrowd": 0,
+                    "score": a[2], "mask_score": a[3], "source": source, "prompt": a[4]})
+        write_json(out / "parts" / f"{image_id:07d}.json", part)
+        if overlays:
+            from masklab import viz
+
+            shown = Masks(np.stack([a[0] for a in anns]), labels=[a[1] for a in anns],
+                          scores=[a[2] for a in anns], class_names=settings.classes) \
+                if anns else Masks(np.zeros((0, h, w), bool))
+            write_image(out / "overlays" / (Path(name).with_suffix(".jpg")),
+                        viz.overlay_masks(image, shown))
+        _append(out / "progress.jsonl", {"image": name, "id": image_id, "status": "done",
+                                         "annotations": len(anns)})
+        n_done += 1
+    total = _assemble(out, settings)
+    with atomic_open(out / "README.txt", "w", encoding="utf-8") as f:
+        f.write(f"masklab label: {len(settings.classes)} classes, detector "
+                f"{settings.detector}, segmenter {settings.segmenter}\n")
+    return LabelResult(n_done, len(images) - len(todo), n_failed, total, out)
+
+
+def _detector_options(s: LabelSettings) -> dict:
+    opts = {}
+    if s.box_threshold is not None:
+        opts["box_threshold"] = s.box_threshold
+    if s.text_threshold is not None:
+        opts["text_threshold"] = s.text_threshold
+    return opts
+
+
+def _common_root(images: list[Path]) -> Path:
+    parents = [p.resolve().parent for p in images]
+    return Path(os.path.commonpath([str(p) for p in parents]))
+
+
+def _append(path: Path, record: dict) -> None:
+    """One JSON line, flushed to disk before the next image starts."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _open_run(out: Path, settings: LabelSettings) -> dict[str, dict]:
+    """Create the run folder, or check that it holds this run; the images already done."""
+    from masklab.io.atomic import write_json
+
+    wanted = {"format": FORMAT, **asdict(settings)}
+    sfile = out / "settings.json"
+    if sfile.is_file():
+        try:
+            have = json.loads(sfile.read_text(encoding="utf-8"))
+        except ValueError:
+            raise InputError("settings.json is not JSON: not a masklab label run", sfile) \
+                from None
+        diff = [k for k in wanted if have.get(k) != wanted[k]]
+        if diff:
+            k = diff[0]
+            raise InputError(f"this folder holds a run with other settings ({k}: "
+                             f"{have.get(k)!r} there, {wanted[k]!r} now); use another --out "
+                             "or delete it", out)
+    elif out.exists() and any(out.iterdir()):
+        raise InputError("the output folder is not empty and holds no masklab label run", out)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(sfile, wanted, indent=1)
+    done: dict[str, dict] = {}
+    log = out / "progress.jsonl"
+    if log.is_file():
+        for line in log.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # a line cut by an interruption: that image is done again
+            done[rec["image"]] = rec
+    return done
+
+
+def _assemble(out: Path, settings: LabelSettings) -> int:
+    """``annotations.json`` and ``yolo/`` from every part (atomic writes)."""
+    from masklab.io.atomic import atomic_open
+    from masklab.io.coco import write_coco
+    from masklab.io.yolo import masks_to_lines, write_dataset_yaml
+    from masklab.types import Masks
+
+    images, anns = [], []
+    index = {k: k - 1 for k in range(1, len(settings.classes) + 1)}
+    for part_file in sorted((out / "parts").glob("*.json")):
+        part = json.loads(part_file.read_text(encoding="utf-8"))
+        img = part["image"]
+        images.append(img)
+        lines = []
+        for a in part["annotations"]:
+            anns.append({"id": len(anns) + 1, "image_id": img["id"], **a})
+        if part["annotations"]:
+            mk = Masks.from_rle([_as_rle(a["segmentation"], img["height"], img["width"])
+                                 for a in part["annotations"]],
+                                labels=[a["category_id"] for a in part["annotations"]])
+            lines = masks_to_lines(mk, index)
+        with atomic_open(out / "yolo" / "labels" / Path(img["file_name"]).with_suffix(".txt"),
+                         "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + ("\n" if lines else ""))
+    cats = [{"id": i + 1, "name": c, "supercategory": ""} for i, c in
+            enumerate(settings.classes)]
+    write_coco(out / "annotations.json", {"images": images, "annotations": anns,
+                                          "categories": cats})
+    write_dataset_yaml(out / "yolo" / "data.yaml", settings.classes)
+    return len(anns)
+
+
+def _as_rle(seg, h: int, w: int) -> dict:
+    from masklab.io.coco import annotation_rle
+
+    return annotation_rle({"segmentation": seg}, h, w)
