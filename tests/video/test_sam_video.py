@@ -215,3 +215,18 @@ def test_image_session_loads_a_video_checkpoint(family, tmp_path):
                                        point_labels=np.array([1])))
     assert video.any()
     assert np.array_equal(got.to_dense()[0], video)  # the best of the three, both ways
+
+
+def test_undo_after_a_correction_gives_back_the_same_masks(tmp_path):
+    tiny_video_model("sam2_video", tmp_path / "m")
+    frames = _clip(n=8)
+    s = VideoSession(frames, backend=tmp_path / "m")
+    s.add_prompt(0, 1, points=[[22, 30]], labels=[1])
+    before = {t: m.to_dense()[0] for t, m in s.propagate()}
+    s.add_prompt(5, 1, box=[20, 15, 60, 50])  # a correction: frames 3..7 change
+    after = {t: m.to_dense()[0] for t, m in s.propagate()}
+    assert any(not np.array_equal(before[t], after[t]) for t in range(3, 8))
+    assert all(np.array_equal(before[t], after[t]) for t in range(3))  # nearest anchor: 0
+    assert s.undo()
+    again = {t: m.to_dense()[0] for t, m in s.propagate()}
+    assert all(np.array_equal(before[t], again[t]) for t in range(8))
