@@ -8,7 +8,7 @@ import click
 
 
 @click.command("label")
-@click.argument("images", nargs=-1, required=True)
+@click.argument("images", nargs=-1)
 @click.option("--classes", help="Comma-separated class names (the text prompts).")
 @click.option("--classes-file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="One class per line, synonyms after a colon: 'person: man, woman'.")
@@ -34,14 +34,22 @@ import click
               "separate rings).")
 @click.option("--no-overlays", is_flag=True)
 @click.option("--recursive", is_flag=True, help="Look for images in sub-folders too.")
+@click.option("--review", is_flag=True, help="Write OUT/review.html: every annotation of the "
+              "run in OUT, lowest score first (no labelling).")
+@click.option("--review-limit", type=int, help="With --review: the lowest-scored N only.")
+@click.option("--apply-review", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Apply a corrections file ('reject ID…', 'relabel ID CATEGORY') to the "
+              "run in OUT and rebuild its COCO / YOLO files (no labelling).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
 @click.pass_context
 def label_cmd(ctx, images, classes, classes_file, boxes_from, detector, segmenter,
               box_threshold, text_threshold, class_thresholds, nms, agnostic_nms, min_area,
-              polygons, no_overlays, recursive, device, out) -> None:
+              polygons, no_overlays, recursive, review, review_limit, apply_review, device,
+              out) -> None:
     """Label images with text prompts: detector boxes → masks → OUT/annotations.json (COCO),
-    OUT/yolo/, OUT/overlays/. Run the same command again to resume."""
+    OUT/yolo/, OUT/overlays/. Run the same command again to resume. --review and
+    --apply-review work on the run in OUT."""
     from masklab.errors import InputError
     from masklab.grounding.label import (
         CocoBoxes,
@@ -51,6 +59,24 @@ def label_cmd(ctx, images, classes, classes_file, boxes_from, detector, segmente
     )
     from masklab.io.images import find_images
 
+    if review or apply_review:
+        from masklab.grounding.review import apply_review as apply
+        from masklab.grounding.review import write_review
+
+        if images:
+            raise click.UsageError("--review / --apply-review take no images (only --out)")
+        if apply_review:
+            done = apply(out, apply_review)
+            if not ctx.obj["quiet"]:
+                click.echo(f"rejected {done['rejected']}, relabelled {done['relabelled']}; "
+                           f"{done['annotations']} annotations in {out / 'annotations.json'}")
+        if review:
+            page = write_review(out, limit=review_limit, quiet=ctx.obj["quiet"] or None)
+            if not ctx.obj["quiet"]:
+                click.echo(f"wrote {page}")
+        return
+    if not images:
+        raise click.UsageError("give images to label (files, folders or globs)")
     if classes and classes_file:
         raise click.UsageError("give --classes or --classes-file, not both")
     synonyms: dict[str, str] = {}

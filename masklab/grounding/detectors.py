@@ -44,6 +44,7 @@ class Detections:
     scores: np.ndarray  # (N,)
     labels: np.ndarray  # (N,) index into ``classes``
     classes: list[str] = field(default_factory=list)
+    prompts: list[str] | None = None  # after post-processing: the text that found each box
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -51,11 +52,13 @@ class Detections:
     def select(self, keep) -> Detections:
         keep = np.asarray(keep)
         return Detections(self.boxes[keep], self.scores[keep], self.labels[keep],
-                          list(self.classes))
+                          list(self.classes), None if self.prompts is None else
+                          [self.prompts[i] for i in np.arange(len(self))[keep]])
 
     @staticmethod
     def empty(classes: list[str]) -> Detections:
-        return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64), list(classes))
+        return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64), list(classes),
+                          [])
 
 
 class _MemoText(nn.Module):

@@ -29,6 +29,7 @@ from masklab.errors import InputError, MasklabError
 from masklab.grounding.detectors import Detections, check_classes
 
 FORMAT = "masklab-label-v1"
+PER_IMAGE = 1000  # annotation id = image id x 1000 + k: stable across runs and reviews
 
 
 @dataclass
@@ -228,9 +229,8 @@ def postprocess(det: Detections, settings: LabelSettings, nms_on: bool = True) -
     else:
         k2 = torch.arange(len(scores))
     k2 = k2[torch.argsort(scores[k2], descending=True, stable=True)].numpy()
-    out = Detections(boxes[k2].numpy(), scores[k2].numpy(), cats[k2], list(settings.classes))
-    out.prompts = [det.classes[k] for k in prompts[k2]]  # which text found each box
-    return out
+    return Detections(boxes[k2].numpy(), scores[k2].numpy(), cats[k2], list(settings.classes),
+                      [det.classes[k] for k in prompts[k2]])
 
 
 @dataclass
@@ -283,6 +283,7 @@ def label_images(images: list[Path], out: str | os.PathLike, settings: LabelSett
         kw = {"name": name} if getattr(det, "needs_name", False) else {}
         found = postprocess(det.detect(image, prompts, **kw), settings,
                             nms_on=not getattr(det, "exact", False))
+        found = found.select(np.arange(min(len(found), PER_IMAGE - 1)))
         masks, mask_scores = segment_boxes(image, found.boxes, seg)
         anns = []
         for i, (x0, y0, x1, y1) in enumerate(_pixel_boxes(found.boxes, h, w)):
@@ -293,13 +294,15 @@ def label_images(images: list[Path], out: str | os.PathLike, settings: LabelSett
             anns.append((m, int(found.labels[i]) + 1, float(found.scores[i]),
                          float(mask_scores[i]), found.prompts[i]))
         part = {"image": {"id": image_id, "file_name": name, "height": h, "width": w},
+                "path": str(path.resolve()),
                 "annotations": []}
         if anns:
             mk = Masks(np.stack([a[0] for a in anns]), labels=[a[1] for a in anns])
             segs = mk.to_polygons() if settings.polygons else mk.to_rle()
             for k, a in enumerate(anns):
                 part["annotations"].append({
-                    "category_id": a[1], "segmentation": segs[k], "area": int(mk.area[k]),
+                    "id": image_id * PER_IMAGE + k, "category_id": a[1],
+                    "segmentation": segs[k], "area": int(mk.area[k]),
                     "bbox": [float(v) for v in mk.boxes.xywh[k]], "iscrowd": 0,
                     "score": a[2], "mask_score": a[3], "source": source, "prompt": a[4]})
         write_json(out / "parts" / f"{image_id:07d}.json", part)
@@ -393,7 +396,7 @@ def _assemble(out: Path, settings: LabelSettings) -> int:
         images.append(img)
         lines = []
         for a in part["annotations"]:
-            anns.append({"id": len(anns) + 1, "image_id": img["id"], **a})
+            anns.append({"image_id": img["id"], **a})
         if part["annotations"]:
             mk = Masks.from_rle([_as_rle(a["segmentation"], img["height"], img["width"])
                                  for a in part["annotations"]],
