@@ -320,6 +320,8 @@ for _name, _repo, _lic, _desc in [
      "OWLv2 ViT-L/14 (text → boxes)"),
     ("hf/owlvit-base-patch32", "google/owlvit-base-patch32", "Apache-2.0",
      "OWL-ViT ViT-B/32 (text → boxes)"),
+    ("hf/clipseg-rd64-refined", "CIDAS/clipseg-rd64-refined", "Apache-2.0",
+     "CLIPSeg rd64 refined (text → coarse masks)"),
     ("hf/vitmatte-small", "hustvl/vitmatte-small-composition-1k", "Apache-2.0",
      "ViTMatte-S, Composition-1k"),
     ("hf/vitmatte-base", "hustvl/vitmatte-base-composition-1k", "Apache-2.0",

@@ -35,6 +35,7 @@ DETECTORS = {  # name -> weights source
     "owlv2-base": "hf/owlv2-base-patch16-ensemble",
     "owlv2-large": "hf/owlv2-large-patch14-ensemble",
     "owlvit-base": "hf/owlvit-base-patch32",
+    "clipseg": "hf/clipseg-rd64-refined",
 }
 
 
@@ -122,8 +123,10 @@ def load_detector(name, device: str = "cpu", **options):
         return GroundingDino(folder, device=device, **options)
     if kind in ("owlv2", "owlvit"):
         return Owl(folder, device=device, **options)
+    if kind == "clipseg":
+        return ClipSeg(folder, device=device, **options)
     raise WeightsError(f"{folder}: model type {kind!r} is not a supported detector "
-                       "(grounding-dino, owlv2, owlvit)")
+                       "(grounding-dino, owlv2, owlvit, clipseg)")
 
 
 class GroundingDino:
@@ -226,6 +229,55 @@ class Owl:
         boxes = owl_boxes(out.pred_boxes[0][keep], h, w, padded=self.v2)
         return Detections(boxes, scores[keep].cpu().numpy().astype(np.float64),
                           best.indices[keep].cpu().numpy().astype(np.int64), classes)
+
+
+class ClipSeg:
+    """CLIPSeg (Lüddecke & Ecker, CVPR 2022): text → a coarse probability map per class,
+    no boxes; good for stuff (sky, road, grass). ``probabilities`` gives ``(K, H, W)`` at
+    the image's size (the 352² logits resized bilinearly); the text embeddings are computed
+    once per class list (the model takes them as ``conditional_embeddings``)."""
+
+    def __init__(self, folder, device: str = "cpu", box_threshold: float = 0.4,
+                 text_threshold: float | None = None):
+        import transformers as T
+
+        folder = Path(folder)
+        self.name = folder.name
+        self.model = T.CLIPSegForImageSegmentation.from_pretrained(str(folder)).to(device).eval()
+        self.processor = T.CLIPSegProcessor.from_pretrained(str(folder))
+        self.device, self.threshold = device, box_threshold
+        self._text: tuple[list[str], torch.Tensor] | None = None
+        self.text_calls = 0
+
+    @torch.inference_mode()
+    def probabilities(self, image: np.ndarray, classes: list[str]) -> np.ndarray:
+        classes = check_classes(classes)
+        if self._text is None or self._text[0] != classes:
+            tok = self.processor.tokenizer(classes, padding=True, return_tensors="pt")
+            emb = self.model.get_conditional_embeddings(
+                len(classes), tok["input_ids"].to(self.device),
+                tok["attention_mask"].to(self.device))
+            self._text = (classes, emb)
+            self.text_calls += 1
+        px = self.processor.image_processor(images=np.ascontiguousarray(image[..., :3]),
+                                            return_tensors="pt")["pixel_values"]
+        px = px.to(self.device).expand(len(classes), -1, -1, -1)
+        logits = self.model(pixel_values=px, conditional_embeddings=self._text[1]).logits
+        logits = logits.reshape(len(classes), 1, *logits.shape[-2:])
+        up = torch.nn.functional.interpolate(logits, size=image.shape[:2], mode="bilinear",
+                                             align_corners=False)
+        return up[:, 0].sigmoid().cpu().numpy()
+
+    def segment_text(self, image: np.ndarray, classes: list[str]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """One mask per class ``(K, H, W)``: the pixels whose best class it is, above the
+        threshold (masks do not overlap); score = mean probability inside."""
+        p = self.probabilities(image, classes)
+        best = p.argmax(0)
+        masks = np.stack([(best == k) & (p[k] > self.threshold) for k in range(len(p))])
+        scores = np.array([float(p[k][m].mean()) if m.any() else 0.0
+                           for k, m in enumerate(masks)])
+        return masks, scores
 
 
 def owl_boxes(cxcywh: torch.Tensor, h: int, w: int, padded: bool) -> np.ndarray:

@@ -263,7 +263,8 @@ def label_images(images: list[Path], out: str | os.PathLike, settings: LabelSett
         raise InputError("two inputs have the same path")
     det = detector if detector is not None else load_detector(
         settings.detector, device=device, **_detector_options(settings))
-    seg = segmenter if segmenter is not None else load_segmenter(settings.segmenter, device)
+    seg = segmenter if segmenter is not None else (
+        None if hasattr(det, "segment_text") else load_segmenter(settings.segmenter, device))
     source = f"{getattr(det, 'name', settings.detector)}+{settings.segmenter}"
     prompts = settings.prompts()
     next_id = max((d["id"] for d in done.values()), default=0) + 1
@@ -280,11 +281,14 @@ def label_images(images: list[Path], out: str | os.PathLike, settings: LabelSett
             n_failed += 1
             continue
         h, w = image.shape[:2]
-        kw = {"name": name} if getattr(det, "needs_name", False) else {}
-        found = postprocess(det.detect(image, prompts, **kw), settings,
-                            nms_on=not getattr(det, "exact", False))
-        found = found.select(np.arange(min(len(found), PER_IMAGE - 1)))
-        masks, mask_scores = segment_boxes(image, found.boxes, seg)
+        if hasattr(det, "segment_text"):  # text → masks directly (CLIPSeg)
+            found, masks, mask_scores = _text_masks(det, image, prompts, settings)
+        else:
+            kw = {"name": name} if getattr(det, "needs_name", False) else {}
+            found = postprocess(det.detect(image, prompts, **kw), settings,
+                                nms_on=not getattr(det, "exact", False))
+            found = found.select(np.arange(min(len(found), PER_IMAGE - 1)))
+            masks, mask_scores = segment_boxes(image, found.boxes, seg)
         anns = []
         for i, (x0, y0, x1, y1) in enumerate(_pixel_boxes(found.boxes, h, w)):
             m = np.zeros((h, w), bool)
@@ -322,6 +326,36 @@ def label_images(images: list[Path], out: str | os.PathLike, settings: LabelSett
         f.write(f"masklab label: {len(settings.classes)} classes, detector "
                 f"{settings.detector}, segmenter {settings.segmenter}\n")
     return LabelResult(n_done, len(images) - len(todo), n_failed, total, out)
+
+
+def _text_masks(det, image: np.ndarray, prompts: list[str], settings: LabelSettings):
+    """A text → mask model's masks as one detection per category (synonyms merged), with
+    the mask's box; per-class thresholds apply to the mask's mean probability."""
+    h, w = image.shape[:2]
+    masks, scores = det.segment_text(image, prompts)
+    merged: dict[int, tuple[np.ndarray, float, str]] = {}
+    for k, p in enumerate(prompts):
+        if not masks[k].any():
+            continue
+        c = settings.classes.index(settings.category(p))
+        if c in merged:
+            m, s0, p0 = merged[c]
+            merged[c] = (m | masks[k], max(s0, float(scores[k])),
+                         p0 if s0 >= scores[k] else p)
+        else:
+            merged[c] = (masks[k], float(scores[k]), p)
+    keep = [(c, v) for c, v in sorted(merged.items())
+            if v[1] >= settings.class_thresholds.get(settings.classes[c], 0.0)]
+    if not keep:
+        return Detections.empty(settings.classes), np.zeros((0, h, w), bool), np.zeros(0)
+    boxes = []
+    for _, (m, _, _) in keep:
+        ys, xs = np.nonzero(m)
+        boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+    found = Detections(np.array(boxes, np.float64), np.array([v[1] for _, v in keep]),
+                       np.array([c for c, _ in keep]), list(settings.classes),
+                       [v[2] for _, v in keep])
+    return found, np.stack([v[0] for _, v in keep]), found.scores.copy()
 
 
 def _detector_options(s: LabelSettings) -> dict:

@@ -88,3 +88,34 @@ def test_detector_bad_input(tmp_path):
         det.detect(img, ["traffic light"] * 1 + [f"cat {'dog ' * k}" for k in range(1, 5)])
     with pytest.raises(InputError, match="unknown detector"):
         load_detector("nosuch")
+
+
+def test_clipseg_equals_transformers_and_labels_one_mask_per_class(tmp_path):
+    import json
+
+    from masklab.grounding.label import LabelSettings, label_images
+    from masklab.io.images import write_image
+
+    model, proc = tiny.clipseg(tmp_path / "cs")
+    det = load_detector(tmp_path / "cs", box_threshold=0.5)
+    for img in _images(2):
+        got = det.probabilities(img, CLASSES)
+        inputs = proc(text=CLASSES, images=[img] * 2, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            logits = model(**inputs).logits[:, None]
+        ref = torch.nn.functional.interpolate(logits, size=img.shape[:2], mode="bilinear",
+                                              align_corners=False)[:, 0].sigmoid().numpy()
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+    assert det.text_calls == 1
+    masks, _ = det.segment_text(img, CLASSES)
+    assert not (masks[0] & masks[1]).any()  # each pixel goes to its best class
+    assert all(got[k][m].min() > 0.5 for k, m in enumerate(masks) if m.any())
+    for k, img in enumerate(_images(2)):
+        write_image(tmp_path / "in" / f"{k}.png", img)
+    s = LabelSettings(classes=CLASSES, detector=str(tmp_path / "cs"), segmenter="none",
+                      box_threshold=0.5)
+    label_images(sorted((tmp_path / "in").glob("*.png")), tmp_path / "out", s, quiet=True)
+    coco = json.loads((tmp_path / "out" / "annotations.json").read_text())
+    per_image = [sorted(a["category_id"] for a in coco["annotations"] if a["image_id"] == i)
+                 for i in (1, 2)]
+    assert all(len(set(c)) == len(c) for c in per_image) and coco["annotations"]

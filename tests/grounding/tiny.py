@@ -97,3 +97,22 @@ def owl(folder, v2=True):
     model.save_pretrained(folder)
     proc.save_pretrained(folder)
     return model, proc
+
+
+def clipseg(folder):
+    import transformers as T
+
+    torch.manual_seed(0)
+    text = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                intermediate_size=37, max_position_embeddings=16, bos_token_id=48,
+                eos_token_id=49, pad_token_id=0)
+    vision = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                  intermediate_size=37, image_size=64, patch_size=16)
+    model = T.CLIPSegForImageSegmentation(T.CLIPSegConfig(
+        text_config=text, vision_config=vision, projection_dim=32, extract_layers=(0, 1),
+        reduce_dim=16, decoder_num_attention_heads=2, decoder_intermediate_size=32)).eval()
+    proc = T.CLIPSegProcessor(image_processor=T.ViTImageProcessor(
+        size={"height": 64, "width": 64}), tokenizer=_clip_tokenizer())
+    model.save_pretrained(folder)
+    proc.save_pretrained(folder)
+    return model, proc
