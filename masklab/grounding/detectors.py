@@ -99,6 +99,15 @@ def check_classes(classes) -> list[str]:
     return names
 
 
+def _check_length(tokenizer, texts: list[str], limit: int) -> None:
+    """A text the model would cut is an error, not a silently different prompt."""
+    for t in texts:
+        n = len(tokenizer(t)["input_ids"])
+        if n > limit:
+            raise InputError(f"the class {t!r} makes {n} text tokens; this detector reads "
+                             f"{limit}: shorten it")
+
+
 def _folder(source) -> Path:
     from masklab.weights import resolve
 
@@ -218,6 +227,8 @@ class Owl:
     def detect(self, image: np.ndarray, classes: list[str]) -> Detections:
         classes = check_classes(classes)
         queries = [self.template.format(c) for c in classes]
+        _check_length(self.processor.tokenizer, queries, self.model.config.text_config
+                      .max_position_embeddings)
         inputs = self.processor(text=[queries], images=np.ascontiguousarray(image[..., :3]),
                                 return_tensors="pt", truncation=True).to(self.device)
         out = self.model(**inputs)
@@ -253,6 +264,8 @@ class ClipSeg:
     def probabilities(self, image: np.ndarray, classes: list[str]) -> np.ndarray:
         classes = check_classes(classes)
         if self._text is None or self._text[0] != classes:
+            _check_length(self.processor.tokenizer, classes,
+                          self.model.config.text_config.max_position_embeddings)
             tok = self.processor.tokenizer(classes, padding=True, return_tensors="pt")
             emb = self.model.get_conditional_embeddings(
                 len(classes), tok["input_ids"].to(self.device),

@@ -88,6 +88,10 @@ def test_detector_bad_input(tmp_path):
         det.detect(img, ["traffic light"] * 1 + [f"cat {'dog ' * k}" for k in range(1, 5)])
     with pytest.raises(InputError, match="unknown detector"):
         load_detector("nosuch")
+    tiny.owl(tmp_path / "owl")
+    owl = load_detector(tmp_path / "owl")
+    with pytest.raises(InputError, match="shorten it"):  # 16 tokens at most
+        owl.detect(img, ["cat", "a photo of a cat " * 4])
 
 
 def test_clipseg_equals_transformers_and_labels_one_mask_per_class(tmp_path):
