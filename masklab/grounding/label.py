@@ -258,7 +258,7 @@ def label_images(images: list[Path], out: str | os.PathLike, settings: LabelSett
     out = Path(out)
     done = _open_run(out, settings)
     root = _common_root(images)
-    names = [p.relative_to(root).as_posix() for p in images]
+    names = [p.resolve().relative_to(root).as_posix() for p in images]  # symlinks too
     if len(set(names)) != len(names):
         raise InputError("two inputs have the same path")
     det = detector if detector is not None else load_detector(
