@@ -110,6 +110,8 @@ class SamVideoTracker:
     def prompt(self, frames, t: int, prompts: Prompts) -> tuple[np.ndarray, dict]:
         """The object's mask on prompted frame ``t`` and its conditioning output (what
         later frames read), from points/box or a mask."""
+        from masklab.video.session import _mask_only
+
         h, w = frames.size
         s = self._new_session(len(frames), h, w)
         self._set_features(s, t, frames[t])
@@ -213,6 +215,3 @@ class SamVideoTracker:
                                               binarize=True)[0]
         return m[0, 0].numpy()
 
-
-def _mask_only(p: Prompts) -> bool:
-    return p.mask is not None and not len(p.points) and p.box is None and not p.scribbles
