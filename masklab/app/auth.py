@@ -1,0 +1,129 @@
+"""Accounts for the app: Argon2 password hashes, HttpOnly SameSite session cookies, a CSRF
+token per session (double submit: cookie + ``X-CSRF-Token`` header), roles.
+
+On 127.0.0.1 without ``--auth`` every request is the local admin; the CSRF header is still
+required on state-changing requests so that another web page cannot post to the local server.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+
+from masklab.app import db
+from masklab.errors import InputError
+
+SESSION_COOKIE = "masklab_session"
+CSRF_COOKIE = "masklab_csrf"
+CSRF_HEADER = "x-csrf-token"
+SESSION_DAYS = 7
+
+
+@dataclass
+class Principal:
+    name: str
+    role: str
+    user_id: int | None = None
+    csrf: str | None = None
+
+
+def _hasher():
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    if len(password) < 8:
+        raise InputError("a password needs at least 8 characters")
+    return _hasher().hash(password)
+
+
+def verify_password(stored: str, password: str) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+    try:
+        return _hasher().verify(stored, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def add_user(store, name: str, password: str, role: str) -> dict:
+    name = str(name).strip()
+    if not name or len(name) > 80:
+        raise InputError("a user name needs 1 to 80 characters")
+    if role not in db.ROLES:
+        raise InputError(f"role must be one of {', '.join(db.ROLES)}")
+    with store.Session() as s, s.begin():
+        if s.scalar(select(db.User).where(db.User.name == name)) is not None:
+            raise InputError(f"user {name!r} exists")
+        u = db.User(name=name, password_hash=hash_password(password), role=role)
+        s.add(u)
+        s.flush()
+        return {"id": u.id, "name": u.name, "role": u.role}
+
+
+def users(store) -> list[dict]:
+    with store.Session() as s:
+        return [{"id": u.id, "name": u.name, "role": u.role}
+                for u in s.scalars(select(db.User).order_by(db.User.id))]
+
+
+def login(store, name: str, password: str) -> tuple[str, Principal] | None:
+    """A new session token and its principal, or ``None`` for a wrong name or password."""
+    _init_dummy()
+    with store.Session() as s, s.begin():
+        u = s.scalar(select(db.User).where(db.User.name == str(name)))
+        # verify against a dummy hash for unknown names: same time either way
+        stored = u.password_hash if u else _DUMMY[0]
+        if not verify_password(stored, str(password)) or u is None:
+            return None
+        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        now = _dt.datetime.now(_dt.timezone.utc)
+        s.execute(delete(db.LoginSession).where(db.LoginSession.expires_at < now))
+        s.add(db.LoginSession(token_hash=_token_hash(token), user_id=u.id, csrf=csrf,
+                              expires_at=now + _dt.timedelta(days=SESSION_DAYS)))
+        return token, Principal(u.name, u.role, u.id, csrf)
+
+
+def logout(store, token: str) -> None:
+    with store.Session() as s, s.begin():
+        s.execute(delete(db.LoginSession).where(db.LoginSession.token_hash ==
+                                                _token_hash(token)))
+
+
+def principal(store, token: str | None) -> Principal | None:
+    if not token:
+        return None
+    with store.Session() as s:
+        ls = s.get(db.LoginSession, _token_hash(token))
+        if ls is None:
+            return None
+        exp = ls.expires_at
+        if exp.tzinfo is None:  # SQLite gives naive datetimes back
+            exp = exp.replace(tzinfo=_dt.timezone.utc)
+        if exp < _dt.datetime.now(_dt.timezone.utc):
+            return None
+        u = s.get(db.User, ls.user_id)
+        return Principal(u.name, u.role, u.id, ls.csrf)
+
+
+def csrf_ok(expected: str | None, got: str | None) -> bool:
+    return bool(expected) and bool(got) and hmac.compare_digest(str(expected), str(got))
+
+
+_DUMMY: list[str] = []
+
+
+def _init_dummy() -> None:
+    if not _DUMMY:
+        _DUMMY.append(_hasher().hash(secrets.token_urlsafe(16)))

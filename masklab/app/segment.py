@@ -1,0 +1,231 @@
+"""The app's segmentation engine: one backend, per-image state (the SAM image embedding)
+held in memory (LRU), cached on disk (safetensors, fp16, keyed by image hash and model), and
+computed ahead for the next images by a background worker. Clicks, boxes, scribbles and mask
+prompts then run only the prompt encoder and masklab's fast decoder.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from masklab.types import Masks, Prompts
+from masklab.types.prompts import Scribble
+
+_log = logging.getLogger(__name__)
+
+
+def _flatten(x, prefix: str, out: dict) -> None:
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        out[prefix] = x
+    else:
+        for k, e in enumerate(x):
+            _flatten(e, f"{prefix}.{k}", out)
+
+
+def _unflatten(tensors: dict, prefix: str):
+    if prefix in tensors:
+        return tensors[prefix]
+    items, k = [], 0
+    while any(key == f"{prefix}.{k}" or key.startswith(f"{prefix}.{k}.") for key in tensors):
+        items.append(_unflatten(tensors, f"{prefix}.{k}"))
+        k += 1
+    return items
+
+
+class Segmenter:
+    """``backend``: a masklab interactive backend name (``grabcut``, ``sam``, ...), a SAM
+    folder, or ``"auto"``: SAM when its weights are in the cache or a folder, else GrabCut."""
+
+    def __init__(self, backend: str = "auto", *, device: str = "cpu",
+                 cache_dir: str | Path | None = None, memory_items: int = 8):
+        self.requested = backend
+        self.device = device
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self._backend = None
+        self.name = None
+        self._states: collections.OrderedDict = collections.OrderedDict()
+        self._memory_items = memory_items
+        self._lock = threading.Lock()
+        self._key_locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="masklab-embed")
+        self.stats = {"embed_seconds": [], "disk_hits": 0, "memory_hits": 0}
+
+    # --- the backend -----------------------------------------------------------------------
+    @property
+    def backend(self):
+        with self._lock:
+            if self._backend is None:
+                self._backend, self.name = self._load()
+            return self._backend
+
+    def _load(self):
+        from masklab.errors import WeightsError
+        from masklab.interactive.session import make_backend
+
+        name = self.requested
+        if name != "auto":
+            return make_backend(name, device=self.device), Path(str(name)).name
+        try:
+            return make_backend("sam", device=self.device), "sam"
+        except (WeightsError, ImportError, OSError) as e:
+            _log.warning("SAM weights are not available (%s); the app uses GrabCut", e)
+            return make_backend("grabcut"), "grabcut"
+
+    @property
+    def is_sam(self) -> bool:
+        return hasattr(self.backend, "processor")
+
+    def describe(self) -> dict:
+        b = self.backend
+        return {"backend": self.name, "sam": self.is_sam,
+                "everything": hasattr(b, "predict_points") or True,
+                "device": self.device}
+
+    # --- per-image state ---------------------------------------------------------------------
+    def _cache_file(self, sha: str) -> Path | None:
+        if self.cache_dir is None or not self.is_sam:
+            return None
+        model = hashlib.sha256(repr((self.name, type(self.backend.model).__name__,
+                                     self.backend.model.config.to_json_string()))
+                               .encode()).hexdigest()[:16]
+        return self.cache_dir / model / f"{sha}.safetensors"
+
+    def _save(self, path: Path, state: dict) -> None:
+        import torch
+        from safetensors.torch import save_file
+
+        from masklab.io.atomic import atomic_path
+
+        tensors: dict = {}
+        _flatten(state["embeddings"], "emb", tensors)
+        tensors = {k: v.to(torch.float16).contiguous().cpu() for k, v in tensors.items()}
+        for k in ("original_sizes", "reshaped_input_sizes"):
+            if k in state:
+                tensors[k] = torch.as_tensor(state[k]).contiguous().cpu()
+        meta = {"size": json.dumps(list(state["size"])),
+                "input_size": json.dumps(list(state["input_size"]))}
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
+
+    def _read(self, path: Path) -> dict | None:
+        import torch
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata()
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        except Exception as e:  # a damaged cache file is recomputed
+            _log.warning("%s: unreadable embedding cache (%s); recomputing", path, e)
+            return None
+        emb = {k: (v.float().to(self.device) if k.startswith("emb") else v)
+               for k, v in tensors.items()}
+        state = {"embeddings": _unflatten(emb, "emb"),
+                 "original_sizes": tensors["original_sizes"],
+                 "size": tuple(json.loads(meta["size"])),
+                 "input_size": tuple(json.loads(meta["input_size"]))}
+        if "reshaped_input_sizes" in tensors:
+            state["reshaped_input_sizes"] = tensors["reshaped_input_sizes"]
+        del torch
+        return state
+
+    def state(self, sha: str, path: str | Path):
+        """The backend's state for an image: memory, then disk, then computed."""
+        with self._key_locks[sha]:
+            with self._lock:
+                if sha in self._states:
+                    self._states.move_to_end(sha)
+                    self.stats["memory_hits"] += 1
+                    return self._states[sha]
+            backend = self.backend
+            cache = self._cache_file(sha)
+            state = self._read(cache) if cache is not None and cache.is_file() else None
+            if state is not None:
+                self.stats["disk_hits"] += 1
+            else:
+                from masklab.io.images import read_image
+
+                t = time.perf_counter()
+                state = backend.set_image(read_image(path))
+                self.stats["embed_seconds"].append(time.perf_counter() - t)
+                if cache is not None:
+                    self._save(cache, state)
+                    state = self._read(cache) or state  # fp16 from now on, as after a restart
+            with self._lock:
+                self._states[sha] = state
+                while len(self._states) > self._memory_items:
+                    self._states.popitem(last=False)
+            return state
+
+    def prefetch(self, items) -> None:
+        """Compute the states of ``(sha, path)`` items in the background."""
+        for sha, path in items:
+            with self._lock:
+                if sha in self._states:
+                    continue
+            self._pool.submit(self._quiet_state, sha, path)
+
+    def _quiet_state(self, sha, path) -> None:
+        try:
+            self.state(sha, path)
+        except Exception as e:
+            _log.warning("prefetch of %s failed: %s", path, e)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- prompts -----------------------------------------------------------------------------
+    def segment(self, sha: str, path, *, points=None, labels=None, box=None,
+                mask: np.ndarray | None = None, scribbles=None, multimask: bool = False
+                ) -> Masks:
+        """Masks for one object's prompts, best first."""
+        state = self.state(sha, path)
+        h, w = state["size"] if isinstance(state, dict) and "size" in state else \
+            self._size(path)
+        pts = np.asarray(points if points else np.zeros((0, 2)), np.float64).reshape(-1, 2)
+        lab = np.asarray(labels if labels else np.zeros(0), np.int64).reshape(-1)
+        if len(lab) != len(pts):
+            raise ValueError("points and labels differ in length")
+        scr = [Scribble(np.asarray(s["points"], np.float64), float(s.get("width", 5)),
+                        bool(s.get("positive", True))) for s in (scribbles or [])]
+        prompts = Prompts(points=pts, point_labels=lab,
+                          box=None if box is None else np.asarray(box, np.float64),
+                          mask=mask, scribbles=scr)
+        if prompts.is_empty():
+            raise ValueError("no prompt given")
+        prompts, _notes = prompts.fit_to(h, w)
+        masks, scores, _ = self.backend.predict(state, prompts, multimask=multimask)
+        return Masks(np.asarray(masks, bool).reshape(-1, h, w),
+                     scores=np.asarray(scores, np.float64))
+
+    @staticmethod
+    def _size(path) -> tuple[int, int]:
+        from masklab.io.images import image_size
+
+        return image_size(path)
+
+    def everything(self, sha: str, path, *, points_per_side: int = 16, limit: int = 50
+                   ) -> Masks:
+        """Segment-everything proposals (SAM grid, or superpixel regions without SAM)."""
+        from masklab.interactive.everything import segment_everything
+        from masklab.io.images import read_image
+
+        image = read_image(path)
+        if self.is_sam:
+            out = segment_everything(image, self.backend, points_per_side=points_per_side,
+                                     quiet=True)
+        else:
+            out = segment_everything(image, "felzenszwalb", min_region_area=image.shape[0]
+                                     * image.shape[1] // 2000)
+        return out[:limit]

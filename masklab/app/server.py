@@ -1,0 +1,475 @@
+"""The app's HTTP API (FastAPI) and its static front end.
+
+    app = create_app("data/")                 # SQLite in data/masklab.db, GrabCut or SAM
+    uvicorn.run(app, host="127.0.0.1", port=8000)
+
+Errors are JSON ``{"detail": "..."}``: 400 bad input, 401 not logged in, 403 not allowed or
+outside the import roots, 404 unknown id, 409 stale version (reload and retry), 413 upload too
+large; never a 500 for malformed input.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, File, Request, Response, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from masklab.app import auth as _auth
+from masklab.app import db
+from masklab.app.store import EXPORT_FORMATS, Forbidden, NotFound, StaleVersion, Store
+from masklab.errors import InputError, MasklabError
+
+_log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+# --- request bodies ------------------------------------------------------------------------
+class ClassIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    color: str | None = None
+    id: int | None = None
+
+
+class ProjectIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    classes: list[ClassIn | str] = Field(default_factory=list)
+
+
+class ClassesIn(BaseModel):
+    classes: list[ClassIn | str]
+
+
+class FolderIn(BaseModel):
+    folder: str
+    recursive: bool = True
+
+
+class CocoIn(BaseModel):
+    coco: str
+    images_dir: str | None = None
+
+
+class Rle(BaseModel):
+    size: list[int]
+    counts: str | list[int]
+
+
+class AnnotationIn(BaseModel):
+    class_id: int
+    mask: Rle
+    source: str = "hand"
+    score: float | None = None
+    version: int | None = None
+    track_id: int | None = None
+    attributes: dict[str, Any] | None = None
+
+
+class AnnotationPatch(BaseModel):
+    version: int | None = None
+    class_id: int | None = None
+    mask: Rle | None = None
+    visible: bool | None = None
+    z: int | None = None
+    source: str | None = None
+    attributes: dict[str, Any] | None = None
+
+
+class VersionIn(BaseModel):
+    version: int | None = None
+
+
+class StatusIn(BaseModel):
+    status: str
+    comment: str = ""
+
+
+class AssignIn(BaseModel):
+    user_id: int | None = None
+
+
+class ScribbleIn(BaseModel):
+    points: list[list[float]]
+    width: float = 5.0
+    positive: bool = True
+
+
+class SegmentIn(BaseModel):
+    points: list[list[float]] = Field(default_factory=list)
+    labels: list[int] = Field(default_factory=list)
+    box: list[float] | None = None
+    mask: Rle | None = None  # refine: the current mask as a prompt
+    scribbles: list[ScribbleIn] = Field(default_factory=list)
+    multimask: bool = False
+
+
+class ExportIn(BaseModel):
+    format: str = "coco"
+
+
+class LoginIn(BaseModel):
+    name: str
+    password: str
+
+
+class UserIn(BaseModel):
+    name: str
+    password: str
+    role: str
+
+
+# --- the app -------------------------------------------------------------------------------
+class AppConfig:
+    def __init__(self, data_dir, *, db_url: str | None = None, backend: str = "auto",
+                 roots=None, auth: bool = False, device: str = "cpu",
+                 max_upload_bytes: int = 64 << 20, max_pixels: int = 100_000_000,
+                 prefetch: int = 2):
+        self.data_dir = Path(data_dir).resolve()
+        self.db_url = db_url or db.sqlite_url(self.data_dir / "masklab.db")
+        self.backend, self.device = backend, device
+        self.roots = [Path(r).resolve() for r in (roots if roots is not None
+                                                  else [self.data_dir])]
+        self.auth, self.max_upload_bytes, self.max_pixels = auth, max_upload_bytes, max_pixels
+        self.prefetch = prefetch
+
+
+def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> FastAPI:
+    """The FastAPI app over a data folder (created if needed; the schema is migrated)."""
+    from masklab import __version__
+    from masklab.app.segment import Segmenter
+
+    cfg = config or AppConfig(data_dir, **kwargs)
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = db.make_engine(cfg.db_url)
+    db.migrate(engine)
+    store = Store(engine, cfg.data_dir, cfg.roots)
+    seg = Segmenter(cfg.backend, device=cfg.device, cache_dir=cfg.data_dir / "cache" /
+                    "embeddings")
+    import contextlib
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        seg.close()
+        engine.dispose()
+
+    app = FastAPI(title="masklab", version=__version__, lifespan=lifespan,
+                  description="masklab's annotation app: projects, images, mask-native "
+                              "annotations, SAM prompts, review, export.")
+    app.state.store, app.state.segmenter, app.state.config = store, seg, cfg
+
+    # --- errors: one clear line, the right status, never a 500 for bad input ----------------
+    def _err(status: int, msg: str, **extra) -> JSONResponse:
+        return JSONResponse({"detail": msg, **extra}, status_code=status)
+
+    @app.exception_handler(StaleVersion)
+    async def _stale(_r, e: StaleVersion):
+        return _err(409, str(e), version=e.version)
+
+    @app.exception_handler(NotFound)
+    async def _nf(_r, e):
+        return _err(404, str(e))
+
+    @app.exception_handler(Forbidden)
+    async def _fb(_r, e):
+        return _err(403, str(e))
+
+    @app.exception_handler(MasklabError)
+    async def _bad(_r, e):
+        return _err(400, str(e))
+
+    @app.exception_handler(ValueError)
+    async def _val(_r, e):
+        return _err(400, str(e))
+
+    @app.exception_handler(RequestValidationError)
+    async def _rv(_r, e: RequestValidationError):
+        errs = e.errors()
+        first = errs[0] if errs else {}
+        if first.get("type") == "json_invalid":
+            return _err(422, f"malformed JSON body: {first.get('ctx', {}).get('error', '')}"
+                        .rstrip(": "))
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return _err(422, f"{where or 'body'}: {first.get('msg', 'invalid request')}")
+
+    # --- who is asking, and CSRF ---------------------------------------------------------
+    @app.middleware("http")
+    async def _security(request: Request, call_next):
+        path = request.url.path
+        p = None
+        if cfg.auth:
+            p = _auth.principal(store, request.cookies.get(_auth.SESSION_COOKIE))
+        else:
+            p = _auth.Principal("local", "admin", None, None)
+        request.state.principal = p
+        if request.method not in SAFE_METHODS and path.startswith("/api/") \
+                and path != "/api/login":
+            expected = p.csrf if (cfg.auth and p) else request.cookies.get(_auth.CSRF_COOKIE)
+            if not _auth.csrf_ok(expected, request.headers.get(_auth.CSRF_HEADER)):
+                return _err(403, "missing or wrong CSRF token (send the X-CSRF-Token header)")
+        if cfg.auth and p is None and path.startswith("/api/") and path not in (
+                "/api/login", "/api/session", "/api/info"):
+            return _err(401, "log in first")
+        response = await call_next(request)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
+            "script-src 'self'; connect-src 'self'; frame-ancestors 'none'")
+        response.headers["Referrer-Policy"] = "same-origin"
+        if not cfg.auth and _auth.CSRF_COOKIE not in request.cookies:
+            import secrets
+
+            response.set_cookie(_auth.CSRF_COOKIE, secrets.token_urlsafe(32),
+                                samesite="strict", httponly=False)
+        return response
+
+    def who(request: Request) -> _auth.Principal:
+        return request.state.principal
+
+    def admin(request: Request) -> _auth.Principal:
+        p = request.state.principal
+        if p.role != "admin":
+            raise Forbidden("only an admin may do this")
+        return p
+
+    # --- session / info ------------------------------------------------------------------
+    @app.get("/api/info")
+    def info():
+        return {"version": __version__, "auth": cfg.auth, "export_formats": EXPORT_FORMATS,
+                "statuses": db.STATUSES, "roles": db.ROLES,
+                "backend": cfg.backend if seg._backend is None else seg.name}
+
+    @app.get("/api/session")
+    def session(request: Request, response: Response):
+        p = request.state.principal
+        if p is None:
+            return {"user": None, "auth": cfg.auth}
+        csrf = p.csrf if cfg.auth else request.cookies.get(_auth.CSRF_COOKIE)
+        if not cfg.auth and not csrf:
+            import secrets
+
+            csrf = secrets.token_urlsafe(32)
+            response.set_cookie(_auth.CSRF_COOKIE, csrf, samesite="strict", httponly=False)
+        return {"user": p.name, "role": p.role, "csrf": csrf, "auth": cfg.auth}
+
+    @app.post("/api/login")
+    def login(body: LoginIn, response: Response):
+        if not cfg.auth:
+            raise InputError("this server has no accounts (it runs on 127.0.0.1)")
+        got = _auth.login(store, body.name, body.password)
+        if got is None:
+            return _err(401, "wrong user name or password")
+        token, p = got
+        response.set_cookie(_auth.SESSION_COOKIE, token, httponly=True, samesite="strict",
+                            max_age=_auth.SESSION_DAYS * 86400)
+        response.set_cookie(_auth.CSRF_COOKIE, p.csrf, httponly=False, samesite="strict")
+        return {"user": p.name, "role": p.role, "csrf": p.csrf}
+
+    @app.post("/api/logout")
+    def logout(request: Request, response: Response):
+        token = request.cookies.get(_auth.SESSION_COOKIE)
+        if token:
+            _auth.logout(store, token)
+        response.delete_cookie(_auth.SESSION_COOKIE)
+        return {"ok": True}
+
+    @app.get("/api/users")
+    def list_users(_p=Depends(admin)):
+        return _auth.users(store)
+
+    @app.post("/api/users")
+    def create_user(body: UserIn, _p=Depends(admin)):
+        return _auth.add_user(store, body.name, body.password, body.role)
+
+    # --- projects ------------------------------------------------------------------------
+    def _classes(items) -> list:
+        return [c if isinstance(c, str) else c.model_dump(exclude_none=True) for c in items]
+
+    @app.get("/api/projects")
+    def projects():
+        return store.projects()
+
+    @app.post("/api/projects")
+    def create_project(body: ProjectIn, _p=Depends(admin)):
+        return store.create_project(body.name, _classes(body.classes))
+
+    @app.get("/api/projects/{project_id}")
+    def project(project_id: int):
+        return store.project(project_id)
+
+    @app.put("/api/projects/{project_id}/classes")
+    def set_classes(project_id: int, body: ClassesIn, _p=Depends(admin)):
+        return store.set_classes(project_id, _classes(body.classes))
+
+    @app.get("/api/projects/{project_id}/images")
+    def images(project_id: int):
+        return store.images(project_id)
+
+    @app.post("/api/projects/{project_id}/import")
+    def import_folder(project_id: int, body: FolderIn, _p=Depends(admin)):
+        added = store.import_folder(project_id, body.folder, recursive=body.recursive)
+        return {"added": len(added), "images": added}
+
+    @app.post("/api/projects/{project_id}/import-coco")
+    def import_coco(project_id: int, body: CocoIn, p=Depends(admin)):
+        return store.import_coco(project_id, body.coco, images_dir=body.images_dir,
+                                 user=p.name)
+
+    @app.post("/api/projects/{project_id}/upload")
+    async def upload(project_id: int, files: list[UploadFile] = File(...), _p=Depends(admin)):
+        out = []
+        for f in files:
+            data = await f.read(cfg.max_upload_bytes + 1)
+            if len(data) > cfg.max_upload_bytes:
+                return _err(413, f"{f.filename}: over the upload limit of "
+                                 f"{cfg.max_upload_bytes} bytes")
+            out.append(store.upload(project_id, f.filename or "", data,
+                                    max_bytes=cfg.max_upload_bytes, max_pixels=cfg.max_pixels))
+        return {"added": len(out), "images": out}
+
+    @app.post("/api/projects/{project_id}/export")
+    def export(project_id: int, body: ExportIn):
+        path = store.export(project_id, body.format)
+        if path.is_dir():
+            path = _zip(path)
+        return {"file": path.name, "url": f"/api/exports/{path.name}"}
+
+    @app.get("/api/exports/{name}")
+    def download(name: str):
+        path = (store.exports / name).resolve()
+        if path.parent != store.exports.resolve() or not path.is_file():
+            raise NotFound(f"export {name!r} does not exist")
+        return FileResponse(path, filename=name)
+
+    # --- images --------------------------------------------------------------------------
+    def _prefetch(image_id: int, include_self: bool) -> None:
+        ids = ([image_id] if include_self else []) + store.neighbours(image_id, cfg.prefetch)
+        seg.prefetch([(store.image(i)["sha256"], store.image_path(i)) for i in ids])
+
+    @app.get("/api/images/{image_id}")
+    def image(image_id: int):
+        return store.image(image_id)
+
+    @app.get("/api/images/{image_id}/file")
+    def image_file(image_id: int):
+        return FileResponse(store.image_path(image_id),
+                            headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/api/images/{image_id}/annotations")
+    def annotations(image_id: int):
+        out = store.annotations(image_id)
+        _prefetch(image_id, include_self=True)
+        return out
+
+    @app.post("/api/images/{image_id}/embed")
+    def embed(image_id: int):
+        """Compute (or load) the image's embedding now; the next images follow in the
+        background."""
+        img = store.image(image_id)
+        t = time.perf_counter()
+        seg.state(img["sha256"], store.image_path(image_id))
+        _prefetch(image_id, include_self=False)
+        return {"seconds": round(time.perf_counter() - t, 4), "backend": seg.name}
+
+    @app.post("/api/images/{image_id}/segment")
+    def segment(image_id: int, body: SegmentIn):
+        from masklab import rle as _rle
+
+        img = store.image(image_id)
+        t = time.perf_counter()
+        mask = None
+        if body.mask is not None:
+            from masklab.app.store import mask_fields
+
+            counts, _, _ = mask_fields(body.mask.model_dump(), img["height"], img["width"])
+            mask = _rle.decode([{"size": [img["height"], img["width"]], "counts": counts}])[0]
+        masks = seg.segment(img["sha256"], store.image_path(image_id), points=body.points,
+                            labels=body.labels, box=body.box, mask=mask,
+                            scribbles=[s.model_dump() for s in body.scribbles],
+                            multimask=body.multimask)
+        out = [{"mask": r, "score": float(s)} for r, s in zip(masks.to_rle(), masks.scores,
+                                                             strict=True)]
+        return {"masks": out, "ms": round(1000 * (time.perf_counter() - t), 2),
+                "backend": seg.name}
+
+    @app.post("/api/images/{image_id}/everything")
+    def everything(image_id: int):
+        img = store.image(image_id)
+        masks = seg.everything(img["sha256"], store.image_path(image_id))
+        return {"proposals": [{"mask": r, "score": float(s)} for r, s in
+                              zip(masks.to_rle(), masks.scores, strict=True)]}
+
+    @app.put("/api/images/{image_id}/status")
+    def status(image_id: int, body: StatusIn, p=Depends(who)):
+        return store.set_status(image_id, body.status, body.comment, role=p.role)
+
+    @app.put("/api/images/{image_id}/assignee")
+    def assign(image_id: int, body: AssignIn, _p=Depends(admin)):
+        return store.assign(image_id, body.user_id)
+
+    @app.get("/api/images/{image_id}/history")
+    def history(image_id: int):
+        return store.history(image_id)
+
+    @app.post("/api/images/{image_id}/undo")
+    def undo(image_id: int, body: VersionIn, p=Depends(who)):
+        return store.undo(image_id, version=body.version, user=p.name)
+
+    @app.post("/api/images/{image_id}/redo")
+    def redo(image_id: int, body: VersionIn, p=Depends(who)):
+        return store.redo(image_id, version=body.version, user=p.name)
+
+    # --- annotations ---------------------------------------------------------------------
+    @app.post("/api/images/{image_id}/annotations")
+    def create_annotation(image_id: int, body: AnnotationIn, p=Depends(who)):
+        return store.create_annotation(image_id, class_id=body.class_id,
+                                       mask=body.mask.model_dump(), source=body.source,
+                                       score=body.score, version=body.version,
+                                       track_id=body.track_id, attributes=body.attributes,
+                                       user=p.name)
+
+    @app.patch("/api/annotations/{annotation_id}")
+    def update_annotation(annotation_id: int, body: AnnotationPatch, p=Depends(who)):
+        fields = body.model_dump(exclude_none=True, exclude={"version"})
+        if body.mask is not None:
+            fields["mask"] = body.mask.model_dump()
+        return store.update_annotation(annotation_id, version=body.version, user=p.name,
+                                       **fields)
+
+    @app.delete("/api/annotations/{annotation_id}")
+    def delete_annotation(annotation_id: int, version: int | None = None, p=Depends(who)):
+        return store.delete_annotation(annotation_id, version=version, user=p.name)
+
+    @app.get("/api/annotations/{annotation_id}/polygons")
+    def polygons(annotation_id: int, detail: float = 1.0):
+        """The mask as polygons (outer rings and holes), simplified to ``detail`` pixels."""
+        return {"polygons": store.polygons(annotation_id, detail)}
+
+    # --- the front end -------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    return app
+
+
+def _zip(folder: Path) -> Path:
+    import shutil
+
+    from masklab.io.atomic import atomic_path
+
+    dest = folder.with_suffix(".zip")
+    with atomic_path(dest) as tmp:
+        shutil.make_archive(str(tmp.with_suffix("")), "zip", folder)
+        os.replace(str(tmp.with_suffix("")) + ".zip", tmp)
+    return dest

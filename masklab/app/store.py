@@ -1,0 +1,580 @@
+"""The app's data operations, independent of HTTP: projects, images, mask-native annotations
+with an operation log (history, undo/redo), review status, import and export.
+
+Every method commits before it returns; a change to an image's annotations checks and bumps
+the image's ``version`` in the same transaction (``StaleVersion`` when another edit came
+first), so no acknowledged edit is lost and no update silently overwrites another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session as DbSession
+
+from masklab import rle as _rle
+from masklab.app import db
+from masklab.errors import InputError, MasklabError
+
+PALETTE = ["#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0",
+           "#f032e6", "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#800000",
+           "#aaffc3", "#808000", "#000075", "#808080"]
+EXPORT_FORMATS = ("coco", "coco-polygons", "yolo", "labels", "instances", "davis")
+
+
+class NotFound(MasklabError):
+    pass
+
+
+class StaleVersion(MasklabError):
+    """The image changed since the client read it (HTTP 409)."""
+
+    def __init__(self, image_id: int, version: int):
+        self.version = version
+        super().__init__(f"image {image_id} is at version {version}; reload and retry")
+
+
+class Forbidden(MasklabError):
+    pass
+
+
+@dataclass
+class Snapshot:
+    """An annotation's editable fields, as stored in ``ops``."""
+
+    class_id: int
+    rle: str
+    source: str = "hand"
+    score: float | None = None
+    visible: bool = True
+    z: int = 0
+    track_id: int | None = None
+    attributes: dict | None = None
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def normalise_classes(classes) -> list[dict]:
+    """``["cat", "dog"]`` or ``[{"name", "color"?, "id"?}]`` → ``[{"id", "name", "color"}]``."""
+    out, seen = [], set()
+    for k, c in enumerate(classes or []):
+        if isinstance(c, str):
+            c = {"name": c}
+        if not isinstance(c, dict) or not str(c.get("name", "")).strip():
+            raise InputError(f"class {k}: needs a non-empty name")
+        name = str(c["name"]).strip()
+        if name in seen:
+            raise InputError(f"class {name!r} is given twice")
+        seen.add(name)
+        cid = int(c.get("id", k + 1))
+        color = str(c.get("color") or PALETTE[k % len(PALETTE)])
+        if not (len(color) == 7 and color[0] == "#"
+                and all(ch in "0123456789abcdefABCDEF" for ch in color[1:])):
+            raise InputError(f"class {name!r}: colour must be #rrggbb, got {color!r}")
+        out.append({"id": cid, "name": name, "color": color})
+    if len({c["id"] for c in out}) != len(out):
+        raise InputError("class ids must be unique")
+    return out
+
+
+def mask_fields(mask_rle: dict, height: int, width: int) -> tuple[str, int, list[float]]:
+    """Validate an RLE (compressed string or uncompressed counts) of an ``height×width``
+    image; return (compressed counts, area, bbox)."""
+    if not isinstance(mask_rle, dict) or "counts" not in mask_rle:
+        raise InputError("mask must be a COCO RLE object with 'size' and 'counts'")
+    size = mask_rle.get("size")
+    if not isinstance(size, list) or [int(v) for v in size] != [height, width]:
+        raise InputError(f"mask size {size} does not match the image ({height}, {width})")
+    counts = mask_rle["counts"]
+    try:
+        runs = _rle.rle_counts({"counts": counts})
+    except (ValueError, TypeError):
+        raise InputError("mask counts are not a valid RLE") from None
+    if runs.size == 0 or (runs < 0).any() or int(runs.sum()) != height * width:
+        raise InputError("mask counts do not add up to the image's pixel count")
+    s = counts if isinstance(counts, str) else _rle.counts_to_string(runs)
+    rle = {"size": [height, width], "counts": s}
+    dense = _rle.decode([rle])[0]
+    area = int(dense.sum())
+    if area == 0:
+        raise InputError("mask is empty")
+    ys, xs = np.nonzero(dense)
+    x0, y0 = int(xs.min()), int(ys.min())
+    bbox = [x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1]
+    return s, area, bbox
+
+
+class Store:
+    def __init__(self, engine, data_dir: str | os.PathLike, roots=()):
+        self.engine = engine
+        self.Session = db.sessionmaker_for(engine)
+        self.data_dir = Path(data_dir)
+        self.uploads = self.data_dir / "uploads"
+        self.exports = self.data_dir / "exports"
+        self.roots = [Path(r).resolve() for r in roots]
+
+    # --- projects ----------------------------------------------------------------------------
+    def create_project(self, name: str, classes, attributes=None) -> dict:
+        name = str(name).strip()
+        if not name:
+            raise InputError("project name is empty")
+        classes = normalise_classes(classes)
+        with self.Session() as s, s.begin():
+            if s.scalar(select(db.Project).where(db.Project.name == name)) is not None:
+                raise InputError(f"a project named {name!r} exists")
+            p = db.Project(name=name, classes=classes, attributes=list(attributes or []))
+            s.add(p)
+            s.flush()
+            return self._project(s, p)
+
+    def _project(self, s: DbSession, p: db.Project) -> dict:
+        counts = dict(s.execute(select(db.Image.status, func.count()).where(
+            db.Image.project_id == p.id).group_by(db.Image.status)).all())
+        return {"id": p.id, "name": p.name, "classes": p.classes, "attributes": p.attributes,
+                "images": int(sum(counts.values())), "status": counts}
+
+    def projects(self) -> list[dict]:
+        with self.Session() as s:
+            return [self._project(s, p) for p in s.scalars(select(db.Project).order_by(
+                db.Project.id))]
+
+    def project(self, project_id: int) -> dict:
+        with self.Session() as s:
+            return self._project(s, self._get(s, db.Project, project_id))
+
+    def set_classes(self, project_id: int, classes) -> dict:
+        classes = normalise_classes(classes)
+        with self.Session() as s, s.begin():
+            p = self._get(s, db.Project, project_id)
+            used = set(s.scalars(select(db.Annotation.class_id).join(db.Image).where(
+                db.Image.project_id == project_id).distinct()))
+            missing = used - {c["id"] for c in classes}
+            if missing:
+                raise InputError(f"classes {sorted(missing)} are used by annotations")
+            p.classes = classes
+            return self._project(s, p)
+
+    @staticmethod
+    def _get(s: DbSession, table, key: int):
+        row = s.get(table, key)
+        if row is None:
+            raise NotFound(f"{table.__tablename__[:-1]} {key} does not exist")
+        return row
+
+    # --- images ------------------------------------------------------------------------------
+    def confine(self, path: str | os.PathLike) -> Path:
+        """``path`` resolved, if it lies below an allowed import root (else ``Forbidden``)."""
+        p = Path(path).expanduser()
+        if not p.is_absolute() and self.roots:
+            p = self.roots[0] / p
+        p = p.resolve()
+        for root in self.roots:
+            if p == root or root in p.parents:
+                return p
+        raise Forbidden(f"{path}: outside the folders the server may import from")
+
+    def add_images(self, project_id: int, paths, *, base: Path | None = None) -> list[dict]:
+        """Register image files (already on the server) in a project; names are relative to
+        ``base``. Files already in the project are skipped."""
+        from masklab.io.images import image_size
+
+        added = []
+        with self.Session() as s, s.begin():
+            self._get(s, db.Project, project_id)
+            known = set(s.scalars(select(db.Image.file_name).where(
+                db.Image.project_id == project_id)))
+            for path in paths:
+                path = Path(path)
+                name = path.relative_to(base).as_posix() if base else path.name
+                if name in known:
+                    continue
+                h, w = image_size(path)
+                img = db.Image(project_id=project_id, file_name=name, path=str(path),
+                               width=w, height=h, sha256=file_sha256(path), status="new",
+                               comment="", version=0)
+                s.add(img)
+                s.flush()
+                known.add(name)
+                added.append(self._image(img))
+        return added
+
+    def import_folder(self, project_id: int, folder: str, *, recursive: bool = True
+                      ) -> list[dict]:
+        from masklab.io.images import find_images
+
+        root = self.confine(folder)
+        if not root.is_dir():
+            raise InputError("no such folder", folder)
+        files = [p.resolve() for p in find_images([root], recursive=recursive)]
+        files = [p for p in files if p == root or root in p.parents]  # no symlinks out
+        return self.add_images(project_id, sorted(files), base=root)
+
+    def upload(self, project_id: int, name: str, data: bytes, *, max_bytes: int,
+               max_pixels: int) -> dict:
+        """Store an uploaded image after checking its size, type and pixel count."""
+        from masklab.io.atomic import atomic_path
+        from masklab.io.images import IMAGE_EXTENSIONS, read_image
+
+        safe = Path(str(name).replace("\\", "/")).name
+        if not safe or safe.startswith(".") or Path(safe).suffix.lower() not in IMAGE_EXTENSIONS:
+            raise InputError(f"{name!r}: not an image file name ({', '.join(IMAGE_EXTENSIONS)})")
+        if len(data) > max_bytes:
+            raise InputError(f"{safe}: {len(data)} bytes, over the upload limit of {max_bytes}")
+        digest = hashlib.sha256(data).hexdigest()
+        dest = self.uploads / str(project_id) / f"{digest[:16]}-{safe}"
+        with atomic_path(dest) as tmp:
+            tmp.write_bytes(data)
+            read_image(tmp, max_pixels=max_pixels)  # refuses bombs and undecodable files
+        with self.Session() as s, s.begin():
+            self._get(s, db.Project, project_id)
+            if s.scalar(select(db.Image).where(db.Image.project_id == project_id,
+                                               db.Image.file_name == safe)) is not None:
+                raise InputError(f"{safe}: an image of that name is in the project")
+        out = self.add_images(project_id, [dest])
+        with self.Session() as s, s.begin():  # shown under the uploaded name
+            img = s.get(db.Image, out[0]["id"])
+            img.file_name = safe
+            return self._image(img)
+
+    @staticmethod
+    def _image(img: db.Image) -> dict:
+        return {"id": img.id, "project_id": img.project_id, "file_name": img.file_name,
+                "width": img.width, "height": img.height, "sha256": img.sha256,
+                "status": img.status, "comment": img.comment, "assignee_id": img.assignee_id,
+                "version": img.version}
+
+    def images(self, project_id: int) -> list[dict]:
+        with self.Session() as s:
+            self._get(s, db.Project, project_id)
+            rows = s.scalars(select(db.Image).where(db.Image.project_id == project_id)
+                             .order_by(db.Image.file_name, db.Image.id))
+            return [self._image(r) for r in rows]
+
+    def image(self, image_id: int) -> dict:
+        with self.Session() as s:
+            return self._image(self._get(s, db.Image, image_id))
+
+    def image_path(self, image_id: int) -> Path:
+        with self.Session() as s:
+            return Path(self._get(s, db.Image, image_id).path)
+
+    def neighbours(self, image_id: int, n: int = 2) -> list[int]:
+        """The ids of the next ``n`` images in the project's order (for prefetching)."""
+        with self.Session() as s:
+            img = self._get(s, db.Image, image_id)
+            ids = list(s.scalars(select(db.Image.id).where(
+                db.Image.project_id == img.project_id).order_by(db.Image.file_name,
+                                                                db.Image.id)))
+        k = ids.index(image_id)
+        return ids[k + 1:k + 1 + n]
+
+    def set_status(self, image_id: int, status: str, comment: str = "", *,
+                   role: str = "admin") -> dict:
+        if status not in db.STATUSES:
+            raise InputError(f"status must be one of {', '.join(db.STATUSES)}")
+        if status in ("approved", "rejected") and role not in ("admin", "reviewer"):
+            raise Forbidden(f"only reviewers may set {status!r}")
+        if status == "rejected" and not str(comment).strip():
+            raise InputError("a rejection needs a comment")
+        with self.Session() as s, s.begin():
+            img = self._get(s, db.Image, image_id)
+            img.status, img.comment = status, str(comment)
+            return self._image(img)
+
+    def assign(self, image_id: int, user_id: int | None) -> dict:
+        with self.Session() as s, s.begin():
+            img = self._get(s, db.Image, image_id)
+            if user_id is not None:
+                self._get(s, db.User, user_id)
+            img.assignee_id = user_id
+            return self._image(img)
+
+    # --- annotations -------------------------------------------------------------------------
+    @staticmethod
+    def _ann(a: db.Annotation, height: int, width: int) -> dict:
+        return {"id": a.id, "image_id": a.image_id, "class_id": a.class_id,
+                "mask": {"size": [height, width], "counts": a.rle}, "area": a.area,
+                "bbox": a.bbox, "source": a.source, "score": a.score, "visible": a.visible,
+                "z": a.z, "track_id": a.track_id, "attributes": a.attributes or {}}
+
+    def annotations(self, image_id: int) -> dict:
+        with self.Session() as s:
+            img = self._get(s, db.Image, image_id)
+            rows = s.scalars(select(db.Annotation).where(db.Annotation.image_id == image_id)
+                             .order_by(db.Annotation.z, db.Annotation.id))
+            return {"image": self._image(img),
+                    "annotations": [self._ann(a, img.height, img.width) for a in rows]}
+
+    def _bump(self, s: DbSession, image_id: int, version: int | None) -> db.Image:
+        """Check ``version`` (``None``: no check) and increment it, atomically."""
+        q = update(db.Image).where(db.Image.id == image_id)
+        if version is not None:
+            q = q.where(db.Image.version == int(version))
+        q = q.values(version=db.Image.version + 1, updated_at=db._now())
+        if s.execute(q).rowcount == 0:
+            img = self._get(s, db.Image, image_id)
+            raise StaleVersion(image_id, img.version)
+        img = s.get(db.Image, image_id)
+        s.refresh(img)
+        if img.status == "new":
+            img.status = "in_progress"
+        return img
+
+    def _check_class(self, s: DbSession, img: db.Image, class_id: int) -> None:
+        p = s.get(db.Project, img.project_id)
+        if int(class_id) not in {c["id"] for c in p.classes}:
+            raise InputError(f"class id {class_id} is not in project {p.name!r}")
+
+    @staticmethod
+    def _snapshot(a: db.Annotation) -> dict:
+        return {"class_id": a.class_id, "rle": a.rle, "area": a.area, "bbox": a.bbox,
+                "source": a.source, "score": a.score, "visible": a.visible, "z": a.z,
+                "track_id": a.track_id, "attributes": a.attributes or {}}
+
+    def create_annotation(self, image_id: int, *, class_id: int, mask: dict,
+                          source: str = "hand", score: float | None = None,
+                          version: int | None = None, z: int | None = None,
+                          track_id: int | None = None, attributes: dict | None = None,
+                          user: str = "local") -> dict:
+        if source not in db.SOURCES:
+            raise InputError(f"source must be one of {', '.join(db.SOURCES)}")
+        with self.Session() as s, s.begin():
+            img = self._bump(s, image_id, version)
+            self._check_class(s, img, class_id)
+            counts, area, bbox = mask_fields(mask, img.height, img.width)
+            if z is None:
+                z = (s.scalar(select(func.max(db.Annotation.z)).where(
+                    db.Annotation.image_id == image_id)) or 0) + 1
+            a = db.Annotation(image_id=image_id, class_id=int(class_id), rle=counts, area=area,
+                              bbox=bbox, source=source, score=score, visible=True, z=int(z),
+                              track_id=track_id, attributes=dict(attributes or {}))
+            s.add(a)
+            s.flush()
+            self._log(s, image_id, "create", a.id, None, self._snapshot(a), user)
+            return {"annotation": self._ann(a, img.height, img.width), "version": img.version}
+
+    def update_annotation(self, annotation_id: int, *, version: int | None = None,
+                          user: str = "local", **fields) -> dict:
+        allowed = {"class_id", "mask", "visible", "z", "attributes", "source", "score",
+                   "track_id"}
+        bad = set(fields) - allowed
+        if bad:
+            raise InputError(f"cannot change {', '.join(sorted(bad))}")
+        with self.Session() as s, s.begin():
+            a = self._get(s, db.Annotation, annotation_id)
+            img = self._bump(s, a.image_id, version)
+            before = self._snapshot(a)
+            if fields.get("class_id") is not None:
+                self._check_class(s, img, fields["class_id"])
+                a.class_id = int(fields["class_id"])
+            if fields.get("mask") is not None:
+                a.rle, a.area, a.bbox = mask_fields(fields["mask"], img.height, img.width)
+            if fields.get("source") is not None:
+                if fields["source"] not in db.SOURCES:
+                    raise InputError(f"source must be one of {', '.join(db.SOURCES)}")
+                a.source = fields["source"]
+            for k in ("visible", "z", "attributes", "score", "track_id"):
+                if fields.get(k) is not None:
+                    setattr(a, k, fields[k])
+            self._log(s, a.image_id, "update", a.id, before, self._snapshot(a), user)
+            return {"annotation": self._ann(a, img.height, img.width), "version": img.version}
+
+    def delete_annotation(self, annotation_id: int, *, version: int | None = None,
+                          user: str = "local") -> dict:
+        with self.Session() as s, s.begin():
+            a = self._get(s, db.Annotation, annotation_id)
+            img = self._bump(s, a.image_id, version)
+            self._log(s, a.image_id, "delete", a.id, self._snapshot(a), None, user)
+            s.delete(a)
+            return {"deleted": annotation_id, "version": img.version}
+
+    def _log(self, s: DbSession, image_id: int, kind: str, ann_id: int, before, after,
+             user: str) -> None:
+        # a new edit discards the redo stack
+        s.execute(update(db.Op).where(db.Op.image_id == image_id, db.Op.undone.is_(True),
+                                      db.Op.kind.in_(("create", "update", "delete")))
+                  .values(kind="discarded"))
+        s.add(db.Op(image_id=image_id, kind=kind, annotation_id=ann_id, before=before,
+                    after=after, undone=False, user=user))
+
+    def _apply(self, s: DbSession, image_id: int, ann_id: int, state: dict | None) -> None:
+        """Make annotation ``ann_id`` equal ``state`` (``None``: absent)."""
+        a = s.get(db.Annotation, ann_id)
+        if state is None:
+            if a is not None:
+                s.delete(a)
+            return
+        if a is None:
+            a = db.Annotation(id=ann_id, image_id=image_id)
+            s.add(a)
+        for k, v in state.items():
+            setattr(a, k, v)
+
+    def undo(self, image_id: int, *, version: int | None = None, user: str = "local") -> dict:
+        with self.Session() as s, s.begin():
+            op = s.scalar(select(db.Op).where(
+                db.Op.image_id == image_id, db.Op.undone.is_(False),
+                db.Op.kind.in_(("create", "update", "delete"))).order_by(db.Op.id.desc()))
+            if op is None:
+                raise InputError("nothing to undo")
+            img = self._bump(s, image_id, version)
+            self._apply(s, image_id, op.annotation_id, op.before)
+            op.undone = True
+            s.add(db.Op(image_id=image_id, kind="undo", annotation_id=op.annotation_id,
+                        before=op.after, after=op.before, undone=False, user=user))
+            return {"version": img.version, "undone": op.id}
+
+    def redo(self, image_id: int, *, version: int | None = None, user: str = "local") -> dict:
+        with self.Session() as s, s.begin():
+            op = s.scalar(select(db.Op).where(
+                db.Op.image_id == image_id, db.Op.undone.is_(True),
+                db.Op.kind.in_(("create", "update", "delete"))).order_by(db.Op.id))
+            if op is None:
+                raise InputError("nothing to redo")
+            img = self._bump(s, image_id, version)
+            self._apply(s, image_id, op.annotation_id, op.after)
+            op.undone = False
+            s.add(db.Op(image_id=image_id, kind="redo", annotation_id=op.annotation_id,
+                        before=op.before, after=op.after, undone=False, user=user))
+            return {"version": img.version, "redone": op.id}
+
+    def history(self, image_id: int) -> list[dict]:
+        with self.Session() as s:
+            self._get(s, db.Image, image_id)
+            return [{"id": o.id, "kind": o.kind, "annotation_id": o.annotation_id,
+                     "undone": o.undone, "user": o.user, "time": o.created_at.isoformat()}
+                    for o in s.scalars(select(db.Op).where(db.Op.image_id == image_id)
+                                       .order_by(db.Op.id))]
+
+    def polygons(self, annotation_id: int, detail: float = 1.0) -> list[dict]:
+        """The mask's outlines as polygons simplified to ``detail`` pixels (Douglas-Peucker):
+        ``[{"points": [[x, y], ...], "hole": bool}]`` (a derived view; RLE stays the truth)."""
+        import cv2
+
+        with self.Session() as s:
+            a = self._get(s, db.Annotation, annotation_id)
+            img = s.get(db.Image, a.image_id)
+            m = _rle.decode([{"size": [img.height, img.width], "counts": a.rle}])[0]
+        contours, hierarchy = cv2.findContours(m.astype(np.uint8), cv2.RETR_CCOMP,
+                                               cv2.CHAIN_APPROX_NONE)
+        out = []
+        for c, h in zip(contours, hierarchy[0] if hierarchy is not None else [], strict=False):
+            c = cv2.approxPolyDP(c, max(float(detail), 0.0), True) if detail > 0 else c
+            pts = c.reshape(-1, 2)
+            if len(pts) >= 3:
+                out.append({"points": (pts + 0.5).tolist(), "hole": bool(h[3] >= 0)})
+        return out
+
+    # --- import / export ---------------------------------------------------------------------
+    def mask_set(self, project_id: int, *, with_images: list[int] | None = None):
+        """The project's annotations as a ``MaskSet`` (masks in z order, ids = track ids)."""
+        from masklab.io.convert import LabeledImage, MaskSet
+        from masklab.types import Masks
+
+        with self.Session() as s:
+            p = self._get(s, db.Project, project_id)
+            cats = [{"id": c["id"], "name": c["name"]} for c in p.classes]
+            imgs = list(s.scalars(select(db.Image).where(db.Image.project_id == project_id)
+                                  .order_by(db.Image.file_name, db.Image.id)))
+            items = []
+            for img in imgs:
+                if with_images is not None and img.id not in with_images:
+                    continue
+                anns = list(s.scalars(select(db.Annotation).where(
+                    db.Annotation.image_id == img.id).order_by(db.Annotation.z,
+                                                               db.Annotation.id)))
+                size = (img.height, img.width)
+                rles = [{"size": list(size), "counts": a.rle} for a in anns]
+                masks = Masks.from_rle(rles, size=size) if rles else Masks(
+                    np.zeros((0, *size), bool))
+                masks.labels = np.array([a.class_id for a in anns], np.int64)
+                masks.scores = np.array([1.0 if a.score is None else a.score for a in anns])
+                masks.track_ids = np.array([a.track_id or k + 1 for k, a in enumerate(anns)],
+                                           np.int64)
+                items.append(LabeledImage(img.file_name, masks, img.id))
+        return MaskSet(cats, items)
+
+    def export(self, project_id: int, fmt: str, out: str | os.PathLike | None = None, *,
+               quiet: bool = True) -> Path:
+        """Write the project in ``fmt`` (COCO RLE, COCO polygons, YOLO-seg, label PNGs,
+        instance PNGs, DAVIS palette PNGs) to ``out`` (default: a new folder under the data
+        folder's ``exports/``); returns the file or folder written."""
+        import time
+
+        from masklab.io import convert as _convert
+
+        if fmt not in EXPORT_FORMATS:
+            raise InputError(f"format must be one of {', '.join(EXPORT_FORMATS)}")
+        ms = self.mask_set(project_id)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        if out is None:
+            name = f"project{project_id}-{fmt}-{stamp}"
+            out = self.exports / (name + ".json" if fmt.startswith("coco") else name)
+        out = Path(out)
+        if fmt.startswith("coco"):
+            _convert.write_coco(ms, out, polygons=fmt == "coco-polygons")
+        else:
+            _convert.WRITERS[fmt](ms, out)
+        return out
+
+    def import_coco(self, project_id: int, coco_path: str | os.PathLike, *,
+                    images_dir: str | os.PathLike | None = None, user: str = "local") -> dict:
+        """Add a COCO file's images (found in ``images_dir``, below an import root) and their
+        annotations (source ``import``) to the project; categories join the label schema by
+        name."""
+        from masklab.io.coco import load_coco
+
+        coco_path = self.confine(coco_path)
+        ds = load_coco(coco_path)
+        base = self.confine(images_dir) if images_dir else coco_path.parent
+        with self.Session() as s, s.begin():
+            p = self._get(s, db.Project, project_id)
+            classes = list(p.classes)
+            by_name = {c["name"]: c["id"] for c in classes}
+            mapping = {}
+            for c in ds.categories:
+                if c["name"] not in by_name:
+                    new_id = int(c["id"]) if int(c["id"]) not in {x["id"] for x in classes} \
+                        else max(x["id"] for x in classes) + 1
+                    classes.append({"id": new_id, "name": c["name"],
+                                    "color": PALETTE[len(classes) % len(PALETTE)]})
+                    by_name[c["name"]] = new_id
+                mapping[int(c["id"])] = by_name[c["name"]]
+            p.classes = classes
+        files = []
+        for img in ds.images:
+            path = (base / img["file_name"]).resolve()
+            if not (path == base or base in path.parents):
+                raise Forbidden(f"{img['file_name']}: outside {base}")
+            if not path.is_file():
+                raise InputError(f"image {img['file_name']} not found in {base}", coco_path)
+            files.append(path)
+        self.add_images(project_id, files, base=base)
+        n = 0
+        with self.Session() as s:
+            ids = {i.file_name: i.id for i in s.scalars(select(db.Image).where(
+                db.Image.project_id == project_id))}
+        for img in ds.images:
+            name = (base / img["file_name"]).resolve().relative_to(base).as_posix()
+            masks = ds.masks(img["id"])
+            rles = masks.to_rle()
+            anns = ds.annotations_for(img["id"])
+            for a, r in zip(anns, rles, strict=True):
+                if not r or _rle.area([r])[0] == 0:
+                    continue
+                self.create_annotation(ids[name], class_id=mapping[int(a["category_id"])],
+                                       mask=r, source="import", score=a.get("score"),
+                                       user=user)
+                n += 1
+        return {"images": len(ds.images), "annotations": n}
