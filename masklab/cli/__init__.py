@@ -45,6 +45,7 @@ def main(ctx: click.Context, quiet: bool) -> None:
 
 
 def _register() -> None:
+    from masklab.cli.app import app_cmd
     from masklab.cli.eval import eval_group
     from masklab.cli.general import convert, demo, info, weights
     from masklab.cli.interactive import everything_cmd, prompt_cmd
@@ -55,7 +56,7 @@ def _register() -> None:
 
     for cmd in (info, convert, weights, demo, eval_group, models_cmd, train_group,
                 segment_group, export_group, prompt_cmd, everything_cmd, matte_cmd,
-                composite_cmd, track_cmd, label_cmd):
+                composite_cmd, track_cmd, label_cmd, app_cmd):
         main.add_command(cmd)
     eval_group.add_command(eval_video_interactive)
 

@@ -1,0 +1,155 @@
+// masklab app: routing, log-in, project list, project page. The editor is in editor.js.
+// Every name from the server is put on the page as text (textContent), never as markup.
+
+import * as api from "./api.js";
+import { openEditor } from "./editor.js";
+
+const view = document.getElementById("view");
+const crumbs = document.getElementById("crumbs");
+export const me = { user: null, role: null, auth: false };
+
+export function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (k === "text") e.textContent = v;
+    else if (v !== false && v !== null && v !== undefined) e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
+  return e;
+}
+
+export function toast(msg, ms = 2500) {
+  const t = document.getElementById("toast");
+  t.textContent = msg;
+  t.classList.add("show");
+  clearTimeout(toast._t);
+  toast._t = setTimeout(() => t.classList.remove("show"), ms);
+}
+
+export function setCrumbs(...items) {
+  crumbs.replaceChildren(...items.map(([text, href]) =>
+    href ? el("a", { href, text }) : el("span", { text })));
+}
+
+api.onSaveState((state, n) => {
+  const s = document.getElementById("save");
+  s.dataset.state = state;
+  s.textContent = state === "saving" ? `saving… (${n})` : state === "error" ? "not saved — retry" : "saved";
+});
+
+window.addEventListener("beforeunload", (e) => {
+  if (document.getElementById("save").dataset.state !== "saved") { e.preventDefault(); e.returnValue = ""; }
+});
+
+async function route() {
+  const hash = location.hash || "#/";
+  try {
+    if (me.auth && !me.user) return loginPage();
+    let m;
+    if ((m = hash.match(/^#\/p\/(\d+)$/))) return await projectPage(+m[1]);
+    if ((m = hash.match(/^#\/i\/(\d+)$/))) return await openEditor(view, +m[1]);
+    return await projectsPage();
+  } catch (e) {
+    view.replaceChildren(el("div", { class: "page" }, el("p", { text: `Error: ${e.message}` })));
+  }
+}
+
+function loginPage() {
+  setCrumbs(["log in"]);
+  const name = el("input", { name: "user", autocomplete: "username" });
+  const pw = el("input", { name: "password", type: "password", autocomplete: "current-password" });
+  const form = el("form", { class: "page", onsubmit: async (e) => {
+    e.preventDefault();
+    try {
+      const r = await api.post("/api/login", { name: name.value, password: pw.value });
+      api.setCsrf(r.csrf);
+      Object.assign(me, { user: r.user, role: r.role });
+      showWho(); route();
+    } catch (err) { toast(err.message); }
+  } }, el("h2", { text: "Log in" }), el("div", { class: "row" }, "User ", name),
+  el("div", { class: "row" }, "Password ", pw), el("button", { type: "submit", text: "Log in" }));
+  view.replaceChildren(form);
+}
+
+function showWho() {
+  const w = document.getElementById("who");
+  w.replaceChildren();
+  if (!me.user) return;
+  w.append(el("span", { text: `${me.user} (${me.role})` }));
+  if (me.auth) w.append(" ", el("button", { text: "log out", onclick: async () => {
+    await api.post("/api/logout"); me.user = null; showWho(); route(); } }));
+}
+
+async function projectsPage() {
+  setCrumbs(["projects"]);
+  const projects = await api.get("/api/projects");
+  const rows = projects.map((p) => el("tr", {},
+    el("td", {}, el("a", { href: `#/p/${p.id}`, text: p.name, class: "project-link" })),
+    el("td", { text: String(p.images) }),
+    el("td", { text: p.classes.map((c) => c.name).join(", ") })));
+  const name = el("input", { name: "project-name", placeholder: "name" });
+  const classes = el("input", { name: "project-classes", placeholder: "classes, comma separated", size: 40 });
+  const form = el("form", { onsubmit: async (e) => {
+    e.preventDefault();
+    try {
+      const p = await api.post("/api/projects", { name: name.value,
+        classes: classes.value.split(",").map((s) => s.trim()).filter(Boolean) });
+      location.hash = `#/p/${p.id}`;
+    } catch (err) { toast(err.message); }
+  } }, el("div", { class: "row" }, name, classes, el("button", { type: "submit", id: "create-project", text: "Create project" })));
+  view.replaceChildren(el("div", { class: "page" },
+    el("h2", { text: "Projects" }),
+    el("table", { id: "projects" }, el("tr", {}, el("th", { text: "project" }), el("th", { text: "images" }), el("th", { text: "classes" })), ...rows),
+    me.role === "admin" ? el("fieldset", {}, el("legend", { text: "New project" }), form) : null));
+}
+
+async function projectPage(pid) {
+  const [p, images, info] = await Promise.all([api.get(`/api/projects/${pid}`),
+    api.get(`/api/projects/${pid}/images`), api.get("/api/info")]);
+  setCrumbs(["projects", "#/"], [p.name]);
+  const rows = images.map((im) => el("tr", {},
+    el("td", {}, el("a", { href: `#/i/${im.id}`, text: im.file_name, class: "image-link" })),
+    el("td", { class: `status-${im.status}`, text: im.status.replace("_", " ") }),
+    el("td", { class: "muted", text: im.comment || "" }),
+    el("td", { class: "muted", text: `${im.width}×${im.height}` })));
+  const folder = el("input", { name: "folder", placeholder: "folder on the server", size: 50 });
+  const files = el("input", { type: "file", name: "files", multiple: true, accept: "image/*" });
+  const admin = me.role === "admin";
+  const importBox = admin ? el("fieldset", {}, el("legend", { text: "Add images" }),
+    el("form", { class: "row", onsubmit: async (e) => {
+      e.preventDefault();
+      try { const r = await api.post(`/api/projects/${pid}/import`, { folder: folder.value });
+        toast(`${r.added} images added`); route(); } catch (err) { toast(err.message); }
+    } }, folder, el("button", { type: "submit", id: "import", text: "Import folder" })),
+    el("form", { class: "row", onsubmit: async (e) => {
+      e.preventDefault();
+      const fd = new FormData();
+      for (const f of files.files) fd.append("files", f);
+      try { const r = await api.request("POST", `/api/projects/${pid}/upload`, fd, { form: true });
+        toast(`${r.added} images uploaded`); route(); } catch (err) { toast(err.message); }
+    } }, files, el("button", { type: "submit", text: "Upload" }))) : null;
+  const exportRow = el("div", { class: "row" }, ...info.export_formats.map((f) =>
+    el("button", { "data-format": f, text: f, onclick: async () => {
+      try { const r = await api.post(`/api/projects/${pid}/export`, { format: f });
+        const a = el("a", { href: r.url, download: r.file }); document.body.append(a); a.click(); a.remove();
+        toast(`exported ${r.file}`);
+      } catch (err) { toast(err.message); }
+    } })));
+  const counts = Object.entries(p.status).map(([k, v]) => `${k.replace("_", " ")} ${v}`).join(" · ");
+  view.replaceChildren(el("div", { class: "page" },
+    el("h2", { text: p.name }),
+    el("p", { class: "muted", text: `${p.images} images${counts ? " — " + counts : ""}; classes: ${p.classes.map((c) => c.name).join(", ")}` }),
+    el("table", { id: "images" }, el("tr", {}, el("th", { text: "image" }), el("th", { text: "status" }), el("th", { text: "comment" }), el("th", { text: "size" })), ...rows),
+    importBox, el("fieldset", {}, el("legend", { text: "Export" }), exportRow)));
+}
+
+async function main() {
+  const s = await api.session();
+  Object.assign(me, { user: s.user, role: s.role, auth: s.auth });
+  showWho();
+  window.addEventListener("hashchange", route);
+  route();
+}
+
+main();

@@ -1,0 +1,81 @@
+"""``masklab app``: start the annotation web app on a data folder."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+import click
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command("app")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("masklab_data"), show_default=True,
+              help="Data folder: the SQLite database, uploads, exports, embedding cache.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Any address but loopback needs accounts (--add-user first).")
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--db", "db_url", help="Database URL (default: sqlite in the data folder; "
+              "postgresql://user:pw@host/db for teams).")
+@click.option("--backend", default="auto", show_default=True,
+              help="auto (SAM 2.1 Hiera-T when its weights are cached, else GrabCut), "
+              "grabcut, graphcut, sam, another SAM-family name, or a SAM folder.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--root", "roots", multiple=True, type=click.Path(path_type=Path,
+              file_okay=False, exists=True),
+              help="A server folder images may be imported from (repeatable; default: the "
+              "data folder).")
+@click.option("--auth", is_flag=True, help="Require accounts even on 127.0.0.1.")
+@click.option("--sample", is_flag=True, help="Create the bundled sample project when the "
+              "data folder has none.")
+@click.option("--add-user", help="Add an account and exit (password from "
+              "MASKLAB_APP_PASSWORD or a prompt).")
+@click.option("--role", type=click.Choice(["admin", "annotator", "reviewer"]),
+              default="annotator", show_default=True, help="With --add-user.")
+@click.option("--max-upload-mb", type=int, default=64, show_default=True)
+@click.pass_context
+def app_cmd(ctx, data_dir, host, port, db_url, backend, device, roots, auth, sample, add_user,
+            role, max_upload_mb):
+    """Start the annotation app (FastAPI + Uvicorn) and print its URL."""
+    from masklab.app import auth as _auth
+    from masklab.app.server import AppConfig, create_app
+    from masklab.errors import InputError
+
+    needs_auth = auth or not _loopback(host)
+    cfg = AppConfig(data_dir, db_url=db_url, backend=backend, device=device,
+                    roots=list(roots) or None, auth=needs_auth,
+                    max_upload_bytes=max_upload_mb << 20)
+    app = create_app(config=cfg)
+    store = app.state.store
+    if add_user:
+        password = os.environ.get("MASKLAB_APP_PASSWORD") or click.prompt(
+            f"password for {add_user}", hide_input=True, confirmation_prompt=True)
+        u = _auth.add_user(store, add_user, password, role)
+        click.echo(f"added {u['role']} {u['name']!r}")
+        return
+    if needs_auth and not any(u["role"] == "admin" for u in _auth.users(store)):
+        raise InputError(f"{host} is not loopback, so the app needs accounts: add an admin "
+                         "first (masklab app --add-user NAME --role admin)")
+    if sample:
+        from masklab.app.sample import make_sample
+
+        p = make_sample(store)
+        if p:
+            click.echo(f"sample project {p['name']!r}: {p['images']} images")
+    import uvicorn
+
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"masklab app on http://{shown}:{port}/  (data: {cfg.data_dir}; "
+               f"{'accounts required' if needs_auth else 'local, no accounts'}; Ctrl+C stops)",
+               err=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
