@@ -210,6 +210,11 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
         else:
             p = _auth.Principal("local", "admin", None, None)
         request.state.principal = p
+        request.state.new_csrf = None
+        if not cfg.auth and _auth.CSRF_COOKIE not in request.cookies:
+            import secrets
+
+            request.state.new_csrf = secrets.token_urlsafe(32)
         if request.method not in SAFE_METHODS and path.startswith("/api/") \
                 and path != "/api/login":
             expected = p.csrf if (cfg.auth and p) else request.cookies.get(_auth.CSRF_COOKIE)
@@ -224,11 +229,9 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
             "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
             "script-src 'self'; connect-src 'self'; frame-ancestors 'none'")
         response.headers["Referrer-Policy"] = "same-origin"
-        if not cfg.auth and _auth.CSRF_COOKIE not in request.cookies:
-            import secrets
-
-            response.set_cookie(_auth.CSRF_COOKIE, secrets.token_urlsafe(32),
-                                samesite="strict", httponly=False)
+        if request.state.new_csrf:
+            response.set_cookie(_auth.CSRF_COOKIE, request.state.new_csrf, samesite="strict",
+                                httponly=False)
         return response
 
     def who(request: Request) -> _auth.Principal:
@@ -248,16 +251,12 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
                 "backend": cfg.backend if seg._backend is None else seg.name}
 
     @app.get("/api/session")
-    def session(request: Request, response: Response):
+    def session(request: Request):
         p = request.state.principal
         if p is None:
             return {"user": None, "auth": cfg.auth}
-        csrf = p.csrf if cfg.auth else request.cookies.get(_auth.CSRF_COOKIE)
-        if not cfg.auth and not csrf:
-            import secrets
-
-            csrf = secrets.token_urlsafe(32)
-            response.set_cookie(_auth.CSRF_COOKIE, csrf, samesite="strict", httponly=False)
+        csrf = p.csrf if cfg.auth else (request.cookies.get(_auth.CSRF_COOKIE)
+                                        or request.state.new_csrf)
         return {"user": p.name, "role": p.role, "csrf": csrf, "auth": cfg.auth}
 
     @app.post("/api/login")
