@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-# each image: a red rectangle (the object) on a dark, slightly noisy background
+# each image: a green rectangle (the object) on a dark, slightly noisy background
 RECTS = {"a.png": (40, 30, 120, 90), "b.png": (20, 20, 70, 100), "c.png": (90, 10, 150, 60)}
 SIZE = (120, 160)  # (h, w)
 
@@ -19,7 +19,7 @@ def make_images(folder: Path, rects=RECTS) -> dict[str, np.ndarray]:
     truth = {}
     for name, (x0, y0, x1, y1) in rects.items():
         img = np.full((*SIZE, 3), 30, np.uint8)
-        img[y0:y1, x0:x1] = (220, 60, 60)
+        img[y0:y1, x0:x1] = (60, 200, 60)  # green: the red class tint shows
         img = np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
         Image.fromarray(img).save(folder / name)
         m = np.zeros(SIZE, bool)

@@ -20,6 +20,14 @@ const KEYS = Object.fromEntries(TOOLS.map(([t, k]) => [k, t]));
 
 let E = null;  // the open editor's state
 window.masklabTimings = [];  // click -> mask drawn, ms (read by the browser tests)
+window.masklabEditor = {  // for tests and scripts: image pixels <-> page coordinates
+  toPage(x, y) {
+    const r = E.canvas.getBoundingClientRect();
+    return [r.left + E.tx + x * E.zoom, r.top + E.ty + y * E.zoom];
+  },
+  objects() { return E ? E.anns.map((a) => ({ id: a.id, class_id: a.class_id, area: a.area, source: a.source })) : null; },
+  imageId() { return E ? E.image.id : null; },
+};
 
 function hexRgb(c) { return [1, 3, 5].map((i) => parseInt(c.slice(i, i + 2), 16)); }
 

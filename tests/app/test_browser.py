@@ -1,0 +1,179 @@
+"""The app in headless Chromium (Debian's package, driven by Playwright): create a project,
+import images, click an object and see its mask in the screenshot's pixels, undo/redo, reload
+and find it, box tool and shortcuts, review, export COCO and score it, names shown as text.
+
+Set MASKLAB_SCREENSHOTS=DIR to keep the screenshots (the README's come from here).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("playwright")
+pytest.importorskip("fastapi")
+
+from tests.app.helpers import RECTS, make_images, rect_rle
+from tests.app.test_server_process import _free_port, start_server
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no system Chromium")
+EVIL = '<img src=x onerror="window.pwned=1">'
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    data = tmp_path_factory.mktemp("app") / "data"
+    make_images(data / "imgs")
+    port = _free_port()
+    proc = start_server(data, port)
+    yield f"http://127.0.0.1:{port}", data
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args():
+    return {"executable_path": CHROMIUM, "headless": True,
+            "args": ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync"]}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args():
+    # the app's CSP forbids eval; Playwright's wait_for_function needs it in the test only
+    return {"viewport": {"width": 1200, "height": 760}, "bypass_csp": True,
+            "accept_downloads": True}
+
+
+def _pixels(page, shot_name=None):
+    from PIL import Image
+
+    png = page.screenshot()
+    folder = os.environ.get("MASKLAB_SCREENSHOTS")
+    if folder and shot_name:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / shot_name).write_bytes(png)
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
+def _at(page, x, y):
+    return page.evaluate(f"window.masklabEditor.toPage({x}, {y})")
+
+
+def _tinted(px, page, x, y) -> bool:
+    """Is the screen pixel over image pixel (x, y) tinted by a class colour (red, red-brown)?
+    The image's own red is 30 (background) or 60 (the green object); tinted it exceeds 90."""
+    sx, sy = _at(page, x, y)
+    return px[round(sy), round(sx)][0] > 90
+
+
+def test_annotate_review_export_in_a_browser(server, page, tmp_path):
+    url, data = server
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url + "/")
+    # a project whose name is markup: shown as text, never run
+    page.fill("input[name=project-name]", EVIL)
+    page.fill("input[name=project-classes]", "box, other")
+    page.click("#create-project")
+    page.wait_for_selector("table#images")
+    assert page.inner_text("h2") == EVIL
+    assert page.evaluate("window.pwned") is None
+    page.fill("input[name=folder]", "imgs")
+    page.click("#import")
+    page.wait_for_selector("a.image-link >> nth=2")
+    assert page.locator("a.image-link").all_inner_texts() == sorted(RECTS)
+    _pixels(page, "app-project.png")
+    page.click("a.image-link >> text=a.png")
+    page.wait_for_selector("#canvas")
+    page.wait_for_function("window.masklabEditor.imageId() === 1")
+    page.wait_for_timeout(300)
+    # click the object: the mask appears over it, not around it
+    x, y = 80, 60
+    before = _pixels(page)
+    assert not _tinted(before, page, x, y)
+    page.mouse.click(*_at(page, x, y))
+    page.wait_for_function("window.masklabTimings.length >= 1")
+    page.keyboard.press("Enter")
+    page.wait_for_function("window.masklabEditor.objects().length === 1")
+    page.wait_for_selector("#save[data-state=saved]")
+    px = _pixels(page, "app-editor.png")
+    assert _tinted(px, page, x, y) and _tinted(px, page, 45, 35)
+    assert not _tinted(px, page, 20, 20) and not _tinted(px, page, 140, 110)
+    obj = page.evaluate("window.masklabEditor.objects()")[0]
+    assert obj["area"] == 80 * 60 and obj["source"] == "grabcut"
+    # undo / redo from the keyboard, on the server
+    page.keyboard.press("Control+z")
+    page.wait_for_function("window.masklabEditor.objects().length === 0")
+    page.keyboard.press("Control+Shift+z")
+    page.wait_for_function("window.masklabEditor.objects().length === 1")
+    # reload: it was saved
+    page.reload()
+    page.wait_for_function("window.masklabEditor && window.masklabEditor.imageId() === 1 "
+                           "&& window.masklabEditor.objects().length === 1")
+    page.wait_for_timeout(300)
+    assert _tinted(_pixels(page), page, x, y)
+    # next image with "d", the box tool with "b": drag around the object
+    page.keyboard.press("d")
+    page.wait_for_function("window.masklabEditor.imageId() === 2")
+    page.wait_for_timeout(300)
+    page.keyboard.press("b")
+    page.evaluate("window.masklabTimings.length = 0")
+    x0, y0, x1, y1 = RECTS["b.png"]
+    page.mouse.move(*_at(page, x0 - 6, y0 - 6))
+    page.mouse.down()
+    page.mouse.move(*_at(page, x1 + 6, y1 + 6), steps=5)
+    page.mouse.up()
+    page.wait_for_function("window.masklabTimings.length >= 1")
+    page.keyboard.press("2")  # the second class for this one
+    page.keyboard.press("Enter")
+    page.wait_for_function("window.masklabEditor.objects().length === 1")
+    o = page.evaluate("window.masklabEditor.objects()")[0]
+    assert o["class_id"] == 2 and o["area"] == (x1 - x0) * (y1 - y0)
+    # review: reject with a comment (a dialog), then approve
+    page.once("dialog", lambda d: d.accept("edges <b>too</b> loose"))
+    page.click("#reject")
+    page.wait_for_selector("#image-status.status-rejected")
+    assert page.inner_text("#image-comment") == "edges <b>too</b> loose"
+    page.click("#approve")
+    page.wait_for_selector("#image-status.status-approved")
+    page.keyboard.press("a")
+    page.wait_for_function("window.masklabEditor.imageId() === 1")
+    # export COCO from the project page and score it with `masklab eval coco`
+    page.goto(url + "/#/p/1")
+    page.wait_for_selector("button[data-format=coco]")
+    with page.expect_download() as dl:
+        page.click("button[data-format=coco]")
+    export = tmp_path / "export.json"
+    dl.value.save_as(export)
+    coco = json.loads(export.read_text())
+    cats = {c["name"]: c["id"] for c in coco["categories"]}
+    ids = {i["file_name"]: i["id"] for i in coco["images"]}
+    res = [{"image_id": ids["a.png"], "category_id": cats["box"], "score": 1.0,
+            "segmentation": rect_rle(*RECTS["a.png"])},
+           {"image_id": ids["b.png"], "category_id": cats["other"], "score": 1.0,
+            "segmentation": rect_rle(*RECTS["b.png"])}]
+    (tmp_path / "res.json").write_text(json.dumps(res))
+    from click.testing import CliRunner
+
+    from masklab.cli import main
+
+    r = CliRunner().invoke(main, ["eval", "coco", str(export), str(tmp_path / "res.json"),
+                                  "--json", str(tmp_path / "ap.json")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "ap.json").read_text())["stats"][0] == pytest.approx(1.0)
+    assert "approved 1" in page.inner_text("p.muted")
+    assert errors == []
