@@ -1,13 +1,30 @@
-# masklab: `make demo` and `make test` set up .venv first (quick when already done).
+# masklab: `make app`, `make demo` and `make test` set up .venv first (quick when done).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup demo test bench lint format clean
+APP_DATA ?= app_data
+APP_PORT ?= 8000
 
-setup: $(STAMP)
+.PHONY: setup system demo app test bench lint format clean
+
+setup: $(STAMP) system
+
+# system packages the tests need: Debian's chromium (browser tests) and postgresql (the
+# PostgreSQL path); installed with apt when root and missing, else those tests skip
+system:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  missing=""; \
+	  command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) \
+	      >/dev/null || echo "warning: could not install$$missing"; \
+	  fi; \
+	fi
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +34,9 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(BIN)/masklab demo --out demo_out
+
+app: setup
+	$(BIN)/masklab app --data $(APP_DATA) --sample --port $(APP_PORT)
 
 test: setup
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
@@ -31,4 +51,4 @@ format: setup
 	$(BIN)/ruff format masklab tests bench
 
 clean:
-	rm -rf demo_out .pytest_cache .ruff_cache build *.egg-info
+	rm -rf demo_out app_data .pytest_cache .ruff_cache build *.egg-info

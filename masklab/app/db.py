@@ -9,9 +9,21 @@ from __future__ import annotations
 
 import datetime as _dt
 from pathlib import Path
+from typing import ClassVar
 
-from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text,
-                        UniqueConstraint, create_engine, event)
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
@@ -75,7 +87,7 @@ class Image(Base):
 
 class Annotation(Base):
     __tablename__ = "annotations"
-    __table_args__ = {"sqlite_autoincrement": True}  # ids never reused: undo re-creates them
+    __table_args__: ClassVar = {"sqlite_autoincrement": True}  # ids never reused (undo)
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"),
                                           index=True)

@@ -88,9 +88,7 @@ class Segmenter:
 
     def describe(self) -> dict:
         b = self.backend
-        return {"backend": self.name, "sam": self.is_sam,
-                "everything": hasattr(b, "predict_points") or True,
-                "device": self.device}
+        return {"backend": self.name, "sam": hasattr(b, "processor"), "device": self.device}
 
     # --- per-image state ---------------------------------------------------------------------
     def _cache_file(self, sha: str) -> Path | None:
@@ -119,13 +117,12 @@ class Segmenter:
             save_file(tensors, str(tmp), metadata=meta)
 
     def _read(self, path: Path) -> dict | None:
-        import torch
         from safetensors import safe_open
 
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata()
-                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
         except Exception as e:  # a damaged cache file is recomputed
             _log.warning("%s: unreadable embedding cache (%s); recomputing", path, e)
             return None
@@ -137,7 +134,6 @@ class Segmenter:
                  "input_size": tuple(json.loads(meta["input_size"]))}
         if "reshaped_input_sizes" in tensors:
             state["reshaped_input_sizes"] = tensors["reshaped_input_sizes"]
-        del torch
         return state
 
     def state(self, sha: str, path: str | Path):

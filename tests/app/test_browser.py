@@ -81,7 +81,7 @@ def _tinted(px, page, x, y) -> bool:
 
 
 def test_annotate_review_export_in_a_browser(server, page, tmp_path):
-    url, data = server
+    url, _ = server
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(url + "/")

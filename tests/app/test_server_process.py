@@ -15,10 +15,10 @@ import time
 
 import pytest
 
+from tests.app.helpers import make_images, rect_rle
+
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
-
-from tests.app.helpers import make_images, rect_rle
 
 
 def _free_port() -> int:
@@ -149,3 +149,35 @@ def test_non_loopback_host_needs_an_admin(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert "needs accounts" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_python_client_over_http(tmp_path):
+    from masklab.app.client import Client, StaleVersionError
+    from masklab.io.coco import load_coco
+
+    data = tmp_path / "data"
+    truth = make_images(data / "imgs")
+    port = _free_port()
+    proc = start_server(data, port)
+    try:
+        with Client(f"http://127.0.0.1:{port}") as c:
+            p = c.create_project("p", ["box"])
+            assert c.import_folder(p["id"], "imgs")["added"] == 3
+            img = next(i for i in c.images(p["id"]) if i["file_name"] == "a.png")
+            m = c.segment(img["id"], points=[[80, 60]], labels=[1])
+            assert (m.to_dense()[0] == truth["a.png"]).all()
+            r = c.add_annotation(img["id"], m, class_id=1, source="grabcut", version=0)
+            with pytest.raises(StaleVersionError, match="409"):
+                c.add_annotation(img["id"], m, class_id=1, version=0)
+            got = c.annotations(img["id"])
+            assert list(got.track_ids) == [r["annotation"]["id"]]
+            assert (got.to_dense()[0] == truth["a.png"]).all()
+            out = c.export(p["id"], "coco", tmp_path / "out.json")
+            ds = load_coco(out)
+            assert len(ds.annotations) == 1
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
