@@ -63,7 +63,7 @@ def add_user(store, name: str, password: str, role: str) -> dict:
         raise InputError("a user name needs 1 to 80 characters")
     if role not in db.ROLES:
         raise InputError(f"role must be one of {', '.join(db.ROLES)}")
-    with store.Session() as s, s.begin():
+    with store.transaction() as s:
         if s.scalar(select(db.User).where(db.User.name == name)) is not None:
             raise InputError(f"user {name!r} exists")
         u = db.User(name=name, password_hash=hash_password(password), role=role)
@@ -81,7 +81,7 @@ def users(store) -> list[dict]:
 def login(store, name: str, password: str) -> tuple[str, Principal] | None:
     """A new session token and its principal, or ``None`` for a wrong name or password."""
     _init_dummy()
-    with store.Session() as s, s.begin():
+    with store.transaction() as s:
         u = s.scalar(select(db.User).where(db.User.name == str(name)))
         # verify against a dummy hash for unknown names: same time either way
         stored = u.password_hash if u else _DUMMY[0]
@@ -96,7 +96,7 @@ def login(store, name: str, password: str) -> tuple[str, Principal] | None:
 
 
 def logout(store, token: str) -> None:
-    with store.Session() as s, s.begin():
+    with store.transaction() as s:
         s.execute(delete(db.LoginSession).where(db.LoginSession.token_hash ==
                                                 _token_hash(token)))
 

@@ -8,8 +8,10 @@ first), so no acknowledged edit is lost and no update silently overwrites anothe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,6 +125,16 @@ class Store:
         self.uploads = self.data_dir / "uploads"
         self.exports = self.data_dir / "exports"
         self.roots = [Path(r).resolve() for r in roots]
+        # SQLite has one writer at a time; queueing writers here (fair, no busy-wait polling)
+        # keeps the latency tail short under many annotators. PostgreSQL needs no lock.
+        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else None
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """A session in a transaction, committed (on disk) when the block ends."""
+        lock = self._write_lock or contextlib.nullcontext()
+        with lock, self.Session() as s, s.begin():
+            yield s
 
     # --- projects ----------------------------------------------------------------------------
     def create_project(self, name: str, classes, attributes=None) -> dict:
@@ -130,7 +142,7 @@ class Store:
         if not name:
             raise InputError("project name is empty")
         classes = normalise_classes(classes)
-        with self.Session() as s, s.begin():
+        with self.transaction() as s:
             if s.scalar(select(db.Project).where(db.Project.name == name)) is not None:
                 raise InputError(f"a project named {name!r} exists")
             p = db.Project(name=name, classes=classes, attributes=list(attributes or []))
@@ -155,7 +167,7 @@ class Store:
 
     def set_classes(self, project_id: int, classes) -> dict:
         classes = normalise_classes(classes)
-        with self.Session() as s, s.begin():
+        with self.transaction() as s:
             p = self._get(s, db.Project, project_id)
             used = set(s.scalars(select(db.Annotation.class_id).join(db.Image).where(
                 db.Image.project_id == project_id).distinct()))
@@ -190,7 +202,7 @@ class Store:
         from masklab.io.images import image_size
 
         added = []
-        with self.Session() as s, s.begin():
+        with self.transaction() as s:
             self._get(s, db.Project, project_id)
             known = set(s.scalars(select(db.Image.file_name).where(
                 db.Image.project_id == project_id)))
@@ -236,13 +248,13 @@ class Store:
         with atomic_path(dest) as tmp:
             tmp.write_bytes(data)
             read_image(tmp, max_pixels=max_pixels)  # refuses bombs and undecodable files
-        with self.Session() as s, s.begin():
+        with self.transaction() as s:
             self._get(s, db.Project, project_id)
             if s.scalar(select(db.Image).where(db.Image.project_id == project_id,
                                                db.Image.file_name == safe)) is not None:
                 raise InputError(f"{safe}: an image of that name is in the project")
         out = self.add_images(project_id, [dest])
-        with self.Session() as s, s.begin():  # shown under the uploaded name
+        with self.transaction() as s:  # shown under the uploaded name
             img = s.get(db.Image, out[0]["id"])
             img.file_name = safe
             return self._image(img)
@@ -287,13 +299,13 @@ class Store:
             raise Forbidden(f"only reviewers may set {status!r}")
         if status == "rejected" and not str(comment).strip():
             raise InputError("a rejection needs a comment")
-        with self.Session() as s, s.begin():
+        with self.transaction() as s:
             img = self._get(s, db.Image, image_id)
             img.status, img.comment = status, str(comment)
             return self._image(img)
 
     def assign(self, image_id: int, user_id: int | None) -> dict:
-        with self.Session() as s, s.begin():
+        with self.transaction() as s:
             img = self._get(s, db.Image, image_id)
             if user_id is not None:
                 self._get(s, db.User, user_id)
@@ -349,7 +361,7 @@ class Store:
                           user: str = "local") -> dict:
         if source not in db.SOURCES:
             raise InputError(f"source must be one of {', '.join(db.SOURCES)}")
-        with self.Session() as s, s.begin():
+        with self.transaction() as s:
             img = self._bump(s, image_id, version)
             self._check_class(s, img, class_id)
             counts, area, bbox = mask_fields(mask, img.height, img.width)
@@ -371,7 +383,7 @@ class Store:
         bad = set(fields) - allowed
         if bad:
             raise InputError(f"cannot change {', '.join(sorted(bad))}")
-        with self.Session() as s, s.begin():
+        with self.transaction() as s:
             a = self._get(s, db.Annotation, annotation_id)
             img = self._bump(s, a.image_id, version)
             before = self._snapshot(a)
@@ -392,7 +404,7 @@ class Store:
 
     def delete_annotation(self, annotation_id: int, *, version: int | None = None,
                           user: str = "local") -> dict:
-        with self.Session() as s, s.begin():
+        with self.transaction() as s:
             a = self._get(s, db.Annotation, annotation_id)
             img = self._bump(s, a.image_id, version)
             self._log(s, a.image_id, "delete", a.id, self._snapshot(a), None, user)
@@ -422,7 +434,7 @@ class Store:
             setattr(a, k, v)
 
     def undo(self, image_id: int, *, version: int | None = None, user: str = "local") -> dict:
-        with self.Session() as s, s.begin():
+        with self.transaction() as s:
             op = s.scalar(select(db.Op).where(
                 db.Op.image_id == image_id, db.Op.undone.is_(False),
                 db.Op.kind.in_(("create", "update", "delete"))).order_by(db.Op.id.desc()))
@@ -436,7 +448,7 @@ class Store:
             return {"version": img.version, "undone": op.id}
 
     def redo(self, image_id: int, *, version: int | None = None, user: str = "local") -> dict:
-        with self.Session() as s, s.begin():
+        with self.transaction() as s:
             op = s.scalar(select(db.Op).where(
                 db.Op.image_id == image_id, db.Op.undone.is_(True),
                 db.Op.kind.in_(("create", "update", "delete"))).order_by(db.Op.id))
@@ -477,9 +489,11 @@ class Store:
         return out
 
     # --- import / export ---------------------------------------------------------------------
-    def mask_set(self, project_id: int, *, with_images: list[int] | None = None):
+    def mask_set(self, project_id: int, *, with_images: list[int] | None = None,
+                 quiet: bool | None = True):
         """The project's annotations as a ``MaskSet`` (masks in z order, ids = track ids)."""
         from masklab.io.convert import LabeledImage, MaskSet
+        from masklab.progress import progress
         from masklab.types import Masks
 
         with self.Session() as s:
@@ -487,13 +501,16 @@ class Store:
             cats = [{"id": c["id"], "name": c["name"]} for c in p.classes]
             imgs = list(s.scalars(select(db.Image).where(db.Image.project_id == project_id)
                                   .order_by(db.Image.file_name, db.Image.id)))
+            if with_images is not None:
+                imgs = [i for i in imgs if i.id in set(with_images)]
+            by_image: dict[int, list] = {}
+            for a in s.scalars(select(db.Annotation).join(db.Image).where(
+                    db.Image.project_id == project_id).order_by(db.Annotation.z,
+                                                                db.Annotation.id)):
+                by_image.setdefault(a.image_id, []).append(a)
             items = []
-            for img in imgs:
-                if with_images is not None and img.id not in with_images:
-                    continue
-                anns = list(s.scalars(select(db.Annotation).where(
-                    db.Annotation.image_id == img.id).order_by(db.Annotation.z,
-                                                               db.Annotation.id)))
+            for img in progress(imgs, desc="export", unit="img", quiet=quiet):
+                anns = by_image.get(img.id, [])
                 size = (img.height, img.width)
                 rles = [{"size": list(size), "counts": a.rle} for a in anns]
                 masks = Masks.from_rle(rles, size=size) if rles else Masks(
@@ -516,7 +533,7 @@ class Store:
 
         if fmt not in EXPORT_FORMATS:
             raise InputError(f"format must be one of {', '.join(EXPORT_FORMATS)}")
-        ms = self.mask_set(project_id)
+        ms = self.mask_set(project_id, quiet=quiet)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         if out is None:
             name = f"project{project_id}-{fmt}-{stamp}"
@@ -538,7 +555,7 @@ class Store:
         coco_path = self.confine(coco_path)
         ds = load_coco(coco_path)
         base = self.confine(images_dir) if images_dir else coco_path.parent
-        with self.Session() as s, s.begin():
+        with self.transaction() as s:
             p = self._get(s, db.Project, project_id)
             classes = list(p.classes)
             by_name = {c["name"]: c["id"] for c in classes}

@@ -43,9 +43,14 @@ def _loopback(host: str) -> bool:
 @click.option("--role", type=click.Choice(["admin", "annotator", "reviewer"]),
               default="annotator", show_default=True, help="With --add-user.")
 @click.option("--max-upload-mb", type=int, default=64, show_default=True)
+@click.option("--export", "export_project", help="Export this project (name or id) and exit.")
+@click.option("--format", "export_format", default="coco", show_default=True,
+              help="With --export: coco, coco-polygons, yolo, labels, instances, davis.")
+@click.option("--out", "export_out", type=click.Path(path_type=Path),
+              help="With --export: the file or folder to write (default: DATA/exports/...).")
 @click.pass_context
 def app_cmd(ctx, data_dir, host, port, db_url, backend, device, roots, auth, sample, add_user,
-            role, max_upload_mb):
+            role, max_upload_mb, export_project, export_format, export_out):
     """Start the annotation app (FastAPI + Uvicorn) and print its URL."""
     from masklab.app import auth as _auth
     from masklab.app.server import AppConfig, create_app
@@ -62,6 +67,15 @@ def app_cmd(ctx, data_dir, host, port, db_url, backend, device, roots, auth, sam
             f"password for {add_user}", hide_input=True, confirmation_prompt=True)
         u = _auth.add_user(store, add_user, password, role)
         click.echo(f"added {u['role']} {u['name']!r}")
+        return
+    if export_project:
+        ids = {str(p["id"]): p["id"] for p in store.projects()}
+        ids.update({p["name"]: p["id"] for p in store.projects()})
+        if export_project not in ids:
+            raise InputError(f"no project {export_project!r} in {cfg.data_dir}")
+        out = store.export(ids[export_project], export_format, export_out,
+                           quiet=ctx.obj.get("quiet", False) or None)
+        click.echo(f"wrote {out}")
         return
     if needs_auth and not any(u["role"] == "admin" for u in _auth.users(store)):
         raise InputError(f"{host} is not loopback, so the app needs accounts: add an admin "
