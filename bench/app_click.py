@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import report  # noqa: E402
-from app_load import images, start  # noqa: E402
+from _common import report
+from app_load import images, start
 
 
 def pct(v, q):
     v = sorted(v)
-    return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
+    return v[min(len(v) - 1, round(q * (len(v) - 1)))]
 
 
 def browser_clicks(base: str, image_id: int, points) -> tuple[list[float], list[float]]:

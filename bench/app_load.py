@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import report  # noqa: E402
+from _common import report
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco_tiny" / "val2017"
 
