@@ -48,8 +48,11 @@ class Segmenter:
     folder, or ``"auto"``: SAM when its weights are in the cache or a folder, else GrabCut."""
 
     def __init__(self, backend: str = "auto", *, device: str = "cpu",
-                 cache_dir: str | Path | None = None, memory_items: int = 8):
+                 cache_dir: str | Path | None = None, memory_items: int = 8,
+                 detector: str = "grounding-dino-tiny"):
         self.requested = backend
+        self.detector_name = detector
+        self._detector = None
         self.device = device
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self._backend = None
@@ -225,3 +228,47 @@ class Segmenter:
             out = segment_everything(image, "felzenszwalb", min_region_area=image.shape[0]
                                      * image.shape[1] // 2000)
         return out[:limit]
+
+    # --- text prompts --------------------------------------------------------------------------
+    @property
+    def detector(self):
+        with self._lock:
+            if self._detector is None:
+                from masklab.grounding.detectors import load_detector
+
+                self._detector = load_detector(self.detector_name, device=self.device)
+            return self._detector
+
+    def text(self, sha: str, path, classes: list[str], *, threshold: float | None = None,
+             limit: int = 100):
+        """Text prompts → boxes (the detector) → masks: SAM on the cached embedding (all
+        boxes batched), else GrabCut in each box. ``(Detections, masks (N, H, W), scores)``,
+        best detection first; class names as given."""
+        from masklab.grounding.detectors import check_classes
+        from masklab.grounding.label import LabelSettings, grabcut_box, postprocess
+        from masklab.io.images import read_image
+
+        classes = check_classes(classes)
+        image = read_image(path)
+        det = self.detector
+        if threshold is not None:  # the detector's own threshold, for this call
+            attr = "box_threshold" if hasattr(det, "box_threshold") else "threshold"
+            old = getattr(det, attr)
+            setattr(det, attr, float(threshold))
+            try:
+                found = det.detect(image, classes)
+            finally:
+                setattr(det, attr, old)
+        else:
+            found = det.detect(image, classes)
+        found = postprocess(found, LabelSettings(classes, self.detector_name, self.name or ""))
+        found = found.select(np.arange(min(limit, len(found))))
+        h, w = image.shape[:2]
+        if not len(found):
+            return found, np.zeros((0, h, w), bool), np.zeros(0)
+        if self.is_sam and hasattr(self.backend, "predict_boxes"):
+            masks, scores = self.backend.predict_boxes(self.state(sha, path), found.boxes)
+        else:
+            masks = np.stack([grabcut_box(image, b) for b in found.boxes])
+            scores = np.ones(len(found))
+        return found, np.asarray(masks, bool), np.asarray(scores, float)

@@ -111,6 +111,23 @@ class SegmentIn(BaseModel):
     multimask: bool = False
 
 
+class TextIn(BaseModel):
+    text: str = ""  # "cat, dog"; empty: the project's classes
+    threshold: float | None = None
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+class StrokeIn(BaseModel):
+    points: list[list[float]]
+    width: float = 10.0
+    kind: str = "unknown"
+
+
+class MatteIn(BaseModel):
+    band: int = 8
+    strokes: list[StrokeIn] = Field(default_factory=list)
+
+
 class ExportIn(BaseModel):
     format: str = "coco"
 
@@ -131,14 +148,14 @@ class AppConfig:
     def __init__(self, data_dir, *, db_url: str | None = None, backend: str = "auto",
                  roots=None, auth: bool = False, device: str = "cpu",
                  max_upload_bytes: int = 64 << 20, max_pixels: int = 100_000_000,
-                 prefetch: int = 2):
+                 prefetch: int = 2, detector: str = "grounding-dino-tiny"):
         self.data_dir = Path(data_dir).resolve()
         self.db_url = db_url or db.sqlite_url(self.data_dir / "masklab.db")
         self.backend, self.device = backend, device
         self.roots = [Path(r).resolve() for r in (roots if roots is not None
                                                   else [self.data_dir])]
         self.auth, self.max_upload_bytes, self.max_pixels = auth, max_upload_bytes, max_pixels
-        self.prefetch = prefetch
+        self.prefetch, self.detector = prefetch, detector
 
 
 def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> FastAPI:
@@ -152,7 +169,7 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
     db.migrate(engine)
     store = Store(engine, cfg.data_dir, cfg.roots)
     seg = Segmenter(cfg.backend, device=cfg.device, cache_dir=cfg.data_dir / "cache" /
-                    "embeddings")
+                    "embeddings", detector=cfg.detector)
     import contextlib
 
     @contextlib.asynccontextmanager
@@ -405,6 +422,79 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
         masks = seg.everything(img["sha256"], store.image_path(image_id))
         return {"proposals": [{"mask": r, "score": float(s)} for r, s in
                               zip(masks.to_rle(), masks.scores, strict=True)]}
+
+    @app.post("/api/images/{image_id}/text")
+    def text(image_id: int, body: TextIn):
+        """Text prompts → proposals (boxes from the detector, masks from SAM or GrabCut),
+        each with the project class of the same name (``class_id`` null when none)."""
+        img = store.image(image_id)
+        classes = store.project(img["project_id"])["classes"]
+        names = [t.strip() for t in body.text.split(",") if t.strip()] or \
+            [c["name"] for c in classes]
+        by_name = {c["name"].lower(): c["id"] for c in classes}
+        det, masks, scores = seg.text(img["sha256"], store.image_path(image_id), names,
+                                      threshold=body.threshold, limit=body.limit)
+        from masklab import rle as _rle
+
+        out = []
+        for k, (r, sc) in enumerate(zip(_rle.encode(masks), scores, strict=True)):
+            name = det.classes[int(det.labels[k])]
+            out.append({"mask": r, "score": float(det.scores[k]), "mask_score": float(sc),
+                        "label": name, "class_id": by_name.get(name.lower()),
+                        "box": [round(float(v), 2) for v in det.boxes[k]]})
+        return {"proposals": out, "detector": seg.detector_name}
+
+    @app.post("/api/annotations/{annotation_id}/matte")
+    def matte(annotation_id: int, body: MatteIn):
+        """Alpha matte of the object: trimap from its mask (``band`` px each side) with the
+        trimap-brush strokes, closed-form solve; saved as an 8-bit alpha PNG."""
+        from masklab.app.matte import matte_annotation, write_alpha
+        from masklab.io.images import read_image
+
+        mask, path = store.annotation_mask(annotation_id)
+        t = time.perf_counter()
+        alpha = matte_annotation(read_image(path), mask, band=body.band,
+                                 strokes=[s.model_dump() for s in body.strokes])
+        write_alpha(store.alpha_path(annotation_id), alpha)
+        return {"url": f"/api/annotations/{annotation_id}/alpha",
+                "cutout": f"/api/annotations/{annotation_id}/cutout",
+                "seconds": round(time.perf_counter() - t, 3),
+                "partial_pixels": int(((alpha > 0) & (alpha < 255)).sum())}
+
+    def _alpha_file(annotation_id: int) -> Path:
+        store.annotation_mask(annotation_id)  # 404 for an unknown annotation
+        p = store.alpha_path(annotation_id)
+        if not p.is_file():
+            raise NotFound(f"annotation {annotation_id} has no alpha matte yet")
+        return p
+
+    @app.get("/api/annotations/{annotation_id}/alpha")
+    def alpha(annotation_id: int):
+        return FileResponse(_alpha_file(annotation_id), media_type="image/png",
+                            headers={"Cache-Control": "no-cache"})
+
+    @app.get("/api/annotations/{annotation_id}/cutout")
+    def cutout(annotation_id: int):
+        """The object as an RGBA PNG (the image's colours, the matte's alpha), cropped."""
+        import io
+
+        import numpy as np
+        from PIL import Image as PILImage
+
+        from masklab.io.images import read_image, read_label_png
+
+        a = read_label_png(_alpha_file(annotation_id)).astype(np.uint8)
+        _, path = store.annotation_mask(annotation_id)
+        rgb = read_image(path)
+        ys, xs = np.nonzero(a)
+        if len(ys) == 0:
+            raise InputError("the matte is empty")
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        rgba = np.dstack([rgb[y0:y1, x0:x1], a[y0:y1, x0:x1]])
+        buf = io.BytesIO()
+        PILImage.fromarray(rgba, "RGBA").save(buf, "PNG")
+        return Response(buf.getvalue(), media_type="image/png",
+                        headers={"Cache-Control": "no-cache"})
 
     @app.put("/api/images/{image_id}/status")
     def status(image_id: int, body: StatusIn, p=Depends(who)):

@@ -26,7 +26,7 @@ from masklab.errors import InputError, MasklabError
 PALETTE = ["#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0",
            "#f032e6", "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#800000",
            "#aaffc3", "#808000", "#000075", "#808080"]
-EXPORT_FORMATS = ("coco", "coco-polygons", "yolo", "labels", "instances", "davis")
+EXPORT_FORMATS = ("coco", "coco-polygons", "yolo", "labels", "instances", "davis", "alpha")
 
 
 class NotFound(MasklabError):
@@ -469,6 +469,17 @@ class Store:
                     for o in s.scalars(select(db.Op).where(db.Op.image_id == image_id)
                                        .order_by(db.Op.id))]
 
+    def annotation_mask(self, annotation_id: int) -> tuple[np.ndarray, Path]:
+        """The annotation's mask (H, W) bool and its image's path."""
+        with self.Session() as s:
+            a = self._get(s, db.Annotation, annotation_id)
+            img = s.get(db.Image, a.image_id)
+            m = _rle.decode([{"size": [img.height, img.width], "counts": a.rle}])[0]
+            return m, Path(img.path)
+
+    def alpha_path(self, annotation_id: int) -> Path:
+        return self.data_dir / "alpha" / f"{int(annotation_id)}.png"
+
     def polygons(self, annotation_id: int, detail: float = 1.0) -> list[dict]:
         """The mask's outlines as polygons simplified to ``detail`` pixels (Douglas-Peucker):
         ``[{"points": [[x, y], ...], "hole": bool}]`` (a derived view; RLE stays the truth)."""
@@ -539,11 +550,39 @@ class Store:
             name = f"project{project_id}-{fmt}-{stamp}"
             out = self.exports / (name + ".json" if fmt.startswith("coco") else name)
         out = Path(out)
-        if fmt.startswith("coco"):
+        if fmt == "alpha":
+            self._export_alpha(project_id, out)
+        elif fmt.startswith("coco"):
             _convert.write_coco(ms, out, polygons=fmt == "coco-polygons")
         else:
             _convert.WRITERS[fmt](ms, out)
         return out
+
+    def _export_alpha(self, project_id: int, out: Path) -> None:
+        """Alpha PNGs of the annotations that have one: ``<image stem>_<annotation id>.png``
+        plus ``alpha.json`` (file → image, annotation, class)."""
+        import shutil
+
+        from masklab.io.atomic import write_json
+
+        out.mkdir(parents=True, exist_ok=True)
+        index = []
+        with self.Session() as s:
+            rows = s.execute(select(db.Annotation.id, db.Annotation.class_id,
+                                    db.Image.file_name).join(db.Image).where(
+                db.Image.project_id == project_id).order_by(db.Image.file_name,
+                                                            db.Annotation.id)).all()
+        for ann_id, class_id, file_name in rows:
+            src = self.alpha_path(ann_id)
+            if not src.is_file():
+                continue
+            name = f"{Path(file_name).stem}_{ann_id}.png"
+            tmp = out / f".{name}.tmp"
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, out / name)
+            index.append({"file": name, "image": file_name, "annotation_id": ann_id,
+                          "class_id": class_id})
+        write_json(out / "alpha.json", index, indent=1)
 
     def import_coco(self, project_id: int, coco_path: str | os.PathLike, *,
                     images_dir: str | os.PathLike | None = None, user: str = "local") -> dict:

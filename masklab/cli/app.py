@@ -30,6 +30,9 @@ def _loopback(host: str) -> bool:
 @click.option("--backend", default="auto", show_default=True,
               help="auto (SAM 2.1 Hiera-T when its weights are cached, else GrabCut), "
               "grabcut, graphcut, sam, another SAM-family name, or a SAM folder.")
+@click.option("--detector", default="grounding-dino-tiny", show_default=True,
+              help="Text prompts: grounding-dino-tiny/base, owlv2-base/large, owlvit-base "
+              "or a folder.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--root", "roots", multiple=True, type=click.Path(path_type=Path,
               file_okay=False, exists=True),
@@ -45,12 +48,13 @@ def _loopback(host: str) -> bool:
 @click.option("--max-upload-mb", type=int, default=64, show_default=True)
 @click.option("--export", "export_project", help="Export this project (name or id) and exit.")
 @click.option("--format", "export_format", default="coco", show_default=True,
-              help="With --export: coco, coco-polygons, yolo, labels, instances, davis.")
+              help="With --export: coco, coco-polygons, yolo, labels, instances, davis, "
+              "alpha.")
 @click.option("--out", "export_out", type=click.Path(path_type=Path),
               help="With --export: the file or folder to write (default: DATA/exports/...).")
 @click.pass_context
-def app_cmd(ctx, data_dir, host, port, db_url, backend, device, roots, auth, sample, add_user,
-            role, max_upload_mb, export_project, export_format, export_out):
+def app_cmd(ctx, data_dir, host, port, db_url, backend, detector, device, roots, auth, sample,
+            add_user, role, max_upload_mb, export_project, export_format, export_out):
     """Start the annotation app (FastAPI + Uvicorn) and print its URL."""
     from masklab.app import auth as _auth
     from masklab.app.server import AppConfig, create_app
@@ -58,7 +62,7 @@ def app_cmd(ctx, data_dir, host, port, db_url, backend, device, roots, auth, sam
 
     needs_auth = auth or not _loopback(host)
     cfg = AppConfig(data_dir, db_url=db_url, backend=backend, device=device,
-                    roots=list(roots) or None, auth=needs_auth,
+                    detector=detector, roots=list(roots) or None, auth=needs_auth,
                     max_upload_bytes=max_upload_mb << 20)
     app = create_app(config=cfg)
     store = app.state.store

@@ -152,6 +152,16 @@ def test_annotate_review_export_in_a_browser(server, page, tmp_path):
     page.wait_for_selector("#image-status.status-approved")
     page.keyboard.press("a")
     page.wait_for_function("window.masklabEditor.imageId() === 1")
+    # alpha matte of the object: select it, the matte tool, solve, a cut-out on a checkerboard
+    page.wait_for_timeout(200)
+    page.keyboard.press("v")
+    page.mouse.click(*_at(page, x, y))
+    page.keyboard.press("m")
+    page.click("#solve")
+    page.wait_for_function("document.getElementById('cutout').naturalWidth > 0")
+    assert page.evaluate("document.getElementById('cutout').naturalWidth") >= 80
+    assert page.get_attribute("#alpha-link", "href").endswith("/alpha")
+    _pixels(page, "app-matte.png")
     # export COCO from the project page and score it with `masklab eval coco`
     page.goto(url + "/#/p/1")
     page.wait_for_selector("button[data-format=coco]")

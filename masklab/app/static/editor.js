@@ -15,6 +15,8 @@ const TOOLS = [
   ["brush", "r", "Brush (r): paint onto the selected object ([ and ] size)"],
   ["eraser", "e", "Eraser (e): erase from the selected object ([ and ] size)"],
   ["everything", "g", "Everything (g): proposals for the whole image; click one to keep it"],
+  ["text", "t", "Text (t): type what to find; click a proposal to keep it"],
+  ["matte", "m", "Matte (m): alpha of the selected object; paint the trimap, then Solve"],
 ];
 const KEYS = Object.fromEntries(TOOLS.map(([t, k]) => [k, t]));
 
@@ -76,7 +78,7 @@ export async function openEditor(view, imageId) {
   E = { image, project, images, version: image.version, anns: [], selected: null,
     tool: "sam", classId: project.classes.length ? project.classes[0].id : null,
     zoom: 1, tx: 0, ty: 0, pending: emptyPending(), polygon: [], polyEdit: null,
-    proposals: [], brush: 12, stroke: null, refine: null, seq: 0, dirty: true, close: null };
+    proposals: [], brush: 12, stroke: null, matte: { band: 8, kind: "unknown", strokes: [] }, refine: null, seq: 0, dirty: true, close: null };
   E.anns = data.annotations.map(prepare);
   buildUi(view);
   const img = new Image();
@@ -105,9 +107,11 @@ function buildUi(view) {
     el("button", { id: "next", text: "next (d) ▶", onclick: () => go(1) }),
     el("button", { id: "undo", text: "undo", title: "Ctrl+Z", onclick: undo }),
     el("button", { id: "redo", text: "redo", title: "Ctrl+Shift+Z", onclick: redo }));
+  const toolBox = el("section", { id: "toolbox" });
   const side = el("div", { id: "side" }, nav, el("section", {}, el("label", {}, "Class ", classSel)),
-    list, status);
+    toolBox, list, status);
   view.replaceChildren(el("div", { id: "editor" }, tools, stage, side));
+  E.toolBox = toolBox;
   E.canvas = canvas; E.stage = stage; E.list = list; E.statusBox = status; E.classSel = classSel;
   const ro = new ResizeObserver(() => { sizeCanvas(); redraw(); });
   ro.observe(stage);
@@ -155,7 +159,63 @@ function setTool(t) {
   for (const b of document.querySelectorAll("#tools button")) b.classList.toggle("active", b.dataset.tool === t);
   hint(TOOLS.find((x) => x[0] === t)[2]);
   if (t === "everything" && !E.proposals.length) everything();
+  E.toolBox.replaceChildren(...toolPanel(t));
+  if (t === "text") document.getElementById("text-prompt").focus();
   redraw();
+}
+
+function toolPanel(t) {
+  if (t === "text") {
+    const input = el("input", { id: "text-prompt", placeholder: E.project.classes.map((c) => c.name).join(", "), size: 22 });
+    const find = async () => {
+      hint("looking…");
+      try {
+        const r = await api.post(`/api/images/${E.image.id}/text`, { text: input.value });
+        setProposals(r.proposals, "text");
+        hint(`${r.proposals.length} proposals from "${input.value || "the classes"}" — click one to keep it`);
+      } catch (e) { toast(e.message); hint(""); }
+    };
+    input.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); find(); } });
+    return [el("div", { class: "row" }, input, el("button", { id: "find", text: "Find", onclick: find })),
+      el("div", { class: "row" }, el("button", { id: "accept-all", text: "Keep all", onclick: acceptAll }))];
+  }
+  if (t === "matte") {
+    const a = E.anns.find((x) => x.id === E.selected);
+    if (!a) return [el("div", { class: "muted", text: "select an object first (v, then click it)" })];
+    const band = el("input", { id: "band", type: "number", min: 1, max: 200, value: E.matte.band, size: 4,
+      onchange: () => { E.matte.band = +band.value; } });
+    const kind = el("select", { id: "trimap-kind", onchange: () => { E.matte.kind = kind.value; } },
+      ...["unknown", "fg", "bg"].map((k) => el("option", { value: k, text: `brush: ${k}`, selected: k === E.matte.kind })));
+    const img = el("img", { id: "cutout", alt: "" });
+    const link = el("a", { id: "alpha-link", text: "" });
+    const solve = async () => {
+      hint("solving the matte…");
+      try {
+        const r = await api.post(`/api/annotations/${a.id}/matte`, { band: E.matte.band, strokes: E.matte.strokes });
+        img.src = `${r.cutout}?t=${Date.now()}`;
+        link.href = r.url; link.download = `alpha_${a.id}.png`; link.textContent = "alpha PNG";
+        hint(`matte in ${r.seconds} s, ${r.partial_pixels} partial pixels`);
+      } catch (e) { toast(e.message); }
+    };
+    return [el("div", { class: "row" }, "band ", band, " px", kind),
+      el("div", { class: "row" }, el("button", { id: "solve", text: "Solve", onclick: solve }),
+        el("button", { text: "clear strokes", onclick: () => { E.matte.strokes = []; redraw(); } }), link),
+      el("div", { class: "checker" }, img)];
+  }
+  return [];
+}
+
+function setProposals(list, source) {
+  E.proposals = list.map((p) => {
+    const bits = rle.decode(p.mask);
+    const color = p.class_id ? classOf(p.class_id).color : "#ffffff";
+    return { ...p, source, bits, area: bits.reduce((s, v) => s + v, 0), draw: maskCanvas(bits, E.image.height, E.image.width, color, 70) };
+  });
+  redraw();
+}
+
+async function acceptAll() {
+  for (const p of [...E.proposals]) await keepProposal(p);
 }
 
 // --- drawing -------------------------------------------------------------------------------
@@ -202,6 +262,13 @@ function draw() {
   for (const s of [...P.scribbles, ...(E.stroke && E.tool === "scribble" ? [E.stroke] : [])]) {
     ctx.strokeStyle = s.positive ? "#00e676" : "#ff1744"; ctx.lineWidth = s.width; ctx.lineCap = "round"; ctx.lineJoin = "round";
     ctx.beginPath(); s.points.forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y))); ctx.stroke();
+  }
+  if (E.tool === "matte") {
+    const colour = { unknown: "rgba(160,160,160,.8)", fg: "rgba(255,255,255,.85)", bg: "rgba(0,0,0,.85)" };
+    for (const s of [...E.matte.strokes, ...(E.stroke ? [E.stroke] : [])]) {
+      ctx.strokeStyle = colour[s.kind]; ctx.lineWidth = s.width; ctx.lineCap = "round"; ctx.lineJoin = "round";
+      ctx.beginPath(); s.points.forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y))); ctx.stroke();
+    }
   }
   if (E.stroke && (E.tool === "brush" || E.tool === "eraser")) {
     ctx.fillStyle = E.tool === "brush" ? "rgba(0,230,118,.6)" : "rgba(255,23,68,.6)";
@@ -254,8 +321,10 @@ function onDown(e) {
     const k = E.polygon.findIndex(([x, y]) => Math.hypot(x - p[0], y - p[1]) * E.zoom < 7);
     if (k >= 0) E.drag = { kind: "vertex", k };
     else { E.polygon.push(p); redraw(); }
-  } else if (E.tool === "everything") {
+  } else if (E.tool === "everything" || E.tool === "text") {
     acceptProposal(p);
+  } else if (E.tool === "matte") {
+    E.stroke = { points: [p], width: Math.max(2, E.brush), kind: E.matte.kind };
   }
 }
 
@@ -282,6 +351,7 @@ function onUp() {
   if (E.stroke) {
     const s = E.stroke; E.stroke = null;
     if (E.tool === "scribble") { E.pending.scribbles.push(s); runSegment(performance.now()); }
+    else if (E.tool === "matte") { E.matte.strokes.push(s); redraw(); }
     else if (E.tool === "brush" || E.tool === "eraser") paint(s.points, E.tool === "brush");
   }
 }
@@ -443,22 +513,20 @@ async function everything() {
   try {
     const r = await api.post(`/api/images/${E.image.id}/everything`);
     if (!E) return;
-    E.proposals = r.proposals.map((p) => {
-      const bits = rle.decode(p.mask);
-      return { ...p, bits, area: bits.reduce((s, v) => s + v, 0), draw: maskCanvas(bits, E.image.height, E.image.width, "#ffffff", 70) };
-    });
+    setProposals(r.proposals, "everything");
     hint(`${E.proposals.length} proposals — click one to keep it, Esc clears them`);
-    redraw();
   } catch (e) { toast(e.message); }
 }
 
 async function acceptProposal([x, y]) {
   const i = Math.floor(y) * E.image.width + Math.floor(x);
   const hits = E.proposals.filter((p) => p.bits[i]).sort((a, b) => a.area - b.area);
-  if (!hits.length) return;
-  const p = hits[0];
+  if (hits.length) await keepProposal(hits[0]);
+}
+
+async function keepProposal(p) {
   const r = await change(() => api.post(`/api/images/${E.image.id}/annotations`, { version: E.version,
-    class_id: E.classId, mask: p.mask, source: "everything", score: p.score }));
+    class_id: p.class_id || E.classId, mask: p.mask, source: p.source || "everything", score: p.score }));
   if (r) { E.proposals = E.proposals.filter((q) => q !== p); redraw(); }
 }
 
@@ -467,6 +535,7 @@ function select(id) {
   E.selected = id;
   const a = E.anns.find((x) => x.id === id);
   if (a) { E.classId = a.class_id; E.classSel.value = a.class_id; }
+  if (E.tool === "matte") { E.matte.strokes = []; E.toolBox.replaceChildren(...toolPanel("matte")); }
   renderList(); redraw();
 }
 
