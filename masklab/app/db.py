@@ -83,6 +83,8 @@ class Image(Base):
                                                     nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    video: Mapped[str | None] = mapped_column(String(500), nullable=True)  # frames of a video
+    frame: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Annotation(Base):

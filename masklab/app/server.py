@@ -128,6 +128,11 @@ class MatteIn(BaseModel):
     strokes: list[StrokeIn] = Field(default_factory=list)
 
 
+class TrackIn(BaseModel):
+    direction: str = "forward"
+    frames: int = Field(default=50, ge=1, le=5000)
+
+
 class ExportIn(BaseModel):
     format: str = "coco"
 
@@ -148,14 +153,15 @@ class AppConfig:
     def __init__(self, data_dir, *, db_url: str | None = None, backend: str = "auto",
                  roots=None, auth: bool = False, device: str = "cpu",
                  max_upload_bytes: int = 64 << 20, max_pixels: int = 100_000_000,
-                 prefetch: int = 2, detector: str = "grounding-dino-tiny"):
+                 prefetch: int = 2, detector: str = "grounding-dino-tiny",
+                 video_backend: str = "flow"):
         self.data_dir = Path(data_dir).resolve()
         self.db_url = db_url or db.sqlite_url(self.data_dir / "masklab.db")
         self.backend, self.device = backend, device
         self.roots = [Path(r).resolve() for r in (roots if roots is not None
                                                   else [self.data_dir])]
         self.auth, self.max_upload_bytes, self.max_pixels = auth, max_upload_bytes, max_pixels
-        self.prefetch, self.detector = prefetch, detector
+        self.prefetch, self.detector, self.video_backend = prefetch, detector, video_backend
 
 
 def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> FastAPI:
@@ -495,6 +501,33 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
         PILImage.fromarray(rgba, "RGBA").save(buf, "PNG")
         return Response(buf.getvalue(), media_type="image/png",
                         headers={"Cache-Control": "no-cache"})
+
+    @app.get("/api/images/{image_id}/frames")
+    def frames(image_id: int):
+        """The frames of the image's video in order (empty for a still image)."""
+        return store.frames(image_id)
+
+    import threading
+
+    video = {"backend": None, "lock": threading.Lock()}
+
+    @app.post("/api/annotations/{annotation_id}/track")
+    def track(annotation_id: int, body: TrackIn, p=Depends(who)):
+        """Track the object through its video from this frame (``--video-backend``: flow, or
+        SAM 2.1 / EdgeTAM); it stops at a frame the annotators corrected."""
+        from masklab.video.session import make_video_backend
+
+        with video["lock"]:
+            if video["backend"] is None:
+                video["backend"] = make_video_backend(cfg.video_backend)
+            b = video["backend"]
+            if hasattr(b, "forget"):
+                b.forget()
+            t = time.perf_counter()
+            out = store.track(annotation_id, b, direction=body.direction,
+                              frames=body.frames, user=p.name)
+        out["seconds"] = round(time.perf_counter() - t, 3)
+        return out
 
     @app.put("/api/images/{image_id}/status")
     def status(image_id: int, body: StatusIn, p=Depends(who)):

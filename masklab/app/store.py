@@ -221,16 +221,72 @@ class Store:
                 added.append(self._image(img))
         return added
 
-    def import_folder(self, project_id: int, folder: str, *, recursive: bool = True
-                      ) -> list[dict]:
+    def import_folder(self, project_id: int, folder: str, *, recursive: bool = True,
+                      max_frames: int = 5000, quiet: bool | None = True) -> list[dict]:
+        """Images below ``folder`` (an allowed root) and videos: a video's frames are
+        extracted (JPEG, in the data folder) and become images ``<video>/<frame>.jpg``."""
         from masklab.io.images import find_images
+        from masklab.io.video import is_video
 
         root = self.confine(folder)
         if not root.is_dir():
             raise InputError("no such folder", folder)
         files = [p.resolve() for p in find_images([root], recursive=recursive)]
         files = [p for p in files if p == root or root in p.parents]  # no symlinks out
-        return self.add_images(project_id, sorted(files), base=root)
+        added = self.add_images(project_id, sorted(files), base=root)
+        pattern = "**/*" if recursive else "*"
+        for v in sorted(p for p in root.glob(pattern) if p.is_file() and is_video(p)):
+            v = v.resolve()
+            if root in v.parents:
+                added += self.import_video(project_id, v, name=v.relative_to(root).with_suffix(
+                    "").as_posix(), max_frames=max_frames, quiet=quiet)
+        return added
+
+    def import_video(self, project_id: int, path: Path, *, name: str, max_frames: int = 5000,
+                     quiet: bool | None = True) -> list[dict]:
+        """Extract the frames of a video file and add them as the images of video ``name``."""
+        from masklab.io.images import write_image
+        from masklab.io.video import read_video, video_info
+        from masklab.progress import progress
+
+        with self.Session() as s:
+            if s.scalar(select(db.Image.id).where(db.Image.project_id == project_id,
+                                                  db.Image.video == name).limit(1)):
+                return []  # imported before
+        info = video_info(path)
+        dest = self.data_dir / "frames" / f"{file_sha256(path)[:16]}"
+        dest.mkdir(parents=True, exist_ok=True)
+        written = []
+        for k, frame in enumerate(progress(read_video(path), desc=f"frames of {path.name}",
+                                           total=info.get("frames"), quiet=quiet)):
+            if k >= max_frames:
+                raise InputError(f"more than {max_frames} frames; import a shorter clip", path)
+            out = dest / f"{k:05d}.jpg"
+            if not out.is_file():
+                write_image(out, frame, quality=95)
+            written.append(out)
+        if not written:
+            raise InputError("the video has no frame", path)
+        added = self.add_images(project_id, written, base=dest)
+        with self.transaction() as s:
+            for a in added:
+                img = s.get(db.Image, a["id"])
+                img.frame = int(Path(img.file_name).stem)
+                img.video = name
+                img.file_name = f"{name}/{img.frame:05d}.jpg"
+                a.update(self._image(img))
+        return added
+
+    def frames(self, image_id: int) -> list[dict]:
+        """The frames of the image's video, in order (``[]`` for a still image)."""
+        with self.Session() as s:
+            img = self._get(s, db.Image, image_id)
+            if img.video is None:
+                return []
+            rows = s.execute(select(db.Image.id, db.Image.frame).where(
+                db.Image.project_id == img.project_id, db.Image.video == img.video)
+                .order_by(db.Image.frame)).all()
+            return [{"id": i, "frame": f} for i, f in rows]
 
     def upload(self, project_id: int, name: str, data: bytes, *, max_bytes: int,
                max_pixels: int) -> dict:
@@ -264,7 +320,7 @@ class Store:
         return {"id": img.id, "project_id": img.project_id, "file_name": img.file_name,
                 "width": img.width, "height": img.height, "sha256": img.sha256,
                 "status": img.status, "comment": img.comment, "assignee_id": img.assignee_id,
-                "version": img.version}
+                "version": img.version, "video": img.video, "frame": img.frame}
 
     def images(self, project_id: int) -> list[dict]:
         with self.Session() as s:
@@ -499,6 +555,62 @@ class Store:
                 out.append({"points": (pts + 0.5).tolist(), "hole": bool(h[3] >= 0)})
         return out
 
+    # --- video tracking ------------------------------------------------------------------------
+    def track(self, annotation_id: int, backend, *, direction: str = "forward",
+              frames: int = 50, user: str = "local") -> dict:
+        """Propagate an annotation through its video with a video backend (``VideoSession``):
+        the object keeps one ``track_id`` on every frame; frames where it was tracked before
+        are updated, and the propagation stops at a frame where the object has an annotation
+        from another source (a correction: it stays)."""
+        from masklab.video.session import VideoSession
+
+        if direction not in ("forward", "backward"):
+            raise InputError("direction must be forward or backward")
+        with self.transaction() as s:
+            a = self._get(s, db.Annotation, annotation_id)
+            img = s.get(db.Image, a.image_id)
+            if img.video is None:
+                raise InputError(f"image {img.file_name!r} is not a video frame")
+            if a.track_id is None:  # the object's id across frames: its first annotation's
+                a.track_id = a.id
+            track_id, class_id = a.track_id, a.class_id
+            mask = _rle.decode([{"size": [img.height, img.width], "counts": a.rle}])[0]
+        seq = self.frames(img.id)
+        ids = [f["id"] for f in seq]
+        k = ids.index(img.id)
+        lo, hi = (k, min(len(ids) - 1, k + int(frames))) if direction == "forward" else \
+            (max(0, k - int(frames)), k)
+        paths = [self.image_path(i) for i in ids]
+        session = VideoSession(_FrameFiles(paths),
+                               backend=backend)
+        session.add_prompt(k, obj_id=1, mask=mask)
+        results = session.propagate(lo, hi, direction=direction)
+        order = sorted(results, key=lambda r: r[0], reverse=direction == "backward")
+        done, stopped = [], None
+        for t, masks in order:
+            if t == k:
+                continue
+            with self.Session() as s:
+                same = list(s.scalars(select(db.Annotation).where(
+                    db.Annotation.image_id == ids[t], db.Annotation.track_id == track_id)))
+            if any(x.source != "track" for x in same):
+                stopped = t
+                break
+            m = masks.to_dense()[0] if len(masks) else None
+            if m is None or not m.any():
+                for x in same:
+                    self.delete_annotation(x.id, user=user)
+                continue
+            r = _rle.encode(m)[0]
+            if same:
+                self.update_annotation(same[0].id, mask=r, user=user)
+            else:
+                self.create_annotation(ids[t], class_id=class_id, mask=r, source="track",
+                                       track_id=track_id, user=user)
+            done.append(t)
+        return {"track_id": track_id, "frames": [seq[t]["frame"] for t in done],
+                "stopped_at": None if stopped is None else seq[stopped]["frame"]}
+
     # --- import / export ---------------------------------------------------------------------
     def mask_set(self, project_id: int, *, with_images: list[int] | None = None,
                  quiet: bool | None = True):
@@ -519,7 +631,9 @@ class Store:
                     db.Image.project_id == project_id).order_by(db.Annotation.z,
                                                                 db.Annotation.id)):
                 by_image.setdefault(a.image_id, []).append(a)
-            items = []
+            items, objects = [], {}
+            imgs.sort(key=lambda i: (i.video is not None, i.video or "", i.frame or 0,
+                                     i.file_name, i.id))
             for img in progress(imgs, desc="export", unit="img", quiet=quiet):
                 anns = by_image.get(img.id, [])
                 size = (img.height, img.width)
@@ -528,8 +642,13 @@ class Store:
                     np.zeros((0, *size), bool))
                 masks.labels = np.array([a.class_id for a in anns], np.int64)
                 masks.scores = np.array([1.0 if a.score is None else a.score for a in anns])
-                masks.track_ids = np.array([a.track_id or k + 1 for k, a in enumerate(anns)],
-                                           np.int64)
+                if img.video is None:  # objects of a still image: 1..K
+                    masks.track_ids = np.arange(1, len(anns) + 1, dtype=np.int64)
+                else:  # one id per object across the video's frames: 1, 2, ... by first sight
+                    ids = objects.setdefault(img.video, {})
+                    masks.track_ids = np.array([ids.setdefault(a.track_id or -a.id,
+                                                               len(ids) + 1) for a in anns],
+                                               np.int64)
                 items.append(LabeledImage(img.file_name, masks, img.id))
         return MaskSet(cats, items)
 
@@ -634,3 +753,19 @@ class Store:
                                        user=user)
                 n += 1
         return {"images": len(ds.images), "annotations": n}
+
+
+class _FrameFiles:
+    """A video's frames as image files, decoded when indexed (``VideoFrames`` takes any
+    sequence)."""
+
+    def __init__(self, paths):
+        self.paths = list(paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        from masklab.io.images import read_image
+
+        return read_image(self.paths[i])

@@ -33,6 +33,9 @@ def _loopback(host: str) -> bool:
 @click.option("--detector", default="grounding-dino-tiny", show_default=True,
               help="Text prompts: grounding-dino-tiny/base, owlv2-base/large, owlvit-base "
               "or a folder.")
+@click.option("--video-backend", default="flow", show_default=True,
+              help="Tracking through videos: flow (no weights), sam, sam2.1-*, edgetam or a "
+              "SAM 2 / EdgeTAM folder.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--root", "roots", multiple=True, type=click.Path(path_type=Path,
               file_okay=False, exists=True),
@@ -53,8 +56,9 @@ def _loopback(host: str) -> bool:
 @click.option("--out", "export_out", type=click.Path(path_type=Path),
               help="With --export: the file or folder to write (default: DATA/exports/...).")
 @click.pass_context
-def app_cmd(ctx, data_dir, host, port, db_url, backend, detector, device, roots, auth, sample,
-            add_user, role, max_upload_mb, export_project, export_format, export_out):
+def app_cmd(ctx, data_dir, host, port, db_url, backend, detector, video_backend, device, roots,
+            auth, sample, add_user, role, max_upload_mb, export_project, export_format,
+            export_out):
     """Start the annotation app (FastAPI + Uvicorn) and print its URL."""
     from masklab.app import auth as _auth
     from masklab.app.server import AppConfig, create_app
@@ -62,7 +66,8 @@ def app_cmd(ctx, data_dir, host, port, db_url, backend, detector, device, roots,
 
     needs_auth = auth or not _loopback(host)
     cfg = AppConfig(data_dir, db_url=db_url, backend=backend, device=device,
-                    detector=detector, roots=list(roots) or None, auth=needs_auth,
+                    detector=detector, video_backend=video_backend,
+                    roots=list(roots) or None, auth=needs_auth,
                     max_upload_bytes=max_upload_mb << 20)
     app = create_app(config=cfg)
     store = app.state.store

@@ -108,8 +108,14 @@ async function projectPage(pid) {
   const [p, images, info] = await Promise.all([api.get(`/api/projects/${pid}`),
     api.get(`/api/projects/${pid}/images`), api.get("/api/info")]);
   setCrumbs(["projects", "#/"], [p.name]);
-  const rows = images.map((im) => el("tr", {},
-    el("td", {}, el("a", { href: `#/i/${im.id}`, text: im.file_name, class: "image-link" })),
+  // a video is one row (its first frame opens it; the frame slider moves through it)
+  const frameCount = {};
+  for (const im of images) if (im.video !== null) frameCount[im.video] = (frameCount[im.video] || 0) + 1;
+  const seen = new Set();
+  const shown = images.filter((im) => im.video === null || (!seen.has(im.video) && seen.add(im.video)));
+  const rows = shown.map((im) => el("tr", {},
+    el("td", {}, el("a", { href: `#/i/${im.id}`, class: im.video === null ? "image-link" : "video-link",
+      text: im.video === null ? im.file_name : `${im.video} (video, ${frameCount[im.video]} frames)` })),
     el("td", { class: `status-${im.status}`, text: im.status.replace("_", " ") }),
     el("td", { class: "muted", text: im.comment || "" }),
     el("td", { class: "muted", text: `${im.width}×${im.height}` })));

@@ -72,10 +72,10 @@ export async function openEditor(view, imageId) {
   if (E) E.close();
   const data = await api.get(`/api/images/${imageId}/annotations`);
   const image = data.image;
-  const [project, images] = await Promise.all([api.get(`/api/projects/${image.project_id}`),
-    api.get(`/api/projects/${image.project_id}/images`)]);
+  const [project, images, frames] = await Promise.all([api.get(`/api/projects/${image.project_id}`),
+    api.get(`/api/projects/${image.project_id}/images`), api.get(`/api/images/${imageId}/frames`)]);
   setCrumbs(["projects", "#/"], [project.name, `#/p/${project.id}`], [image.file_name]);
-  E = { image, project, images, version: image.version, anns: [], selected: null,
+  E = { image, project, images, frames, version: image.version, anns: [], selected: null,
     tool: "sam", classId: project.classes.length ? project.classes[0].id : null,
     zoom: 1, tx: 0, ty: 0, pending: emptyPending(), polygon: [], polyEdit: null,
     proposals: [], brush: 12, stroke: null, matte: { band: 8, kind: "unknown", strokes: [] }, refine: null, seq: 0, dirty: true, close: null };
@@ -108,7 +108,8 @@ function buildUi(view) {
     el("button", { id: "undo", text: "undo", title: "Ctrl+Z", onclick: undo }),
     el("button", { id: "redo", text: "redo", title: "Ctrl+Shift+Z", onclick: redo }));
   const toolBox = el("section", { id: "toolbox" });
-  const side = el("div", { id: "side" }, nav, el("section", {}, el("label", {}, "Class ", classSel)),
+  const videoBox = E.frames.length ? videoPanel() : null;
+  const side = el("div", { id: "side" }, nav, videoBox, el("section", {}, el("label", {}, "Class ", classSel)),
     toolBox, list, status);
   view.replaceChildren(el("div", { id: "editor" }, tools, stage, side));
   E.toolBox = toolBox;
@@ -133,6 +134,29 @@ function buildUi(view) {
   setTool("sam");
   renderList();
   renderStatus();
+}
+
+function videoPanel() {
+  const k = E.frames.findIndex((f) => f.id === E.image.id);
+  const label = el("span", { id: "frame-label", text: `frame ${E.frames[k].frame} of ${E.frames.length}` });
+  const slider = el("input", { id: "frame-slider", type: "range", min: 0, max: E.frames.length - 1, value: k,
+    oninput: () => { label.textContent = `frame ${E.frames[+slider.value].frame} of ${E.frames.length}`; },
+    onchange: () => { location.hash = `#/i/${E.frames[+slider.value].id}`; } });
+  return el("section", { id: "video" }, el("div", { class: "row" }, label), slider,
+    el("div", { class: "row" },
+      el("button", { id: "track-back", text: "◀ track", title: "track the selected object backwards", onclick: () => track("backward") }),
+      el("button", { id: "track", text: "track ▶", title: "track the selected object forwards (T)", onclick: () => track("forward") })));
+}
+
+async function track(direction) {
+  if (!E.selected) { toast("select an object to track"); return; }
+  hint(`tracking ${direction}…`);
+  try {
+    const r = await api.post(`/api/annotations/${E.selected}/track`, { direction, frames: 50 });
+    hint(`tracked through ${r.frames.length} frames in ${r.seconds} s` +
+      (r.stopped_at !== null ? `; stopped at corrected frame ${r.stopped_at}` : ""));
+    await reload();
+  } catch (e) { toast(e.message); }
 }
 
 function sizeCanvas() {
@@ -593,6 +617,7 @@ function onKey(e) {
   if ((e.ctrlKey || e.metaKey) && k.toLowerCase() === "y") { e.preventDefault(); redo(); return; }
   if (e.ctrlKey || e.metaKey || e.altKey) return;
   if (k === " ") { E.space = true; e.preventDefault(); document.addEventListener("keyup", () => { if (E) E.space = false; }, { once: true }); return; }
+  if (k === "T" && E.frames.length) { track("forward"); return; }
   if (KEYS[k]) { setTool(KEYS[k]); return; }
   if (k === "Enter") { accept(); return; }
   if (k === "Escape") { clearPending(); E.proposals = []; redraw(); return; }
