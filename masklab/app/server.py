@@ -248,9 +248,15 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
             return _err(401, "log in first")
         response = await call_next(request)
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Content-Security-Policy"] = (
-            "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
-            "script-src 'self'; connect-src 'self'; frame-ancestors 'none'")
+        if path in ("/docs", "/redoc"):  # FastAPI's API explorer loads its assets online
+            response.headers["Content-Security-Policy"] = (
+                "default-src 'self'; script-src 'self' 'unsafe-inline' cdn.jsdelivr.net; "
+                "style-src 'self' cdn.jsdelivr.net; img-src 'self' data: fastapi.tiangolo.com;"
+                " frame-ancestors 'none'")
+        else:
+            response.headers["Content-Security-Policy"] = (
+                "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
+                "script-src 'self'; connect-src 'self'; frame-ancestors 'none'")
         response.headers["Referrer-Policy"] = "same-origin"
         if request.state.new_csrf:
             response.set_cookie(_auth.CSRF_COOKIE, request.state.new_csrf, samesite="strict",
@@ -353,8 +359,8 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
             if len(data) > cfg.max_upload_bytes:
                 return _err(413, f"{f.filename}: over the upload limit of "
                                  f"{cfg.max_upload_bytes} bytes")
-            out.append(store.upload(project_id, f.filename or "", data,
-                                    max_bytes=cfg.max_upload_bytes, max_pixels=cfg.max_pixels))
+            out += store.upload(project_id, f.filename or "", data,
+                                max_bytes=cfg.max_upload_bytes, max_pixels=cfg.max_pixels)
         return {"added": len(out), "images": out}
 
     @app.post("/api/projects/{project_id}/export")

@@ -289,21 +289,34 @@ class Store:
             return [{"id": i, "frame": f} for i, f in rows]
 
     def upload(self, project_id: int, name: str, data: bytes, *, max_bytes: int,
-               max_pixels: int) -> dict:
-        """Store an uploaded image after checking its size, type and pixel count."""
+               max_pixels: int) -> list[dict]:
+        """Store an uploaded image (or video: its frames) after checking its size, type and
+        pixel count; returns the images added."""
         from masklab.io.atomic import atomic_path
         from masklab.io.images import IMAGE_EXTENSIONS, read_image
+        from masklab.io.video import VIDEO_SUFFIXES, video_info
 
         safe = Path(str(name).replace("\\", "/")).name
-        if not safe or safe.startswith(".") or Path(safe).suffix.lower() not in IMAGE_EXTENSIONS:
-            raise InputError(f"{name!r}: not an image file name ({', '.join(IMAGE_EXTENSIONS)})")
+        suffix = Path(safe).suffix.lower()
+        if not safe or safe.startswith(".") or suffix not in (*IMAGE_EXTENSIONS,
+                                                               *VIDEO_SUFFIXES):
+            raise InputError(f"{name!r}: not an image or video file name "
+                             f"({', '.join((*IMAGE_EXTENSIONS, *VIDEO_SUFFIXES))})")
         if len(data) > max_bytes:
             raise InputError(f"{safe}: {len(data)} bytes, over the upload limit of {max_bytes}")
         digest = hashlib.sha256(data).hexdigest()
         dest = self.uploads / str(project_id) / f"{digest[:16]}-{safe}"
         with atomic_path(dest) as tmp:
             tmp.write_bytes(data)
-            read_image(tmp, max_pixels=max_pixels)  # refuses bombs and undecodable files
+            if suffix in VIDEO_SUFFIXES:
+                info = video_info(tmp)
+                if info["width"] * info["height"] > max_pixels:
+                    raise InputError(f"{safe}: {info['width']}x{info['height']} frames, over "
+                                     f"the limit of {max_pixels} pixels")
+            else:
+                read_image(tmp, max_pixels=max_pixels)  # refuses bombs and undecodable files
+        if suffix in VIDEO_SUFFIXES:
+            return self.import_video(project_id, dest, name=Path(safe).stem)
         with self.transaction() as s:
             self._get(s, db.Project, project_id)
             if s.scalar(select(db.Image).where(db.Image.project_id == project_id,
@@ -313,7 +326,7 @@ class Store:
         with self.transaction() as s:  # shown under the uploaded name
             img = s.get(db.Image, out[0]["id"])
             img.file_name = safe
-            return self._image(img)
+            return [self._image(img)]
 
     @staticmethod
     def _image(img: db.Image) -> dict:

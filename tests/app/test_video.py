@@ -106,6 +106,11 @@ def test_video_import_track_correct_and_davis_export(tmp_path):
             ids_seen |= set(np.unique(lab)) - {0}
             assert _iou(lab > 0, truth[t]) > 0.8
         assert len(ids_seen) == 1
+        # a clip can be uploaded too
+        data = (tmp_path / "data" / "media" / "clip.mp4").read_bytes()
+        r = api.post(f"/api/projects/{p['id']}/upload",
+                     files={"files": ("walk.mp4", data, "video/mp4")})
+        assert r["added"] == N and r["images"][0]["file_name"] == "walk/00000.jpg"
         # a still image is not a video
         still = api.post(f"/api/images/{ids[0]}/annotations", json={
             "class_id": 1, "mask": rle.encode(truth[0])[0]})

@@ -120,7 +120,7 @@ async function projectPage(pid) {
     el("td", { class: "muted", text: im.comment || "" }),
     el("td", { class: "muted", text: `${im.width}×${im.height}` })));
   const folder = el("input", { name: "folder", placeholder: "folder on the server", size: 50 });
-  const files = el("input", { type: "file", name: "files", multiple: true, accept: "image/*" });
+  const files = el("input", { type: "file", name: "files", multiple: true, accept: "image/*,video/*" });
   const admin = me.role === "admin";
   const importBox = admin ? el("fieldset", {}, el("legend", { text: "Add images" }),
     el("form", { class: "row", onsubmit: async (e) => {
