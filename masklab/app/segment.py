@@ -60,6 +60,9 @@ class Segmenter:
         self._states: collections.OrderedDict = collections.OrderedDict()
         self._memory_items = memory_items
         self._lock = threading.Lock()
+        # one prompt decode at a time: each uses all cores, and quick requests (saves, reads)
+        # are not starved by many concurrent decodes competing for them
+        self._decode_lock = threading.Lock()
         self._key_locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="masklab-embed")
         self.stats = {"embed_seconds": [], "disk_hits": 0, "memory_hits": 0}
@@ -204,7 +207,8 @@ class Segmenter:
         if prompts.is_empty():
             raise ValueError("no prompt given")
         prompts, _notes = prompts.fit_to(h, w)
-        masks, scores, _ = self.backend.predict(state, prompts, multimask=multimask)
+        with self._decode_lock:
+            masks, scores, _ = self.backend.predict(state, prompts, multimask=multimask)
         return Masks(np.asarray(masks, bool).reshape(-1, h, w),
                      scores=np.asarray(scores, np.float64))
 
