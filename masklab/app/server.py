@@ -14,9 +14,10 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Request, Response, UploadFile
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -33,15 +34,28 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 # --- request bodies ------------------------------------------------------------------------
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]  # what a database integer holds
+Id = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 class ClassIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     color: str | None = None
-    id: int | None = None
+    id: Int64 | None = None
+
+
+class AttributeIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    type: str = "text"
+    values: list[str] | None = None
 
 
 class ProjectIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     classes: list[ClassIn | str] = Field(default_factory=list)
+    attributes: list[AttributeIn] = Field(default_factory=list)
+
+
+class AttributesIn(BaseModel):
+    attributes: list[AttributeIn]
 
 
 class ClassesIn(BaseModel):
@@ -64,27 +78,27 @@ class Rle(BaseModel):
 
 
 class AnnotationIn(BaseModel):
-    class_id: int
+    class_id: Int64
     mask: Rle
     source: str = "hand"
     score: float | None = None
-    version: int | None = None
-    track_id: int | None = None
+    version: Int64 | None = None
+    track_id: Int64 | None = None
     attributes: dict[str, Any] | None = None
 
 
 class AnnotationPatch(BaseModel):
-    version: int | None = None
-    class_id: int | None = None
+    version: Int64 | None = None
+    class_id: Int64 | None = None
     mask: Rle | None = None
     visible: bool | None = None
-    z: int | None = None
+    z: Int64 | None = None
     source: str | None = None
     attributes: dict[str, Any] | None = None
 
 
 class VersionIn(BaseModel):
-    version: int | None = None
+    version: Int64 | None = None
 
 
 class StatusIn(BaseModel):
@@ -93,7 +107,7 @@ class StatusIn(BaseModel):
 
 
 class AssignIn(BaseModel):
-    user_id: int | None = None
+    user_id: Int64 | None = None
 
 
 class ScribbleIn(BaseModel):
@@ -213,6 +227,10 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
     async def _val(_r, e):
         return _err(400, str(e))
 
+    @app.exception_handler(OverflowError)
+    async def _ovf(_r, e):
+        return _err(400, f"a number is out of range ({e})")
+
     @app.exception_handler(RequestValidationError)
     async def _rv(_r, e: RequestValidationError):
         errs = e.errors()
@@ -327,32 +345,38 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
 
     @app.post("/api/projects")
     def create_project(body: ProjectIn, _p=Depends(admin)):
-        return store.create_project(body.name, _classes(body.classes))
+        return store.create_project(body.name, _classes(body.classes),
+                                    [a.model_dump(exclude_none=True) for a in body.attributes])
 
     @app.get("/api/projects/{project_id}")
-    def project(project_id: int):
+    def project(project_id: Id):
         return store.project(project_id)
 
     @app.put("/api/projects/{project_id}/classes")
-    def set_classes(project_id: int, body: ClassesIn, _p=Depends(admin)):
+    def set_classes(project_id: Id, body: ClassesIn, _p=Depends(admin)):
         return store.set_classes(project_id, _classes(body.classes))
 
+    @app.put("/api/projects/{project_id}/attributes")
+    def set_attributes(project_id: Id, body: AttributesIn, _p=Depends(admin)):
+        return store.set_attributes(project_id, [a.model_dump(exclude_none=True)
+                                                 for a in body.attributes])
+
     @app.get("/api/projects/{project_id}/images")
-    def images(project_id: int):
+    def images(project_id: Id):
         return store.images(project_id)
 
     @app.post("/api/projects/{project_id}/import")
-    def import_folder(project_id: int, body: FolderIn, _p=Depends(admin)):
+    def import_folder(project_id: Id, body: FolderIn, _p=Depends(admin)):
         added = store.import_folder(project_id, body.folder, recursive=body.recursive)
         return {"added": len(added), "images": added}
 
     @app.post("/api/projects/{project_id}/import-coco")
-    def import_coco(project_id: int, body: CocoIn, p=Depends(admin)):
+    def import_coco(project_id: Id, body: CocoIn, p=Depends(admin)):
         return store.import_coco(project_id, body.coco, images_dir=body.images_dir,
                                  user=p.name)
 
     @app.post("/api/projects/{project_id}/upload")
-    async def upload(project_id: int, files: list[UploadFile] = File(...), _p=Depends(admin)):
+    async def upload(project_id: Id, files: list[UploadFile] = File(...), _p=Depends(admin)):
         out = []
         for f in files:
             data = await f.read(cfg.max_upload_bytes + 1)
@@ -364,7 +388,7 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
         return {"added": len(out), "images": out}
 
     @app.post("/api/projects/{project_id}/export")
-    def export(project_id: int, body: ExportIn):
+    def export(project_id: Id, body: ExportIn):
         path = store.export(project_id, body.format)
         if path.is_dir():
             path = _zip(path)
@@ -378,27 +402,27 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
         return FileResponse(path, filename=name)
 
     # --- images --------------------------------------------------------------------------
-    def _prefetch(image_id: int, include_self: bool) -> None:
+    def _prefetch(image_id: Id, include_self: bool) -> None:
         ids = ([image_id] if include_self else []) + store.neighbours(image_id, cfg.prefetch)
         seg.prefetch([(store.image(i)["sha256"], store.image_path(i)) for i in ids])
 
     @app.get("/api/images/{image_id}")
-    def image(image_id: int):
+    def image(image_id: Id):
         return store.image(image_id)
 
     @app.get("/api/images/{image_id}/file")
-    def image_file(image_id: int):
+    def image_file(image_id: Id):
         return FileResponse(store.image_path(image_id),
                             headers={"Cache-Control": "private, max-age=3600"})
 
     @app.get("/api/images/{image_id}/annotations")
-    def annotations(image_id: int):
+    def annotations(image_id: Id):
         out = store.annotations(image_id)
         _prefetch(image_id, include_self=True)
         return out
 
     @app.post("/api/images/{image_id}/embed")
-    def embed(image_id: int):
+    def embed(image_id: Id):
         """Compute (or load) the image's embedding now; the next images follow in the
         background."""
         img = store.image(image_id)
@@ -408,7 +432,7 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
         return {"seconds": round(time.perf_counter() - t, 4), "backend": seg.name}
 
     @app.post("/api/images/{image_id}/segment")
-    def segment(image_id: int, body: SegmentIn):
+    def segment(image_id: Id, body: SegmentIn):
         from masklab import rle as _rle
 
         img = store.image(image_id)
@@ -429,14 +453,14 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
                 "backend": seg.name}
 
     @app.post("/api/images/{image_id}/everything")
-    def everything(image_id: int):
+    def everything(image_id: Id):
         img = store.image(image_id)
         masks = seg.everything(img["sha256"], store.image_path(image_id))
         return {"proposals": [{"mask": r, "score": float(s)} for r, s in
                               zip(masks.to_rle(), masks.scores, strict=True)]}
 
     @app.post("/api/images/{image_id}/text")
-    def text(image_id: int, body: TextIn):
+    def text(image_id: Id, body: TextIn):
         """Text prompts → proposals (boxes from the detector, masks from SAM or GrabCut),
         each with the project class of the same name (``class_id`` null when none)."""
         img = store.image(image_id)
@@ -457,7 +481,7 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
         return {"proposals": out, "detector": seg.detector_name}
 
     @app.post("/api/annotations/{annotation_id}/matte")
-    def matte(annotation_id: int, body: MatteIn):
+    def matte(annotation_id: Id, body: MatteIn):
         """Alpha matte of the object: trimap from its mask (``band`` px each side) with the
         trimap-brush strokes, closed-form solve; saved as an 8-bit alpha PNG."""
         from masklab.app.matte import matte_annotation, write_alpha
@@ -473,7 +497,7 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
                 "seconds": round(time.perf_counter() - t, 3),
                 "partial_pixels": int(((alpha > 0) & (alpha < 255)).sum())}
 
-    def _alpha_file(annotation_id: int) -> Path:
+    def _alpha_file(annotation_id: Id) -> Path:
         store.annotation_mask(annotation_id)  # 404 for an unknown annotation
         p = store.alpha_path(annotation_id)
         if not p.is_file():
@@ -481,12 +505,12 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
         return p
 
     @app.get("/api/annotations/{annotation_id}/alpha")
-    def alpha(annotation_id: int):
+    def alpha(annotation_id: Id):
         return FileResponse(_alpha_file(annotation_id), media_type="image/png",
                             headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/annotations/{annotation_id}/cutout")
-    def cutout(annotation_id: int):
+    def cutout(annotation_id: Id):
         """The object as an RGBA PNG (the image's colours, the matte's alpha), cropped."""
         import io
 
@@ -509,7 +533,7 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
                         headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/images/{image_id}/frames")
-    def frames(image_id: int):
+    def frames(image_id: Id):
         """The frames of the image's video in order (empty for a still image)."""
         return store.frames(image_id)
 
@@ -518,7 +542,7 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
     video = {"backend": None, "lock": threading.Lock()}
 
     @app.post("/api/annotations/{annotation_id}/track")
-    def track(annotation_id: int, body: TrackIn, p=Depends(who)):
+    def track(annotation_id: Id, body: TrackIn, p=Depends(who)):
         """Track the object through its video from this frame (``--video-backend``: flow, or
         SAM 2.1 / EdgeTAM); it stops at a frame the annotators corrected."""
         from masklab.video.session import make_video_backend
@@ -536,28 +560,28 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
         return out
 
     @app.put("/api/images/{image_id}/status")
-    def status(image_id: int, body: StatusIn, p=Depends(who)):
+    def status(image_id: Id, body: StatusIn, p=Depends(who)):
         return store.set_status(image_id, body.status, body.comment, role=p.role)
 
     @app.put("/api/images/{image_id}/assignee")
-    def assign(image_id: int, body: AssignIn, _p=Depends(admin)):
+    def assign(image_id: Id, body: AssignIn, _p=Depends(admin)):
         return store.assign(image_id, body.user_id)
 
     @app.get("/api/images/{image_id}/history")
-    def history(image_id: int):
+    def history(image_id: Id):
         return store.history(image_id)
 
     @app.post("/api/images/{image_id}/undo")
-    def undo(image_id: int, body: VersionIn, p=Depends(who)):
+    def undo(image_id: Id, body: VersionIn, p=Depends(who)):
         return store.undo(image_id, version=body.version, user=p.name)
 
     @app.post("/api/images/{image_id}/redo")
-    def redo(image_id: int, body: VersionIn, p=Depends(who)):
+    def redo(image_id: Id, body: VersionIn, p=Depends(who)):
         return store.redo(image_id, version=body.version, user=p.name)
 
     # --- annotations ---------------------------------------------------------------------
     @app.post("/api/images/{image_id}/annotations")
-    def create_annotation(image_id: int, body: AnnotationIn, p=Depends(who)):
+    def create_annotation(image_id: Id, body: AnnotationIn, p=Depends(who)):
         return store.create_annotation(image_id, class_id=body.class_id,
                                        mask=body.mask.model_dump(), source=body.source,
                                        score=body.score, version=body.version,
@@ -565,7 +589,7 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
                                        user=p.name)
 
     @app.patch("/api/annotations/{annotation_id}")
-    def update_annotation(annotation_id: int, body: AnnotationPatch, p=Depends(who)):
+    def update_annotation(annotation_id: Id, body: AnnotationPatch, p=Depends(who)):
         fields = body.model_dump(exclude_none=True, exclude={"version"})
         if body.mask is not None:
             fields["mask"] = body.mask.model_dump()
@@ -573,11 +597,11 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
                                        **fields)
 
     @app.delete("/api/annotations/{annotation_id}")
-    def delete_annotation(annotation_id: int, version: int | None = None, p=Depends(who)):
+    def delete_annotation(annotation_id: Id, version: Int64 | None = None, p=Depends(who)):
         return store.delete_annotation(annotation_id, version=version, user=p.name)
 
     @app.get("/api/annotations/{annotation_id}/polygons")
-    def polygons(annotation_id: int, detail: float = 1.0):
+    def polygons(annotation_id: Id, detail: float = 1.0):
         """The mask as polygons (outer rings and holes), simplified to ``detail`` pixels."""
         return {"polygons": store.polygons(annotation_id, detail)}
 

@@ -90,6 +90,56 @@ def normalise_classes(classes) -> list[dict]:
     return out
 
 
+ATTRIBUTE_TYPES = ("text", "number", "bool", "choice")
+
+
+def normalise_attributes(attributes) -> list[dict]:
+    """``[{"name", "type": text|number|bool|choice, "values": [...] (choice)}]``, checked."""
+    out, seen = [], set()
+    for k, a in enumerate(attributes or []):
+        if not isinstance(a, dict) or not str(a.get("name", "")).strip():
+            raise InputError(f"attribute {k}: needs a non-empty name")
+        name, kind = str(a["name"]).strip(), a.get("type", "text")
+        if kind not in ATTRIBUTE_TYPES:
+            raise InputError(f"attribute {name!r}: type must be one of "
+                             f"{', '.join(ATTRIBUTE_TYPES)}")
+        if name in seen:
+            raise InputError(f"attribute {name!r} is given twice")
+        seen.add(name)
+        item = {"name": name, "type": kind}
+        if kind == "choice":
+            values = [str(v) for v in a.get("values") or []]
+            if not values:
+                raise InputError(f"attribute {name!r}: a choice needs values")
+            item["values"] = values
+        out.append(item)
+    return out
+
+
+def check_attribute_values(schema: list[dict], values) -> dict:
+    """Annotation attribute values checked against the project's schema."""
+    if not isinstance(values, dict):
+        raise InputError("attributes must be an object")
+    by_name = {a["name"]: a for a in schema}
+    out = {}
+    for name, v in values.items():
+        a = by_name.get(name)
+        if a is None:
+            raise InputError(f"attribute {name!r} is not in the project's schema")
+        kind = a["type"]
+        if v is None:  # unset
+            out[name] = None
+            continue
+        ok = (kind == "text" and isinstance(v, str) and len(v) <= 10_000) or \
+            (kind == "number" and isinstance(v, (int, float)) and not isinstance(v, bool)
+             and np.isfinite(v)) or (kind == "bool" and isinstance(v, bool)) or \
+            (kind == "choice" and v in a.get("values", []))
+        if not ok:
+            raise InputError(f"attribute {name!r}: {v!r} is not a valid {kind}")
+        out[name] = v
+    return out
+
+
 def mask_fields(mask_rle: dict, height: int, width: int) -> tuple[str, int, list[float]]:
     """Validate an RLE (compressed string or uncompressed counts) of an ``height×width``
     image; return (compressed counts, area, bbox)."""
@@ -142,10 +192,11 @@ class Store:
         if not name:
             raise InputError("project name is empty")
         classes = normalise_classes(classes)
+        attributes = normalise_attributes(attributes)
         with self.transaction() as s:
             if s.scalar(select(db.Project).where(db.Project.name == name)) is not None:
                 raise InputError(f"a project named {name!r} exists")
-            p = db.Project(name=name, classes=classes, attributes=list(attributes or []))
+            p = db.Project(name=name, classes=classes, attributes=attributes)
             s.add(p)
             s.flush()
             return self._project(s, p)
@@ -175,6 +226,13 @@ class Store:
             if missing:
                 raise InputError(f"classes {sorted(missing)} are used by annotations")
             p.classes = classes
+            return self._project(s, p)
+
+    def set_attributes(self, project_id: int, attributes) -> dict:
+        attributes = normalise_attributes(attributes)
+        with self.transaction() as s:
+            p = self._get(s, db.Project, project_id)
+            p.attributes = attributes
             return self._project(s, p)
 
     @staticmethod
@@ -434,6 +492,9 @@ class Store:
             img = self._bump(s, image_id, version)
             self._check_class(s, img, class_id)
             counts, area, bbox = mask_fields(mask, img.height, img.width)
+            if attributes:
+                attributes = check_attribute_values(
+                    s.get(db.Project, img.project_id).attributes, attributes)
             if z is None:
                 z = (s.scalar(select(func.max(db.Annotation.z)).where(
                     db.Annotation.image_id == image_id)) or 0) + 1
@@ -465,7 +526,10 @@ class Store:
                 if fields["source"] not in db.SOURCES:
                     raise InputError(f"source must be one of {', '.join(db.SOURCES)}")
                 a.source = fields["source"]
-            for k in ("visible", "z", "attributes", "score", "track_id"):
+            if fields.get("attributes") is not None:
+                a.attributes = {**(a.attributes or {}), **check_attribute_values(
+                    s.get(db.Project, img.project_id).attributes, fields["attributes"])}
+            for k in ("visible", "z", "score", "track_id"):
                 if fields.get(k) is not None:
                     setattr(a, k, fields[k])
             self._log(s, a.image_id, "update", a.id, before, self._snapshot(a), user)
@@ -627,43 +691,30 @@ class Store:
     # --- import / export ---------------------------------------------------------------------
     def mask_set(self, project_id: int, *, with_images: list[int] | None = None,
                  quiet: bool | None = True):
-        """The project's annotations as a ``MaskSet`` (masks in z order, ids = track ids)."""
-        from masklab.io.convert import LabeledImage, MaskSet
-        from masklab.progress import progress
-        from masklab.types import Masks
+        """The project's annotations as a ``MaskSet`` (masks in z order). Its items are made
+        one image at a time as a writer walks them (memory stays flat over big projects);
+        object ids are 1..K per still image and one id per track across a video's frames."""
+        from masklab.io.convert import MaskSet
 
         with self.Session() as s:
             p = self._get(s, db.Project, project_id)
             cats = [{"id": c["id"], "name": c["name"]} for c in p.classes]
-            imgs = list(s.scalars(select(db.Image).where(db.Image.project_id == project_id)
-                                  .order_by(db.Image.file_name, db.Image.id)))
+            q = select(db.Image.id, db.Image.file_name, db.Image.height, db.Image.width,
+                       db.Image.video, db.Image.frame).where(
+                db.Image.project_id == project_id)
+            imgs = [tuple(r) for r in s.execute(q)]
             if with_images is not None:
-                imgs = [i for i in imgs if i.id in set(with_images)]
+                keep = set(with_images)
+                imgs = [i for i in imgs if i[0] in keep]
             by_image: dict[int, list] = {}
-            for a in s.scalars(select(db.Annotation).join(db.Image).where(
-                    db.Image.project_id == project_id).order_by(db.Annotation.z,
-                                                                db.Annotation.id)):
-                by_image.setdefault(a.image_id, []).append(a)
-            items, objects = [], {}
-            imgs.sort(key=lambda i: (i.video is not None, i.video or "", i.frame or 0,
-                                     i.file_name, i.id))
-            for img in progress(imgs, desc="export", unit="img", quiet=quiet):
-                anns = by_image.get(img.id, [])
-                size = (img.height, img.width)
-                rles = [{"size": list(size), "counts": a.rle} for a in anns]
-                masks = Masks.from_rle(rles, size=size) if rles else Masks(
-                    np.zeros((0, *size), bool))
-                masks.labels = np.array([a.class_id for a in anns], np.int64)
-                masks.scores = np.array([1.0 if a.score is None else a.score for a in anns])
-                if img.video is None:  # objects of a still image: 1..K
-                    masks.track_ids = np.arange(1, len(anns) + 1, dtype=np.int64)
-                else:  # one id per object across the video's frames: 1, 2, ... by first sight
-                    ids = objects.setdefault(img.video, {})
-                    masks.track_ids = np.array([ids.setdefault(a.track_id or -a.id,
-                                                               len(ids) + 1) for a in anns],
-                                               np.int64)
-                items.append(LabeledImage(img.file_name, masks, img.id))
-        return MaskSet(cats, items)
+            for row in s.execute(select(db.Annotation.image_id, db.Annotation.id,
+                                        db.Annotation.class_id, db.Annotation.rle,
+                                        db.Annotation.score, db.Annotation.track_id)
+                                 .join(db.Image).where(db.Image.project_id == project_id)
+                                 .order_by(db.Annotation.z, db.Annotation.id)):
+                by_image.setdefault(row[0], []).append(tuple(row[1:]))
+        imgs.sort(key=lambda i: (i[4] is not None, i[4] or "", i[5] or 0, i[1], i[0]))
+        return MaskSet(cats, _LazyItems(imgs, by_image, quiet))
 
     def export(self, project_id: int, fmt: str, out: str | os.PathLike | None = None, *,
                quiet: bool = True) -> Path:
@@ -782,3 +833,35 @@ class _FrameFiles:
         from masklab.io.images import read_image
 
         return read_image(self.paths[i])
+
+
+class _LazyItems:
+    """``LabeledImage``s made when iterated (a writer's single pass), one image at a time."""
+
+    def __init__(self, imgs, by_image, quiet):
+        self.imgs, self.by_image, self.quiet = imgs, by_image, quiet
+
+    def __len__(self) -> int:
+        return len(self.imgs)
+
+    def __iter__(self):
+        from masklab.io.convert import LabeledImage
+        from masklab.progress import progress
+        from masklab.types import Masks
+
+        objects: dict[str, dict] = {}
+        for image_id, file_name, h, w, video, _frame in progress(
+                self.imgs, desc="export", unit="img", quiet=self.quiet):
+            anns = self.by_image.get(image_id, [])
+            rles = [{"size": [h, w], "counts": a[2]} for a in anns]
+            masks = Masks.from_rle(rles, size=(h, w)) if rles else Masks(
+                np.zeros((0, h, w), bool))
+            masks.labels = np.array([a[1] for a in anns], np.int64)
+            masks.scores = np.array([1.0 if a[3] is None else a[3] for a in anns])
+            if video is None:  # objects of a still image: 1..K
+                masks.track_ids = np.arange(1, len(anns) + 1, dtype=np.int64)
+            else:  # one id per object across the video's frames: 1, 2, ... by first sight
+                ids = objects.setdefault(video, {})
+                masks.track_ids = np.array([ids.setdefault(a[4] or -a[0], len(ids) + 1)
+                                            for a in anns], np.int64)
+            yield LabeledImage(file_name, masks, image_id)

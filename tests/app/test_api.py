@@ -298,3 +298,32 @@ def test_accounts_roles_and_csrf(tmp_path):
     assert [u["name"] for u in admin.get("/api/users")] == ["ada", "ann", "rev"]
     ann.post("/api/logout")
     assert ann_c.get("/api/projects").status_code == 401
+
+
+def test_attributes_schema_and_values(app_env):
+    api, _, _ = app_env
+    schema = [{"name": "occluded", "type": "bool"},
+              {"name": "colour", "type": "choice", "values": ["red", "blue"]},
+              {"name": "count", "type": "number"}, {"name": "note"}]
+    p = api.post("/api/projects", json={"name": "a", "classes": ["box"],
+                                        "attributes": schema})
+    assert [a["type"] for a in p["attributes"]] == ["bool", "choice", "number", "text"]
+    api.post("/api/projects", json={"name": "b", "attributes": [{"name": "x", "type": "date"}]},
+             expect=400)
+    api.post("/api/projects", json={"name": "c", "attributes": [{"name": "x",
+                                                                 "type": "choice"}]},
+             expect=400)
+    api.post(f"/api/projects/{p['id']}/import", json={"folder": "imgs"})
+    a = api.post("/api/images/1/annotations", json={
+        "class_id": 1, "mask": rect_rle(1, 1, 9, 9),
+        "attributes": {"occluded": True, "colour": "red"}})["annotation"]
+    assert a["attributes"] == {"occluded": True, "colour": "red"}
+    r = api.patch(f"/api/annotations/{a['id']}", json={"attributes": {"count": 3,
+                                                                       "colour": None}})
+    assert r["annotation"]["attributes"] == {"occluded": True, "colour": None, "count": 3}
+    for bad in ({"occluded": "yes"}, {"colour": "green"}, {"count": "3"}, {"size": 1},
+                {"count": True}):
+        api.patch(f"/api/annotations/{a['id']}", json={"attributes": bad}, expect=400)
+    api.put(f"/api/projects/{p['id']}/attributes", json={"attributes": [{"name": "note"}]})
+    assert api.get(f"/api/projects/{p['id']}")["attributes"] == [{"name": "note",
+                                                                   "type": "text"}]

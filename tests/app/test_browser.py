@@ -88,6 +88,7 @@ def test_annotate_review_export_in_a_browser(server, page, tmp_path):
     # a project whose name is markup: shown as text, never run
     page.fill("input[name=project-name]", EVIL)
     page.fill("input[name=project-classes]", "box, other")
+    page.fill("input[name=project-attributes]", "occluded:bool, colour:choice(red|blue)")
     page.click("#create-project")
     page.wait_for_selector("table#images")
     assert page.inner_text("h2") == EVIL
@@ -115,17 +116,30 @@ def test_annotate_review_export_in_a_browser(server, page, tmp_path):
     assert not _tinted(px, page, 20, 20) and not _tinted(px, page, 140, 110)
     obj = page.evaluate("window.masklabEditor.objects()")[0]
     assert obj["area"] == 80 * 60 and obj["source"] == "grabcut"
-    # undo / redo from the keyboard, on the server
+    # the new object is selected: its attributes are edited in the side panel
+    page.check("input[data-attr=occluded]")
+    page.select_option("select[data-attr=colour]", "blue")
+    page.wait_for_selector("#save[data-state=saved]")
+    page.wait_for_function("window.masklabEditor.objects()[0].attributes.colour === 'blue'")
+    # undo / redo from the keyboard, on the server: the last edit (the colour), then the
+    # first two (occluded, the object itself); redo brings them back
+    page.keyboard.press("Control+z")
+    page.wait_for_function("window.masklabEditor.objects()[0].attributes.colour === undefined")
+    page.keyboard.press("Control+z")
     page.keyboard.press("Control+z")
     page.wait_for_function("window.masklabEditor.objects().length === 0")
-    page.keyboard.press("Control+Shift+z")
-    page.wait_for_function("window.masklabEditor.objects().length === 1")
+    for _ in range(3):
+        page.keyboard.press("Control+Shift+z")
+    page.wait_for_function("window.masklabEditor.objects().length === 1 && "
+                           "window.masklabEditor.objects()[0].attributes.colour === 'blue'")
     # reload: it was saved
     page.reload()
     page.wait_for_function("window.masklabEditor && window.masklabEditor.imageId() === 1 "
                            "&& window.masklabEditor.objects().length === 1")
     page.wait_for_timeout(300)
     assert _tinted(_pixels(page), page, x, y)
+    attrs = page.evaluate("window.masklabEditor.objects()[0].attributes")
+    assert attrs == {"occluded": True, "colour": "blue"}
     # next image with "d", the box tool with "b": drag around the object
     page.keyboard.press("d")
     page.wait_for_function("window.masklabEditor.imageId() === 2")

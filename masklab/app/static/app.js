@@ -90,18 +90,32 @@ async function projectsPage() {
     el("td", { text: p.classes.map((c) => c.name).join(", ") })));
   const name = el("input", { name: "project-name", placeholder: "name" });
   const classes = el("input", { name: "project-classes", placeholder: "classes, comma separated", size: 40 });
+  const attrs = el("input", { name: "project-attributes", placeholder: "attributes: occluded:bool, colour:choice(red|blue)", size: 44 });
   const form = el("form", { onsubmit: async (e) => {
     e.preventDefault();
     try {
       const p = await api.post("/api/projects", { name: name.value,
-        classes: classes.value.split(",").map((s) => s.trim()).filter(Boolean) });
+        classes: classes.value.split(",").map((s) => s.trim()).filter(Boolean),
+        attributes: parseAttributes(attrs.value) });
       location.hash = `#/p/${p.id}`;
     } catch (err) { toast(err.message); }
-  } }, el("div", { class: "row" }, name, classes, el("button", { type: "submit", id: "create-project", text: "Create project" })));
+  } }, el("div", { class: "row" }, name, classes), el("div", { class: "row" }, attrs,
+    el("button", { type: "submit", id: "create-project", text: "Create project" })));
   view.replaceChildren(el("div", { class: "page" },
     el("h2", { text: "Projects" }),
     el("table", { id: "projects" }, el("tr", {}, el("th", { text: "project" }), el("th", { text: "images" }), el("th", { text: "classes" })), ...rows),
     me.role === "admin" ? el("fieldset", {}, el("legend", { text: "New project" }), form) : null));
+}
+
+// "occluded:bool, colour:choice(red|blue), note" -> the attribute schema
+export function parseAttributes(text) {
+  return text.split(",").map((s) => s.trim()).filter(Boolean).map((s) => {
+    const m = s.match(/^([^:()]+?)\s*(?::\s*(text|number|bool|choice)\s*(?:\(([^)]*)\))?)?$/);
+    if (!m) throw new Error(`attribute "${s}": write name:type, e.g. occluded:bool or colour:choice(red|blue)`);
+    const a = { name: m[1].trim(), type: m[2] || "text" };
+    if (a.type === "choice") a.values = (m[3] || "").split("|").map((v) => v.trim()).filter(Boolean);
+    return a;
+  });
 }
 
 async function projectPage(pid) {

@@ -27,7 +27,7 @@ window.masklabEditor = {  // for tests and scripts: image pixels <-> page coordi
     const r = E.canvas.getBoundingClientRect();
     return [r.left + E.tx + x * E.zoom, r.top + E.ty + y * E.zoom];
   },
-  objects() { return E ? E.anns.map((a) => ({ id: a.id, class_id: a.class_id, area: a.area, source: a.source })) : null; },
+  objects() { return E ? E.anns.map((a) => ({ id: a.id, class_id: a.class_id, area: a.area, source: a.source, attributes: a.attributes })) : null; },
   imageId() { return E ? E.image.id : null; },
 };
 
@@ -109,10 +109,11 @@ function buildUi(view) {
     el("button", { id: "redo", text: "redo", title: "Ctrl+Shift+Z", onclick: redo }));
   const toolBox = el("section", { id: "toolbox" });
   const videoBox = E.frames.length ? videoPanel() : null;
+  const attrBox = el("section", { id: "attrs" });
   const side = el("div", { id: "side" }, nav, videoBox, el("section", {}, el("label", {}, "Class ", classSel)),
-    toolBox, list, status);
+    attrBox, toolBox, list, status);
   view.replaceChildren(el("div", { id: "editor" }, tools, stage, side));
-  E.toolBox = toolBox;
+  E.toolBox = toolBox; E.attrBox = attrBox;
   E.canvas = canvas; E.stage = stage; E.list = list; E.statusBox = status; E.classSel = classSel;
   const ro = new ResizeObserver(() => { sizeCanvas(); redraw(); });
   ro.observe(stage);
@@ -439,8 +440,16 @@ async function accept() {
   clearPending();
 }
 
-// every change: send the version read, take the new one; 409 reloads the image's objects
-async function change(fn) {
+// every change: send the version read, take the new one; 409 reloads the image's objects.
+// Changes go one after another, so each is sent with the version the previous one returned.
+let queue = Promise.resolve();
+function change(fn) {
+  const run = queue.then(() => applyChange(fn));
+  queue = run.catch(() => {});
+  return run;
+}
+
+async function applyChange(fn) {
   try {
     const r = await fn();
     E.version = r.version;
@@ -469,8 +478,9 @@ async function reload() {
   renderList(); renderStatus(); redraw();
 }
 
-async function undo() { try { await api.post(`/api/images/${E.image.id}/undo`, { version: E.version }); } catch (e) { if (e.status !== 409) toast(e.message); } await reload(); }
-async function redo() { try { await api.post(`/api/images/${E.image.id}/redo`, { version: E.version }); } catch (e) { if (e.status !== 409) toast(e.message); } await reload(); }
+// undo / redo go through the same queue as edits (a burst of Ctrl+Z is applied in order)
+function undo() { return change(async () => { const r = await api.post(`/api/images/${E.image.id}/undo`, { version: E.version }); await reload(); return r; }); }
+function redo() { return change(async () => { const r = await api.post(`/api/images/${E.image.id}/redo`, { version: E.version }); await reload(); return r; }); }
 
 function rasterPolygon(pts) {
   const { height: h, width: w } = E.image;
@@ -567,8 +577,34 @@ async function changeClass(id, classId) {
   await change(() => api.patch(`/api/annotations/${id}`, { version: E.version, class_id: classId }));
 }
 
+function renderAttrs() {
+  const a = E.anns.find((x) => x.id === E.selected);
+  const schema = E.project.attributes || [];
+  if (!a || !schema.length) { E.attrBox.replaceChildren(); return; }
+  const values = a.attributes || {};
+  const save = async (name, value) => {
+    await change(() => api.patch(`/api/annotations/${a.id}`, { version: E.version, attributes: { [name]: value } }));
+  };
+  E.attrBox.replaceChildren(...schema.map((at) => {
+    let input;
+    if (at.type === "bool") {
+      input = el("input", { type: "checkbox", "data-attr": at.name, checked: values[at.name] === true,
+        onchange: () => save(at.name, input.checked) });
+    } else if (at.type === "choice") {
+      input = el("select", { "data-attr": at.name, onchange: () => save(at.name, input.value || null) },
+        el("option", { value: "", text: "—" }),
+        ...at.values.map((v) => el("option", { value: v, text: v, selected: values[at.name] === v })));
+    } else {
+      input = el("input", { "data-attr": at.name, type: at.type === "number" ? "number" : "text", size: 12,
+        value: values[at.name] ?? "", onchange: () => save(at.name, at.type === "number" ? Number(input.value) : input.value) });
+    }
+    return el("div", { class: "row" }, el("label", {}, `${at.name} `, input));
+  }));
+}
+
 function renderList() {
   if (!E) return;
+  renderAttrs();
   const order = [...E.anns].sort((a, b) => b.z - a.z || b.id - a.id);
   E.list.replaceChildren(...order.map((a) => {
     const c = classOf(a.class_id);
