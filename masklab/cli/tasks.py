@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -115,6 +116,10 @@ def train_group() -> None:
 @click.option("--device", default="auto", show_default=True)
 @click.option("--val-every", type=int, default=1, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.")
+@click.option("--no-flip", is_flag=True, help="No random horizontal flips.")
+@click.option("--nproc", type=int, help="Train on N local processes (DDP; torchrun is "
+              "started for you). --batch-size is the global batch.")
+@click.option("--sync-bn", is_flag=True, help="SyncBatchNorm across processes (GPUs).")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False),
               default="runs/semantic", show_default=True)
 @click.pass_context
@@ -123,9 +128,14 @@ def train_semantic_cmd(ctx, data, layout, images, model, model_arg, pretrained, 
                        gamma, train_split, val_split, train_sequences, val_sequences,
                        eval_scale, optimizer, lr, weight_decay, schedule, loss, class_weights,
                        no_amp, accumulate, ema, workers, seed, device, val_every, resume,
-                       out) -> None:
-    """Train a semantic segmentation model; writes OUT/best, OUT/last, log.csv, tb/."""
+                       no_flip, nproc, sync_bn, out) -> None:
+    """Train a semantic segmentation model; writes OUT/best, OUT/last, log.csv, tb/.
+
+    Under torchrun, or with --nproc N, it trains on many processes (DDP)."""
     from masklab.tasks.semantic import TrainConfig, train_semantic
+
+    if nproc is not None and "WORLD_SIZE" not in os.environ:
+        _relaunch(nproc)
 
     weights = None
     if class_weights in ("median", "sqrt-median"):
@@ -145,12 +155,33 @@ def train_semantic_cmd(ctx, data, layout, images, model, model_arg, pretrained, 
                       eval_scale=eval_scale,
                       optimizer=optimizer, lr=lr, weight_decay=weight_decay, schedule=schedule,
                       loss=loss, class_weights=weights, amp=not no_amp, accumulate=accumulate,
-                      ema=ema,
+                      ema=ema, flip=not no_flip, sync_bn=sync_bn,
                       workers=workers, seed=seed, device=device, val_every=val_every,
                       resume=resume, pretrained=pretrained, quiet=ctx.obj["quiet"] or None)
     r = train_semantic(cfg)
-    click.echo(f"best val mIoU {r.best_miou:.4f} at epoch {r.best_epoch}; "
-               f"{r.images_per_second:.1f} train images/s; checkpoint {r.best_checkpoint}")
+    if os.environ.get("RANK", "0") == "0":
+        click.echo(f"best val mIoU {r.best_miou:.4f} at epoch {r.best_epoch}; "
+                   f"{r.images_per_second:.1f} train images/s; checkpoint {r.best_checkpoint}")
+
+
+def _relaunch(nproc: int) -> None:
+    """Run this very command again under ``torchrun`` on ``nproc`` processes, then exit."""
+    import sys
+
+    from masklab.distributed import launch
+
+    argv, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc":
+            skip = True
+            continue
+        if a.startswith("--nproc="):
+            continue
+        argv.append(a)
+    sys.exit(launch(nproc, argv))
 
 
 @click.group("segment")

@@ -248,7 +248,7 @@ def train_transform(crop: tuple[int, int] | None, *, scale=(0.5, 2.0), flip: boo
         steps.append(v2.RandomOrder(photometric))
     else:
         steps += photometric
-    pipeline = v2.Compose(steps)
+    pipeline = v2.Compose(steps) if steps else (lambda img, lab: (img, lab))
 
     def apply(image: np.ndarray, label: np.ndarray):
         img = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1))

@@ -15,12 +15,25 @@ from torch import nn
 
 from masklab.nn.upsample import TransposedConvUp
 
+NORMS = ("batch", "group")
 
-def conv_block(cin: int, cout: int, n: int = 2) -> nn.Sequential:
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """``batch`` (BatchNorm) or ``group`` (GroupNorm, 8 groups or fewer: per-sample
+    statistics, the same at any batch size and on any number of processes)."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        groups = next(g for g in (8, 4, 2, 1) if channels % g == 0)
+        return nn.GroupNorm(groups, channels)
+    raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {kind!r}")
+
+
+def conv_block(cin: int, cout: int, n: int = 2, norm: str = "batch") -> nn.Sequential:
     layers = []
     for i in range(n):
         layers += [nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1, bias=False),
-                   nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+                   norm_layer(norm, cout), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers)
 
 

@@ -20,21 +20,21 @@ from masklab.nn.upsample import Upsample
 
 class UNet(nn.Module):
     def __init__(self, num_classes: int, depth: int = 4, width: int = 32,
-                 upsampling: str = "bilinear", in_channels: int = 3):
+                 upsampling: str = "bilinear", in_channels: int = 3, norm: str = "batch"):
         super().__init__()
         if depth < 1:
             raise ValueError("depth must be at least 1")
         self.depth, self.upsampling = depth, upsampling
         ch = [width * 2 ** i for i in range(depth + 1)]
-        self.enc = nn.ModuleList([conv_block(in_channels if i == 0 else ch[i - 1], ch[i])
-                                  for i in range(depth + 1)])
+        self.enc = nn.ModuleList([conv_block(in_channels if i == 0 else ch[i - 1], ch[i],
+                                             norm=norm) for i in range(depth + 1)])
         self.ups = nn.ModuleList()
         self.reduce = nn.ModuleList()
         self.dec = nn.ModuleList()
         for i in range(depth, 0, -1):
             self.ups.append(Upsample(upsampling, 2, channels=ch[i]))
             self.reduce.append(nn.Conv2d(ch[i], ch[i - 1], 1))
-            self.dec.append(conv_block(2 * ch[i - 1], ch[i - 1]))
+            self.dec.append(conv_block(2 * ch[i - 1], ch[i - 1], norm=norm))
         self.head = nn.Conv2d(ch[0], num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -171,6 +171,8 @@ class TrainConfig:
     accumulate: int = 1
     ema: float | None = None  # decay of an exponential moving average of the weights, which
     # is then what is validated and saved as best (e.g. 0.999)
+    flip: bool = True  # random horizontal flips
+    sync_bn: bool = False  # SyncBatchNorm across processes (GPUs; see masklab.distributed)
     workers: int = 2
     seed: int = 0
     device: str = "auto"
@@ -231,7 +233,7 @@ def _schedule(cfg: TrainConfig, optimizer, total_steps: int):
 
 
 def evaluate_model(model: SemanticModel, dataset, num_classes: int, ignore_index: int,
-                   quiet: bool | None = None, scale: float = 1.0):
+                   quiet: bool | None = None, scale: float = 1.0, dist=None):
     """Validation figures over a dataset of full images (``masklab.metrics.semantic``).
 
     Predictions come from ``predict_semantic`` with ``scales=(scale,)``, the very path of
@@ -244,22 +246,47 @@ def evaluate_model(model: SemanticModel, dataset, num_classes: int, ignore_index
     ev = SemanticEvaluator(num_classes, ignore_index=ignore_index,
                            class_names=model.class_names)
     model.eval()
-    for i in progress(range(len(dataset)), desc="val", quiet=quiet):
+    rank, world = (dist.rank, dist.world) if dist is not None else (0, 1)
+    for i in progress(range(rank, len(dataset), world), desc="val", quiet=quiet):
         image, label = dataset.load(i)
         ev.update(label, predict_semantic(model, image, scales=(scale,)).labels)
+    if world > 1:  # each process scored its share: the confusion matrices add up
+        from masklab import distributed
+
+        ev.confusion = distributed.all_sum(dist, ev.confusion).astype(np.int64)
+        ev.images = int(distributed.all_sum(dist, [ev.images])[0])
     return ev.compute()
 
 
 def train_semantic(cfg: TrainConfig) -> TrainResult:
-    """Train, validate each ``val_every`` epochs, keep the best checkpoint by mIoU."""
-    from torch.utils.data import DataLoader
+    """Train, validate each ``val_every`` epochs, keep the best checkpoint by mIoU.
 
+    Under ``torchrun`` (or ``masklab train semantic --nproc N``) it trains with DDP: the
+    global batch ``batch_size`` is split over the processes, gradients are averaged, rank 0
+    writes checkpoints and logs, validation metrics are merged over the processes."""
+    from masklab import distributed
+
+    _seed(cfg.seed)
+    dist_, device = distributed.setup(_device(cfg.device))
+    try:
+        return _train(cfg, dist_, device)
+    finally:
+        distributed.teardown(dist_)
+
+
+def _train(cfg: TrainConfig, dist_, device) -> TrainResult:
+    """``train_semantic`` on this process: every process of a distributed run trains on its
+    share of each global batch (DDP averages the gradients), validates its share of the
+    validation images (the confusion matrices are summed), and rank 0 writes the files."""
+    from torch.utils.data import DataLoader
+    from torch.utils.data.distributed import DistributedSampler
+
+    from masklab import distributed
     from masklab.data.semantic import eval_transform, open_dataset, train_transform
     from masklab.io.atomic import write_json
     from masklab.progress import progress
 
-    _seed(cfg.seed)
-    device = _device(cfg.device)
+    main = dist_.main
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     kw = dict(layout=cfg.layout, num_classes=cfg.num_classes, class_names=cfg.class_names,
@@ -269,7 +296,7 @@ def train_semantic(cfg: TrainConfig) -> TrainResult:
     train_ds = open_dataset(cfg.data, cfg.train_split, sequences=cfg.train_sequences, **kw)
     spec = train_ds.spec  # the layout may fix the ignore index (CamVid: 11)
     train_ds.transform = train_transform(cfg.crop, scale=cfg.scale, jitter=cfg.jitter,
-                                         hue=cfg.hue, gamma=cfg.gamma,
+                                         hue=cfg.hue, gamma=cfg.gamma, flip=cfg.flip,
                                          ignore_index=spec.ignore_index)
     if spec.num_classes is None:
         raise InputError("the number of classes is unknown: pass num_classes", cfg.data)
@@ -304,14 +331,33 @@ def train_semantic(cfg: TrainConfig) -> TrainResult:
             raise InputError(f"{len(weight)} class weights for {spec.num_classes} classes")
     loss_fn = _loss_fn(cfg, weight, ignore)
 
-    g = torch.Generator()
-    g.manual_seed(cfg.seed)
-    loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                        num_workers=cfg.workers, generator=g, persistent_workers=False,
+    if cfg.batch_size % dist_.world:
+        raise InputError(f"batch size {cfg.batch_size} does not split over {dist_.world} "
+                         "processes")
+    if len(train_ds) < cfg.batch_size:
+        raise InputError(f"fewer training images ({len(train_ds)}) than one batch "
+                         f"({cfg.batch_size})", cfg.data)
+    # one permutation per epoch (seed + epoch), each process taking its share of every
+    # global batch: the same batches on 1 process or N
+    sampler = DistributedSampler(train_ds, num_replicas=dist_.world, rank=dist_.rank,
+                                 shuffle=True, seed=cfg.seed, drop_last=True)
+    loader = DataLoader(train_ds, batch_size=cfg.batch_size // dist_.world, sampler=sampler,
+                        drop_last=True, num_workers=cfg.workers, persistent_workers=False,
                         worker_init_fn=_worker_seed if cfg.workers else None)
     if len(loader) == 0:
         raise InputError(f"fewer training images ({len(train_ds)}) than one batch "
                          f"({cfg.batch_size})", cfg.data)
+    if cfg.sync_bn and dist_.active:
+        if device.type != "cuda":
+            raise InputError("sync_bn needs GPUs (PyTorch's SyncBatchNorm runs on CUDA "
+                             "only); on CPUs use a model with norm=group")
+        model = _convert_sync_bn(model)
+    ddp = model
+    if dist_.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type ==
+                                      "cuda" else None)
     steps_per_epoch = max(1, len(loader) // cfg.accumulate)
     total_steps = steps_per_epoch * cfg.epochs
     if cfg.max_steps is not None:
@@ -348,21 +394,24 @@ def train_semantic(cfg: TrainConfig) -> TrainResult:
             ema.updates = step
         history = _read_log(out / "log.csv")
 
-    writer = _tensorboard(out / "tb") if cfg.tensorboard else None
-    write_json(out / "train_config.json", asdict(cfg), indent=1)
+    writer = _tensorboard(out / "tb") if cfg.tensorboard and main else None
+    if main:
+        write_json(out / "train_config.json", {**asdict(cfg), "processes": dist_.world},
+                   indent=1)
     seen, t_train, last_result = 0, 0.0, None
     for epoch in range(start_epoch, cfg.epochs):
         if step >= total_steps:
             break
         model.train()
+        sampler.set_epoch(epoch)
         t0 = time.perf_counter()
         running, batches = 0.0, 0
         opt.zero_grad(set_to_none=True)
         for i, (x, y) in enumerate(progress(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                                            quiet=cfg.quiet)):
+                                            quiet=cfg.quiet if main else True)):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device.type, enabled=use_amp):
-                loss = loss_fn(model(model.normalize(x)), y) / cfg.accumulate
+                loss = loss_fn(ddp(model.normalize(x)), y) / cfg.accumulate
             scaler.scale(loss).backward()
             running += float(loss.detach()) * cfg.accumulate
             batches += 1
@@ -378,42 +427,54 @@ def train_semantic(cfg: TrainConfig) -> TrainResult:
                 if step >= total_steps:
                     break
         t_train += time.perf_counter() - t0
-        row = {"epoch": epoch + 1, "step": step, "loss": running / max(1, batches),
+        if dist_.active:  # the mean over every process's batches
+            running, batches = distributed.all_sum(dist_, [running, float(batches)])
+        row = {"epoch": epoch + 1, "step": step, "loss": float(running) / max(1, batches),
                "lr": opt.param_groups[0]["lr"], "val_mIoU": float("nan"),
                "val_pixel_acc": float("nan"), "seconds": time.perf_counter() - t0}
         last_epoch = epoch + 1 == cfg.epochs or step >= total_steps
         scored = ema.model if ema is not None else model  # what is validated and kept
         if val_ds is not None and ((epoch + 1) % cfg.val_every == 0 or last_epoch):
-            r = evaluate_model(scored, val_ds, spec.num_classes, ignore, cfg.quiet,
-                               cfg.eval_scale)
+            r = evaluate_model(scored, val_ds, spec.num_classes, ignore,
+                               cfg.quiet if main else True, cfg.eval_scale, dist=dist_)
             row["val_mIoU"], row["val_pixel_acc"] = r.miou, r.pixel_acc
             if r.miou > best:
                 best, best_epoch, last_result = r.miou, epoch + 1, r
-                save_checkpoint(out / "best", scored, {"epoch": epoch + 1, "val_mIoU": r.miou})
+                if main:
+                    save_checkpoint(out / "best", scored, {"epoch": epoch + 1,
+                                                           "val_mIoU": r.miou})
         elif val_ds is None and last_epoch:
-            save_checkpoint(out / "best", scored, {"epoch": epoch + 1})
+            if main:
+                save_checkpoint(out / "best", scored, {"epoch": epoch + 1})
             best_epoch = epoch + 1
         history.append(row)
-        _append_log(out / "log.csv", row)
-        if writer is not None:
-            for k in ("loss", "lr", "val_mIoU", "val_pixel_acc"):
-                if row[k] == row[k]:
-                    writer.add_scalar(k, row[k], epoch + 1)
-        save_checkpoint(out / "last", model, {"epoch": epoch + 1})
-        if ema is not None:
-            save_checkpoint(out / "last_ema", ema.model, {"epoch": epoch + 1})
-        torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "epoch": epoch, "step": step, "best_miou": best,
-                    "best_epoch": best_epoch}, state_file)
+        if main:  # rank 0 writes the log and the checkpoints
+            _append_log(out / "log.csv", row)
+            if writer is not None:
+                for k in ("loss", "lr", "val_mIoU", "val_pixel_acc"):
+                    if row[k] == row[k]:
+                        writer.add_scalar(k, row[k], epoch + 1)
+            save_checkpoint(out / "last", model, {"epoch": epoch + 1})
+            if ema is not None:
+                save_checkpoint(out / "last_ema", ema.model, {"epoch": epoch + 1})
+            torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                        "epoch": epoch, "step": step, "best_miou": best,
+                        "best_epoch": best_epoch}, state_file)
+        distributed.barrier(dist_)
     if writer is not None:
         writer.close()
     if last_result is None and val_ds is not None and (out / "best").is_dir():
         # resumed after the best epoch: score the saved best checkpoint again
         best_model = load_checkpoint(out / "best", device=str(device))
         last_result = evaluate_model(best_model, val_ds, spec.num_classes, ignore,
-                                     cfg.quiet, cfg.eval_scale)
+                                     cfg.quiet if main else True, cfg.eval_scale, dist=dist_)
     return TrainResult(best, best_epoch, history, out / "best", out / "last",
-                       seen / t_train if t_train else 0.0, last_result)
+                       seen * dist_.world / t_train if t_train else 0.0, last_result)
+
+
+def _convert_sync_bn(model):
+    model.net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.net)
+    return model
 
 
 class _Ema:

@@ -22,6 +22,7 @@ const KEYS = Object.fromEntries(TOOLS.map(([t, k]) => [k, t]));
 
 let E = null;  // the open editor's state
 window.masklabTimings = [];  // click -> mask drawn, ms (read by the browser tests)
+window.masklabDrawTimes = [];  // ms per redraw (zoom, pan, edits): the benchmark reads them
 window.masklabEditor = {  // for tests and scripts: image pixels <-> page coordinates
   toPage(x, y) {
     const r = E.canvas.getBoundingClientRect();
@@ -249,7 +250,10 @@ function redraw(after) {
   if (frame) { if (after) requestAnimationFrame(after); return; }
   frame = requestAnimationFrame(() => {
     frame = 0;
+    const t0 = performance.now();
     draw();
+    window.masklabDrawTimes.push(performance.now() - t0);
+    if (window.masklabDrawTimes.length > 1000) window.masklabDrawTimes.splice(0, 500);
     if (after) after();
   });
 }
