@@ -26,6 +26,7 @@ from masklab.errors import InputError, MasklabError
 PALETTE = ["#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0",
            "#f032e6", "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#800000",
            "#aaffc3", "#808000", "#000075", "#808080"]
+INTERNAL_DIRS = ("uploads", "exports", "frames", "cache", "alpha")  # in the data folder
 EXPORT_FORMATS = ("coco", "coco-polygons", "yolo", "labels", "instances", "davis", "alpha")
 
 
@@ -289,13 +290,17 @@ class Store:
         root = self.confine(folder)
         if not root.is_dir():
             raise InputError("no such folder", folder)
+        own = [(self.data_dir / d).resolve() for d in INTERNAL_DIRS]
+
+        def wanted(p: Path) -> bool:  # below the root (no symlink out), not the app's own
+            return (p == root or root in p.parents) and not any(d in p.parents for d in own)
+
         files = [p.resolve() for p in find_images([root], recursive=recursive)]
-        files = [p for p in files if p == root or root in p.parents]  # no symlinks out
-        added = self.add_images(project_id, sorted(files), base=root)
+        added = self.add_images(project_id, sorted(p for p in files if wanted(p)), base=root)
         pattern = "**/*" if recursive else "*"
         for v in sorted(p for p in root.glob(pattern) if p.is_file() and is_video(p)):
             v = v.resolve()
-            if root in v.parents:
+            if wanted(v):
                 added += self.import_video(project_id, v, name=v.relative_to(root).with_suffix(
                     "").as_posix(), max_frames=max_frames, quiet=quiet)
         return added

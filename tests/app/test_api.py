@@ -217,6 +217,12 @@ def test_bad_input_is_a_clear_4xx(app_env, tmp_path):
     for folder in ("/etc", "../..", "imgs/../../.."):
         r = c.post(f"/api/projects/{p['id']}/import", json={"folder": folder}, headers=h)
         assert r.status_code == 403, (folder, r.text)
+    # the app's own folders are not imported: importing the whole data folder adds the
+    # three images, not the uploads, exports or frames
+    r = c.post(f"/api/projects/{p['id']}/export", json={"format": "labels"}, headers=h)
+    q = c.post("/api/projects", json={"name": "all", "classes": ["x"]}, headers=h).json()
+    r = c.post(f"/api/projects/{q['id']}/import", json={"folder": "."}, headers=h)
+    assert r.status_code == 200 and r.json()["added"] == 3, r.text
     (base / "data" / "escape").symlink_to("/etc")
     assert c.post(f"/api/projects/{p['id']}/import", json={"folder": "escape"},
                   headers=h).status_code == 403
