@@ -31,11 +31,23 @@ def eval_group() -> None:
               show_default=True)
 @click.option("--iou-thrs", help="Comma-separated IoU thresholds (default .50:.05:.95).")
 @click.option("--max-dets", help="Comma-separated maxDets (default 1,10,100; keypoints 20).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True, help="ray: shards of images on a Ray cluster, the "
+              "accumulators merged (masklab[ray]).")
+@click.option("--address", help="With --engine ray: auto, ray://HOST:PORT, or none (local).")
+@click.option("--workers", type=int, default=2, show_default=True,
+              help="With --engine ray: shards evaluated in parallel.")
 @_json_opt
 @_plots_opt
-def eval_coco(gt, pred, iou_type, iou_thrs, max_dets, json_out, plots) -> None:
+def eval_coco(gt, pred, iou_type, iou_thrs, max_dets, engine, address, workers, json_out,
+              plots) -> None:
     """COCO AP/AR (the 12 or 10 pycocotools stats) of results PRED against GT."""
     import numpy as np
+
+    if engine == "ray":
+        from masklab.scale import ray_engine
+
+        ray_engine.connect(address, workers)  # every check before any work
 
     from masklab.io.coco import load_coco, load_results
     from masklab.metrics.coco import CocoEvaluator, CocoParams
@@ -49,8 +61,12 @@ def eval_coco(gt, pred, iou_type, iou_thrs, max_dets, json_out, plots) -> None:
     if max_dets:
         kwargs["max_dets"] = tuple(int(v) for v in max_dets.split(","))
     params = CocoParams(iou_type, **kwargs)
-    r = CocoEvaluator(ds.categories, iou_type, params).update(
-        ds.images, ds.annotations, results).compute()
+    if engine == "ray":
+        r = ray_engine.eval_coco(ds, results, iou_type, params, workers=workers,
+                                 address=address)
+    else:
+        r = CocoEvaluator(ds.categories, iou_type, params).update(
+            ds.images, ds.annotations, results).compute()
     click.echo(coco_text(r))
     _write_json(json_out, r.to_dict())
     if plots is not None:

@@ -248,6 +248,22 @@ def _load_objects(model, weights, num_classes, class_names, device):
                              class_names=class_names, device=device)
 
 
+def _engine_options(fn):
+    """``--engine local|ray``, ``--address``, ``--workers``, ``--gpus-per-worker``."""
+    for opt in reversed([
+        click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+                     show_default=True, help="ray: run on a Ray cluster (masklab[ray])."),
+        click.option("--address", help="With --engine ray: auto (the running cluster), "
+                     "ray://HOST:PORT, or none for a new local cluster."),
+        click.option("--workers", type=int, default=2, show_default=True,
+                     help="With --engine ray: model replicas (actors)."),
+        click.option("--gpus-per-worker", type=float, default=0.0, show_default=True,
+                     help="With --engine ray: GPUs per replica (1: one per GPU)."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
 def _object_command(task: str):
     @segment_group.command(task, help=_OBJECT_HELP[task])
     @click.argument("inputs", nargs=-1, required=True)
@@ -265,9 +281,11 @@ def _object_command(task: str):
                   help="Take image ids from this ground truth (matched by file name).")
     @click.option("--no-overlay", is_flag=True)
     @click.option("--device", default="cpu", show_default=True)
+    @_engine_options
     @click.pass_context
     def cmd(ctx, inputs, model, weights, num_classes, class_names, out, score_threshold,
-            classes, max_detections, batch_size, coco_gt, no_overlay, device):
+            classes, max_detections, batch_size, coco_gt, no_overlay, device, engine, address,
+            workers, gpus_per_worker):
         import torch
 
         from masklab.errors import InputError
@@ -279,6 +297,25 @@ def _object_command(task: str):
         names = None
         if class_names is not None:
             names = [n.strip() for n in class_names.read_text().splitlines() if n.strip()]
+        if engine == "ray":
+            from masklab.scale import ray_engine
+
+            ray_engine.connect(address, workers)  # every check before any work
+            files = find_images(inputs)
+            if not files:
+                raise click.BadParameter("no images found", param_hint="INPUTS")
+            spec = {"model": model, "weights": str(weights) if weights else None,
+                    "num_classes": num_classes, "class_names": names,
+                    "device": "cuda" if gpus_per_worker else "cpu"}
+            keep = [int(c) for c in classes.split(",")] if classes else None
+            written = ray_engine.segment_objects(
+                spec, files, out, workers=workers, address=address,
+                gpus_per_worker=gpus_per_worker, batch_size=batch_size,
+                score_threshold=score_threshold, classes=keep, max_detections=max_detections,
+                overlay=not no_overlay, coco_gt=coco_gt)
+            if not ctx.obj["quiet"]:
+                click.echo(f"wrote {len(written)} files to {out} ({workers} Ray workers)")
+            return
         m = _load_objects(model, weights, num_classes, names, device)
         if m.task != task and not (task == "instances" and m.task == "panoptic"):
             raise InputError(f"model {model} predicts {m.task}, not {task}")

@@ -31,7 +31,6 @@ def segment_object_files(model: ObjectModel, files: list[Path], out_dir: str | o
     """Run ``model`` on image files; write ``results.json`` (COCO results: boxes, RLE masks,
     keypoints), ``images.json`` (the COCO image and category records) and overlays."""
     from masklab import viz
-    from masklab.io.atomic import write_json
     from masklab.io.images import read_image
     from masklab.progress import progress
 
@@ -51,13 +50,20 @@ def segment_object_files(model: ObjectModel, files: list[Path], out_dir: str | o
             if overlay:
                 written.append(viz.save(out / f"{files[i].stem}_overlay.png",
                                         render(img, det)))
-    names = model.class_names or [str(k) for k in range(model.num_classes)]
+    return written + write_object_outputs(out, results, images, model.class_names,
+                                          model.num_classes)
+
+
+def write_object_outputs(out: Path, results: list, images: list, class_names,
+                         num_classes: int) -> list[Path]:
+    """``results.json`` (COCO results) and ``images.json`` (images and categories)."""
+    from masklab.io.atomic import write_json
+
+    names = class_names or [str(k) for k in range(num_classes)]
     cats = [{"id": k, "name": n} for k, n in enumerate(names)
             if k > 0 and n not in ("__background__", "N/A")]
-    written.append(write_json(out / "results.json", results))
-    written.append(write_json(out / "images.json", {"images": images, "categories": cats},
-                              indent=1))
-    return written
+    return [write_json(out / "results.json", results),
+            write_json(out / "images.json", {"images": images, "categories": cats}, indent=1)]
 
 
 def render(image, det: Detections):

@@ -1,0 +1,1 @@
+"""Scale-out: batch verbs on Ray (``--engine ray``). Nothing here imports Ray until asked."""

@@ -1,0 +1,168 @@
+"""Batch verbs on a Ray cluster (``masklab[ray]``): the model lives in an actor pool (Ray
+Data ``map_batches`` with a callable class: loaded once per worker, one per GPU with
+``gpus_per_worker``), outputs are gathered and merged in input order, so the merged files are
+the local run's; evaluation merges the metric accumulators of image shards.
+
+``connect`` checks everything a run needs before any work starts: Ray installed, a positive
+worker count, a reachable address.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+from masklab.errors import InputError
+
+
+def require_ray():
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--engine ray needs Ray: pip install 'masklab[ray]'") from None
+    return ray
+
+
+def connect(address: str | None = None, workers: int | None = None):
+    """Ray, initialised: a new local cluster (``address=None``), the running one
+    (``"auto"``) or ``ray://HOST:PORT`` / ``HOST:PORT``."""
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers must be at least 1, got {workers}")
+    ray = require_ray()
+    if ray.is_initialized():
+        return ray
+    if address and address != "auto":
+        hostport = address.split("://", 1)[-1]
+        host, _, port = hostport.rpartition(":")
+        try:
+            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+                pass
+        except (OSError, ValueError) as e:
+            raise InputError(f"cannot reach the Ray cluster at {address} ({e})") from None
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 logging_level="ERROR", configure_logging=False)
+    except ConnectionError as e:
+        raise InputError(f"cannot connect to Ray at {address or 'a new local cluster'}: "
+                         f"{str(e).splitlines()[0]}") from None
+    return ray
+
+
+# --- evaluation: shards of images, accumulators merged ------------------------------------------
+def eval_coco(ds, results: list, iou_type: str, params, *, workers: int,
+              address: str | None = None):
+    """COCO evaluation with the images split into ``workers`` contiguous shards, each
+    evaluated by a Ray task; the accumulators are merged in shard order."""
+    from masklab.metrics.coco import CocoEvaluator
+
+    ray = connect(address, workers)
+    images = list(ds.images)
+    n = max(1, min(workers, len(images)))
+    bounds = [round(k * len(images) / n) for k in range(n + 1)]
+    anns_by, res_by = {}, {}
+    for a in ds.annotations:
+        anns_by.setdefault(a["image_id"], []).append(a)
+    for r in results:
+        res_by.setdefault(r["image_id"], []).append(r)
+
+    @ray.remote(num_cpus=1, max_retries=3)
+    def part(imgs, anns, res, categories, iou_type, params):
+        return CocoEvaluator(categories, iou_type, params).update(imgs, anns, res)
+
+    futures = []
+    for k in range(n):
+        imgs = images[bounds[k]:bounds[k + 1]]
+        ids = [im["id"] for im in imgs]
+        futures.append(part.remote(imgs, [a for i in ids for a in anns_by.get(i, [])],
+                                   [r for i in ids for r in res_by.get(i, [])],
+                                   ds.categories, iou_type, params))
+    parts = ray.get(futures)
+    ev = parts[0]
+    for p in parts[1:]:
+        ev.merge(p)
+    return ev.compute()
+
+
+# --- object prediction: an actor pool -------------------------------------------------------------
+class _ObjectWorker:
+    """Loaded once per Ray worker; ``__call__`` predicts a batch of image files."""
+
+    def __init__(self, spec: dict, options: dict, out: str, overlay: bool):
+        from masklab.models.objects import load_object_model
+        from masklab.models.universal import is_universal, load_universal_model
+
+        device = spec.get("device", "cpu")
+        if device == "cuda":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if is_universal(spec["model"]):
+            self.model = load_universal_model(spec["model"], weights=spec.get("weights") or
+                                              "default", device=device)
+        else:
+            self.model = load_object_model(spec["model"], weights=spec.get("weights") or
+                                           "default", num_classes=spec.get("num_classes"),
+                                           class_names=spec.get("class_names"), device=device)
+        self.options, self.out, self.overlay = options, Path(out), overlay
+        marker = os.environ.get("MASKLAB_RAY_PID_DIR")  # tests: which processes work
+        if marker:
+            Path(marker, f"{os.getpid()}").touch()
+
+    def __call__(self, batch: dict) -> dict:
+        from masklab import viz
+        from masklab.io.images import read_image
+        from masklab.tasks.instances import render
+
+        paths = [str(p) for p in batch["path"]]
+        imgs = [read_image(p) for p in paths]
+        dets = self.model.predict(imgs, **self.options)
+        results, images = [], []
+        for p, img, det, image_id in zip(paths, imgs, dets, batch["image_id"], strict=True):
+            image_id = int(image_id)
+            images.append(json.dumps({"id": image_id, "file_name": Path(p).name,
+                                      "height": img.shape[0], "width": img.shape[1]}))
+            results.append(json.dumps(det.to_coco_results(image_id)))
+            if self.overlay:  # one file per image: a retried batch rewrites the same file
+                viz.save(self.out / f"{Path(p).stem}_overlay.png", render(img, det))
+        meta = json.dumps([self.model.class_names, self.model.num_classes])
+        return {"index": batch["index"], "image": images, "results": results,
+                "meta": [meta] * len(paths)}
+
+
+def segment_objects(spec: dict, files: list[Path], out_dir, *, workers: int,
+                    address: str | None = None, gpus_per_worker: float = 0.0,
+                    batch_size: int = 2, score_threshold: float = 0.5, classes=None,
+                    max_detections: int = 100, overlay: bool = True, coco_gt=None
+                    ) -> list[Path]:
+    """``segment_object_files`` on a Ray cluster: the same ``results.json`` and
+    ``images.json`` (merged in input order) and overlays."""
+    from masklab.tasks.instances import _image_ids, write_object_outputs
+
+    connect(address, workers)
+    import ray.data
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ids = _image_ids(files, coco_gt)
+    items = [{"index": i, "path": str(Path(f).resolve()), "image_id": ids[i]}
+             for i, f in enumerate(files)]
+    options = {"score_threshold": score_threshold, "classes": classes,
+               "max_detections": max_detections}
+    ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items),
+                                                                   4 * workers)))
+    mapped = ds.map_batches(
+        _ObjectWorker, fn_constructor_kwargs={"spec": spec, "options": options,
+                                              "out": str(out), "overlay": overlay},
+        batch_size=batch_size, concurrency=workers, num_cpus=1,
+        num_gpus=gpus_per_worker or None, batch_format="numpy")
+    rows = sorted(mapped.take_all(), key=lambda r: int(r["index"]))
+    if [int(r["index"]) for r in rows] != list(range(len(files))):
+        raise RuntimeError("the Ray run lost or repeated images")  # never: Ray retries
+    results = [r for row in rows for r in json.loads(row["results"])]
+    images = [json.loads(row["image"]) for row in rows]
+    class_names, num_classes = json.loads(rows[0]["meta"])
+    written = [out / f"{Path(f).stem}_overlay.png" for f in files] if overlay else []
+    return written + write_object_outputs(out, results, images, class_names, num_classes)
