@@ -150,11 +150,15 @@ async function projectPage(pid) {
         toast(`${r.added} images uploaded`); route(); } catch (err) { toast(err.message); }
     } }, files, el("button", { type: "submit", text: "Upload" }))) : null;
   const exportRow = el("div", { class: "row" }, ...info.export_formats.map((f) =>
-    el("button", { "data-format": f, text: f, onclick: async () => {
+    el("button", { "data-format": f, text: f, onclick: async (e) => {
+      const button = e.currentTarget;
+      button.disabled = true; button.textContent = `${f} — exporting…`;
+      toast(`exporting ${p.images} images as ${f}…`, 60000);
       try { const r = await api.post(`/api/projects/${pid}/export`, { format: f });
         const a = el("a", { href: r.url, download: r.file }); document.body.append(a); a.click(); a.remove();
         toast(`exported ${r.file}`);
       } catch (err) { toast(err.message); }
+      button.disabled = false; button.textContent = f;
     } })));
   const counts = Object.entries(p.status).map(([k, v]) => `${k.replace("_", " ")} ${v}`).join(" · ");
   view.replaceChildren(el("div", { class: "page" },
