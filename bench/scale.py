@@ -127,8 +127,8 @@ def bench_ddp(work: Path) -> list[dict]:
         cmd = [sys.executable, "-m", "masklab.cli", "-q", "train", "semantic", "--data",
                str(data), "--num-classes", "4", "--model", "unet", "--model-arg", "width=16",
                "--model-arg", "norm=group", "--batch-size", "16", "--crop", "none",
-               "--epochs", "2", "--workers", "0", "--device", "cpu", "--val-every", "2",
-               "--out", str(out), "--nproc", str(nproc)]
+               "--scale", "1,1", "--epochs", "2", "--workers", "0", "--device", "cpu",
+               "--val-every", "2", "--out", str(out), "--nproc", str(nproc)]
         env = {**os.environ, "OMP_NUM_THREADS": str(2 // nproc)}
         t = time.perf_counter()
         r = subprocess.run(cmd, capture_output=True, text=True, env=env)

@@ -61,6 +61,22 @@ def models_cmd(task: str | None, as_json: bool) -> None:
                        f"{r['params'] / 1e6:.1f}", r["license"]] for r in rows]))
 
 
+def _engine_options(fn):
+    """``--engine local|ray``, ``--address``, ``--workers``, ``--gpus-per-worker``."""
+    for opt in reversed([
+        click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+                     show_default=True, help="ray: run on a Ray cluster (masklab[ray])."),
+        click.option("--address", help="With --engine ray: auto (the running cluster), "
+                     "ray://HOST:PORT, or none for a new local cluster."),
+        click.option("--workers", type=int, default=2, show_default=True,
+                     help="With --engine ray: model replicas (actors)."),
+        click.option("--gpus-per-worker", type=float, default=0.0, show_default=True,
+                     help="With --engine ray: GPUs per replica (1: one per GPU)."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
 @click.group("train")
 def train_group() -> None:
     """Train a model on your data."""
@@ -205,9 +221,11 @@ def segment_group() -> None:
 @click.option("--batch-size", type=int, default=4, show_default=True,
               help="Windows per forward pass.")
 @click.option("--device", default="cpu", show_default=True)
+@_engine_options
 @click.pass_context
 def segment_semantic_cmd(ctx, inputs, model, weights, num_classes, out, tile, overlap, scales,
-                         flip, no_overlay, areas, batch_size, device) -> None:
+                         flip, no_overlay, areas, batch_size, device, engine, address, workers,
+                         gpus_per_worker) -> None:
     """Label PNGs (+ overlays, + areas CSV) for images, folders or globs."""
     import torch
 
@@ -217,6 +235,23 @@ def segment_semantic_cmd(ctx, inputs, model, weights, num_classes, out, tile, ov
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if engine == "ray":
+        from masklab.scale import ray_engine
+
+        ray_engine.connect(address, workers)  # every check before any work
+        files = find_images(inputs)
+        if not files:
+            raise click.BadParameter("no images found", param_hint="INPUTS")
+        spec = {"model": str(model), "weights": str(weights) if weights else None,
+                "num_classes": num_classes, "device": "cuda" if gpus_per_worker else "cpu"}
+        written = ray_engine.segment_semantic(
+            spec, files, out, workers=workers, address=address,
+            gpus_per_worker=gpus_per_worker, overlay=not no_overlay, areas_csv=areas,
+            tile=tile, overlap=overlap, scales=tuple(float(s) for s in scales.split(",")),
+            flip=flip, batch_size=batch_size)
+        if not ctx.obj["quiet"]:
+            click.echo(f"wrote {len(written)} files to {out} ({workers} Ray workers)")
+        return
     m = load_semantic_model(model, weights=weights if weights else "default",
                             num_classes=num_classes, device=device)
     files = find_images(inputs)
@@ -246,22 +281,6 @@ def _load_objects(model, weights, num_classes, class_names, device):
         return load_universal_model(model, weights=weights or "default", device=device)
     return load_object_model(model, weights=weights or "default", num_classes=num_classes,
                              class_names=class_names, device=device)
-
-
-def _engine_options(fn):
-    """``--engine local|ray``, ``--address``, ``--workers``, ``--gpus-per-worker``."""
-    for opt in reversed([
-        click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
-                     show_default=True, help="ray: run on a Ray cluster (masklab[ray])."),
-        click.option("--address", help="With --engine ray: auto (the running cluster), "
-                     "ray://HOST:PORT, or none for a new local cluster."),
-        click.option("--workers", type=int, default=2, show_default=True,
-                     help="With --engine ray: model replicas (actors)."),
-        click.option("--gpus-per-worker", type=float, default=0.0, show_default=True,
-                     help="With --engine ray: GPUs per replica (1: one per GPU)."),
-    ]):
-        fn = opt(fn)
-    return fn
 
 
 def _object_command(task: str):

@@ -51,7 +51,7 @@ def connect(address: str | None = None, workers: int | None = None):
     return ray
 
 
-# --- evaluation: shards of images, accumulators merged ------------------------------------------
+# --- evaluation: shards of images, accumulators merged ----------------------------------------
 def eval_coco(ds, results: list, iou_type: str, params, *, workers: int,
               address: str | None = None):
     """COCO evaluation with the images split into ``workers`` contiguous shards, each
@@ -86,7 +86,7 @@ def eval_coco(ds, results: list, iou_type: str, params, *, workers: int,
     return ev.compute()
 
 
-# --- object prediction: an actor pool -------------------------------------------------------------
+# --- object prediction: an actor pool ---------------------------------------------------------
 class _ObjectWorker:
     """Loaded once per Ray worker; ``__call__`` predicts a batch of image files."""
 
@@ -166,3 +166,56 @@ def segment_objects(spec: dict, files: list[Path], out_dir, *, workers: int,
     class_names, num_classes = json.loads(rows[0]["meta"])
     written = [out / f"{Path(f).stem}_overlay.png" for f in files] if overlay else []
     return written + write_object_outputs(out, results, images, class_names, num_classes)
+
+
+# --- semantic segmentation: an actor pool ----------------------------------------------------
+class _SemanticWorker:
+    def __init__(self, spec: dict, options: dict, out: str, overlay: bool):
+        from masklab.models.semantic import load_semantic_model
+
+        self.model = load_semantic_model(spec["model"], weights=spec.get("weights") or
+                                         "default", num_classes=spec.get("num_classes"),
+                                         device=spec.get("device", "cpu"))
+        self.options, self.out, self.overlay = options, Path(out), overlay
+
+    def __call__(self, batch: dict) -> dict:
+        from masklab.tasks.semantic import segment_one_file
+
+        rows = []
+        for p in batch["path"]:
+            _, area_rows = segment_one_file(self.model, Path(str(p)), self.out,
+                                            overlay=self.overlay, **self.options)
+            rows.append(json.dumps(area_rows))
+        return {"index": batch["index"], "areas": rows}
+
+
+def segment_semantic(spec: dict, files: list[Path], out_dir, *, workers: int,
+                     address: str | None = None, gpus_per_worker: float = 0.0,
+                     overlay: bool = True, areas_csv: bool = False, **options) -> list[Path]:
+    """``segment_files`` on a Ray cluster: the same label PNGs, overlays and ``areas.csv``
+    (rows merged in input order)."""
+    from masklab.tasks.semantic import write_areas_csv
+
+    connect(address, workers)
+    import ray.data
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    items = [{"index": i, "path": str(Path(f).resolve())} for i, f in enumerate(files)]
+    ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items),
+                                                                   4 * workers)))
+    mapped = ds.map_batches(
+        _SemanticWorker, fn_constructor_kwargs={"spec": spec, "options": options,
+                                                "out": str(out), "overlay": overlay},
+        batch_size=1, concurrency=workers, num_cpus=1, num_gpus=gpus_per_worker or None,
+        batch_format="numpy")
+    rows = sorted(mapped.take_all(), key=lambda r: int(r["index"]))
+    if [int(r["index"]) for r in rows] != list(range(len(files))):
+        raise RuntimeError("the Ray run lost or repeated images")
+    written = [out / f"{Path(f).stem}.png" for f in files]
+    if overlay:
+        written += [out / f"{Path(f).stem}_overlay.png" for f in files]
+    if areas_csv:
+        area_rows = [r for row in rows for r in json.loads(row["areas"])]
+        written.append(write_areas_csv(out / "areas.csv", area_rows))
+    return written

@@ -102,36 +102,47 @@ def segment_files(model: SemanticModel, files: list[Path], out_dir: str | os.Pat
                   overlay: bool = True, areas_csv: bool = False, quiet: bool | None = None,
                   **kwargs) -> list[Path]:
     """Label PNG (and overlay, and per-class areas CSV) for each image file."""
-    from masklab import viz
-    from masklab.io.atomic import atomic_open
-    from masklab.io.images import read_image, write_label_png
     from masklab.progress import progress
 
     out = Path(out_dir)
     written: list[Path] = []
     rows = []
     for f in progress(files, desc="segment", quiet=quiet, unit="img"):
-        image = read_image(f)
-        sem = predict_semantic(model, image, **kwargs)
-        written.append(write_label_png(out / f"{f.stem}.png", sem.labels))
-        if overlay:
-            written.append(viz.save(out / f"{f.stem}_overlay.png",
-                                    viz.overlay_semantic(image, sem)))
-        if areas_csv:
-            areas = sem.class_areas()
-            total = sem.labels.size
-            for c, a in sorted(areas.items()):
-                name = sem.class_names[c] if sem.class_names and c < len(sem.class_names) \
-                    else str(c)
-                rows.append([f.name, c, name, a, a / total])
+        files_, area_rows = segment_one_file(model, Path(f), out, overlay=overlay, **kwargs)
+        written += files_
+        rows += area_rows
     if areas_csv:
-        path = out / "areas.csv"
-        with atomic_open(path, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["image", "class_id", "class_name", "pixels", "fraction"])
-            w.writerows(rows)
-        written.append(path)
+        written.append(write_areas_csv(out / "areas.csv", rows))
     return written
+
+
+def segment_one_file(model: SemanticModel, f: Path, out: Path, *, overlay: bool = True,
+                     **kwargs) -> tuple[list[Path], list[list]]:
+    """One image: its label PNG (and overlay) written; its per-class area rows returned."""
+    from masklab import viz
+    from masklab.io.images import read_image, write_label_png
+
+    image = read_image(f)
+    sem = predict_semantic(model, image, **kwargs)
+    written = [write_label_png(out / f"{f.stem}.png", sem.labels)]
+    if overlay:
+        written.append(viz.save(out / f"{f.stem}_overlay.png", viz.overlay_semantic(image, sem)))
+    rows = []
+    total = sem.labels.size
+    for c, a in sorted(sem.class_areas().items()):
+        name = sem.class_names[c] if sem.class_names and c < len(sem.class_names) else str(c)
+        rows.append([f.name, int(c), name, int(a), a / total])
+    return written, rows
+
+
+def write_areas_csv(path: Path, rows: list[list]) -> Path:
+    from masklab.io.atomic import atomic_open
+
+    with atomic_open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["image", "class_id", "class_name", "pixels", "fraction"])
+        w.writerows(rows)
+    return path
 
 
 # --- training ------------------------------------------------------------------------------

@@ -161,3 +161,30 @@ def test_a_killed_worker_is_retried_and_every_image_appears_once(tmp_path):
     finally:
         os.environ.pop("MASKLAB_RAY_PID_DIR", None)
         ray.shutdown()
+
+
+def test_segment_semantic_on_ray_equals_local(cluster, tmp_path):
+    from masklab.io.images import read_label_png, write_image
+    from masklab.models.semantic import load_semantic_model, save_checkpoint
+
+    torch.manual_seed(0)
+    m = load_semantic_model("unet", weights=None, num_classes=4,
+                            config={"depth": 2, "width": 4})
+    save_checkpoint(tmp_path / "ckpt", m, {})
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        write_image(tmp_path / "img" / f"{i}.png", rng.integers(0, 255, (40, 56, 3),
+                                                                dtype=np.uint8))
+    common = ["-q", "segment", "semantic", tmp_path / "img", "--model", tmp_path / "ckpt",
+              "--areas"]
+    assert _invoke(*common, "--out", tmp_path / "local").exit_code == 0
+    r = _invoke(*common, "--out", tmp_path / "ray", "--engine", "ray", "--workers", 2)
+    assert r.exit_code == 0, r.output
+    for i in range(4):
+        a = read_label_png(tmp_path / "local" / f"{i}.png")
+        b = read_label_png(tmp_path / "ray" / f"{i}.png")
+        assert (a != b).sum() <= 2
+        assert (tmp_path / "ray" / f"{i}_overlay.png").is_file()
+    la = (tmp_path / "local" / "areas.csv").read_text().splitlines()
+    lb = (tmp_path / "ray" / "areas.csv").read_text().splitlines()
+    assert [x.split(",")[:3] for x in la] == [x.split(",")[:3] for x in lb]
