@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -130,7 +128,8 @@ def transformers_clicks(model_dir: Path, image: np.ndarray, points) -> list[floa
 def main() -> None:
     import httpx
 
-    from masklab.app.pgtemp import _free_port
+    from masklab.app.process import free_port as _free_port
+    from masklab.app.process import stop_server
     from masklab.io.images import read_image
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -180,11 +179,7 @@ def main() -> None:
                 "class_id": 1 + k % 3, "mask": rle.encode(m)[0]}).raise_for_status()
         draws = browser_zoom_pan(base, uhd["id"])
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
     image = read_image(imgs / im["file_name"])
     peer = transformers_clicks(model, image, pts)
     rows = []

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -56,22 +55,10 @@ def images(folder: Path, n: int) -> Path:
 
 def start(data: Path, port: int, backend: str, db_url: str | None, root: Path
           ) -> subprocess.Popen:
-    import httpx
+    from masklab.app.process import start_server
 
-    cmd = [sys.executable, "-m", "masklab.cli", "app", "--data", str(data), "--port",
-           str(port), "--backend", backend, "--root", str(root)]
-    if db_url:
-        cmd += ["--db", db_url]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/info", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("server did not start")
+    extra = ["--backend", backend, "--root", str(root)] + (["--db", db_url] if db_url else [])
+    return start_server(data, *extra, port=port, quiet=True)[0]
 
 
 def annotator(k, base, image_ids, sizes, stop, lat, counts, acked, lock):
@@ -133,7 +120,8 @@ def annotator(k, base, image_ids, sizes, stop, lat, counts, acked, lock):
 def run(label: str, args, db_url: str | None, model: Path, imgs: Path) -> dict:
     import httpx
 
-    from masklab.app.pgtemp import _free_port
+    from masklab.app.process import free_port as _free_port
+    from masklab.app.process import stop_server
 
     data = Path(tempfile.mkdtemp(prefix=f"masklab-load-{label}-"))
     port = _free_port()
@@ -169,11 +157,7 @@ def run(label: str, args, db_url: str | None, model: Path, imgs: Path) -> dict:
                 stored[a["id"]] = a["class_id"]
         lost = sum(1 for a, cls in acked.items() if stored.get(a) != cls)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
     n = sum(len(v) for v in lat.values())
     out = {"db": label, "annotators": args.annotators, "seconds": round(wall, 1),
            "requests": n, "req_per_s": round(n / wall, 1), "errors": counts["errors"],

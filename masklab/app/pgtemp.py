@@ -13,7 +13,6 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -29,12 +28,6 @@ def postgres_bin() -> Path | None:
             return Path(d)
     found = shutil.which("initdb")
     return Path(found).parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -62,7 +55,9 @@ def temporary_postgres() -> Iterator[str]:
         return subprocess.run(prefix + [str(c) for c in cmd], check=True, capture_output=True,
                               text=True, timeout=120)
 
-    data, port = base / "data", _free_port()
+    from masklab.app.process import free_port
+
+    data, port = base / "data", free_port()
     try:
         run(bindir / "initdb", "-D", data, "-U", "masklab", "--auth=trust", "-E", "UTF8")
         run(bindir / "pg_ctl", "-D", data, "-w", "-t", "60", "-l", base / "log", "-o",

@@ -51,6 +51,21 @@ def connect(address: str | None = None, workers: int | None = None):
     return ray
 
 
+def cpus_per_worker(workers: int, gpus_per_worker: float = 0.0) -> int:
+    """CPU cores for each model replica: the cluster's cores shared out (a replica on 1 of 2
+    workers gets every core, as the in-process run does); 1 beside a GPU."""
+    if gpus_per_worker:
+        return 1
+    ray = require_ray()
+    return max(1, int(ray.cluster_resources().get("CPU", 1) // max(1, workers)))
+
+
+def _threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, int(n)))
+
+
 # --- evaluation: shards of images, accumulators merged ----------------------------------------
 def eval_coco(ds, results: list, iou_type: str, params, *, workers: int,
               address: str | None = None):
@@ -90,10 +105,11 @@ def eval_coco(ds, results: list, iou_type: str, params, *, workers: int,
 class _ObjectWorker:
     """Loaded once per Ray worker; ``__call__`` predicts a batch of image files."""
 
-    def __init__(self, spec: dict, options: dict, out: str, overlay: bool):
+    def __init__(self, spec: dict, options: dict, out: str, overlay: bool, threads: int = 1):
         from masklab.models.objects import load_object_model
         from masklab.models.universal import is_universal, load_universal_model
 
+        _threads(threads)
         device = spec.get("device", "cpu")
         if device == "cuda":
             import torch
@@ -153,10 +169,12 @@ def segment_objects(spec: dict, files: list[Path], out_dir, *, workers: int,
                "max_detections": max_detections}
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items),
                                                                    4 * workers)))
+    cpus = cpus_per_worker(workers, gpus_per_worker)
     mapped = ds.map_batches(
         _ObjectWorker, fn_constructor_kwargs={"spec": spec, "options": options,
-                                              "out": str(out), "overlay": overlay},
-        batch_size=batch_size, concurrency=workers, num_cpus=1,
+                                              "out": str(out), "overlay": overlay,
+                                              "threads": cpus},
+        batch_size=batch_size, concurrency=workers, num_cpus=cpus,
         num_gpus=gpus_per_worker or None, batch_format="numpy")
     rows = sorted(mapped.take_all(), key=lambda r: int(r["index"]))
     if [int(r["index"]) for r in rows] != list(range(len(files))):
@@ -170,9 +188,10 @@ def segment_objects(spec: dict, files: list[Path], out_dir, *, workers: int,
 
 # --- semantic segmentation: an actor pool ----------------------------------------------------
 class _SemanticWorker:
-    def __init__(self, spec: dict, options: dict, out: str, overlay: bool):
+    def __init__(self, spec: dict, options: dict, out: str, overlay: bool, threads: int = 1):
         from masklab.models.semantic import load_semantic_model
 
+        _threads(threads)
         self.model = load_semantic_model(spec["model"], weights=spec.get("weights") or
                                          "default", num_classes=spec.get("num_classes"),
                                          device=spec.get("device", "cpu"))
@@ -204,10 +223,12 @@ def segment_semantic(spec: dict, files: list[Path], out_dir, *, workers: int,
     items = [{"index": i, "path": str(Path(f).resolve())} for i, f in enumerate(files)]
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items),
                                                                    4 * workers)))
+    cpus = cpus_per_worker(workers, gpus_per_worker)
     mapped = ds.map_batches(
         _SemanticWorker, fn_constructor_kwargs={"spec": spec, "options": options,
-                                                "out": str(out), "overlay": overlay},
-        batch_size=1, concurrency=workers, num_cpus=1, num_gpus=gpus_per_worker or None,
+                                                "out": str(out), "overlay": overlay,
+                                                "threads": cpus},
+        batch_size=1, concurrency=workers, num_cpus=cpus, num_gpus=gpus_per_worker or None,
         batch_format="numpy")
     rows = sorted(mapped.take_all(), key=lambda r: int(r["index"]))
     if [int(r["index"]) for r in rows] != list(range(len(files))):

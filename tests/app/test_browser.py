@@ -11,8 +11,6 @@ import io
 import json
 import os
 import shutil
-import signal
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ import pytest
 pytest.importorskip("playwright")
 pytest.importorskip("fastapi")
 
+from masklab.app.process import stop_server
 from tests.app.helpers import RECTS, make_images, rect_rle
 from tests.app.test_server_process import _free_port, start_server
 
@@ -36,11 +35,7 @@ def server(tmp_path_factory):
     port = _free_port()
     proc = start_server(data, port)
     yield f"http://127.0.0.1:{port}", data
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_server(proc)
 
 
 @pytest.fixture(scope="session")

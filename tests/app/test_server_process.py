@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import time
 
 import pytest
 
+from masklab.app.process import stop_server
 from tests.app.helpers import make_images, rect_rle
 
 httpx = pytest.importorskip("httpx")
@@ -22,26 +22,15 @@ pytest.importorskip("fastapi")
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from masklab.app.process import free_port
+
+    return free_port()
 
 
 def start_server(data, port, *extra) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "masklab.cli", "app", "--data", str(data),
-                             "--port", str(port), "--backend", "grabcut", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(proc.stdout.read().decode())
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/info", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("the server did not start in 60 s")
+    from masklab.app.process import start_server as start
+
+    return start(data, "--backend", "grabcut", *extra, port=port, timeout=60)[0]
 
 
 def _client(port):
@@ -106,11 +95,7 @@ def test_kill_9_loses_no_acknowledged_edit(tmp_path):
         hist = c.get("/api/images/1/history").json()
         assert {h["annotation_id"] for h in hist if h["kind"] == "create"} == set(anns)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
 
 
 def test_two_annotators_one_image_no_lost_update(tmp_path):
@@ -136,11 +121,7 @@ def test_two_annotators_one_image_no_lost_update(tmp_path):
             "class_id": 1, "mask": rect_rle(20, 20, 30, 30), "version": vb}).status_code == 200
         assert len(a.get("/api/images/1/annotations").json()["annotations"]) == 2
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
 
 
 def test_non_loopback_host_needs_an_admin(tmp_path):
@@ -176,8 +157,4 @@ def test_python_client_over_http(tmp_path):
             ds = load_coco(out)
             assert len(ds.annotations) == 1
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
