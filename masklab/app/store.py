@@ -572,32 +572,28 @@ class Store:
             setattr(a, k, v)
 
     def undo(self, image_id: int, *, version: int | None = None, user: str = "local") -> dict:
-        with self.transaction() as s:
-            op = s.scalar(select(db.Op).where(
-                db.Op.image_id == image_id, db.Op.undone.is_(False),
-                db.Op.kind.in_(("create", "update", "delete"))).order_by(db.Op.id.desc()))
-            if op is None:
-                raise InputError("nothing to undo")
-            img = self._bump(s, image_id, version)
-            self._apply(s, image_id, op.annotation_id, op.before)
-            op.undone = True
-            s.add(db.Op(image_id=image_id, kind="undo", annotation_id=op.annotation_id,
-                        before=op.after, after=op.before, undone=False, user=user))
-            return {"version": img.version, "undone": op.id}
+        return self._step(image_id, redo=False, version=version, user=user)
 
     def redo(self, image_id: int, *, version: int | None = None, user: str = "local") -> dict:
+        return self._step(image_id, redo=True, version=version, user=user)
+
+    def _step(self, image_id: int, *, redo: bool, version: int | None, user: str) -> dict:
+        """Undo the newest live edit, or redo the oldest undone one, as a new op."""
         with self.transaction() as s:
+            order = db.Op.id if redo else db.Op.id.desc()
             op = s.scalar(select(db.Op).where(
-                db.Op.image_id == image_id, db.Op.undone.is_(True),
-                db.Op.kind.in_(("create", "update", "delete"))).order_by(db.Op.id))
+                db.Op.image_id == image_id, db.Op.undone.is_(redo),
+                db.Op.kind.in_(("create", "update", "delete"))).order_by(order))
             if op is None:
-                raise InputError("nothing to redo")
+                raise InputError(f"nothing to {'redo' if redo else 'undo'}")
             img = self._bump(s, image_id, version)
-            self._apply(s, image_id, op.annotation_id, op.after)
-            op.undone = False
-            s.add(db.Op(image_id=image_id, kind="redo", annotation_id=op.annotation_id,
-                        before=op.before, after=op.after, undone=False, user=user))
-            return {"version": img.version, "redone": op.id}
+            before, after = (op.before, op.after) if redo else (op.after, op.before)
+            self._apply(s, image_id, op.annotation_id, after)
+            op.undone = not redo
+            s.add(db.Op(image_id=image_id, kind="redo" if redo else "undo",
+                        annotation_id=op.annotation_id, before=before, after=after,
+                        undone=False, user=user))
+            return {"version": img.version, ("redone" if redo else "undone"): op.id}
 
     def history(self, image_id: int) -> list[dict]:
         with self.Session() as s:

@@ -60,6 +60,23 @@ def cpus_per_worker(workers: int, gpus_per_worker: float = 0.0) -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1) // max(1, workers)))
 
 
+def _run_pool(worker_cls, items: list[dict], kwargs: dict, *, workers: int,
+              gpus_per_worker: float, batch_size: int) -> list[dict]:
+    """``items`` through an actor pool of ``worker_cls`` (constructed once per worker with
+    ``kwargs`` and its thread count); the output rows in input order, each exactly once."""
+    import ray.data
+
+    ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4 * workers)))
+    cpus = cpus_per_worker(workers, gpus_per_worker)
+    mapped = ds.map_batches(worker_cls, fn_constructor_kwargs={**kwargs, "threads": cpus},
+                            batch_size=batch_size, concurrency=workers, num_cpus=cpus,
+                            num_gpus=gpus_per_worker or None, batch_format="numpy")
+    rows = sorted(mapped.take_all(), key=lambda r: int(r["index"]))
+    if [int(r["index"]) for r in rows] != list(range(len(items))):
+        raise RuntimeError("the Ray run lost or repeated images")  # never: Ray retries
+    return rows
+
+
 def _threads(n: int) -> None:
     import torch
 
@@ -158,8 +175,6 @@ def segment_objects(spec: dict, files: list[Path], out_dir, *, workers: int,
     from masklab.tasks.instances import _image_ids, write_object_outputs
 
     connect(address, workers)
-    import ray.data
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ids = _image_ids(files, coco_gt)
@@ -167,18 +182,9 @@ def segment_objects(spec: dict, files: list[Path], out_dir, *, workers: int,
              for i, f in enumerate(files)]
     options = {"score_threshold": score_threshold, "classes": classes,
                "max_detections": max_detections}
-    ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items),
-                                                                   4 * workers)))
-    cpus = cpus_per_worker(workers, gpus_per_worker)
-    mapped = ds.map_batches(
-        _ObjectWorker, fn_constructor_kwargs={"spec": spec, "options": options,
-                                              "out": str(out), "overlay": overlay,
-                                              "threads": cpus},
-        batch_size=batch_size, concurrency=workers, num_cpus=cpus,
-        num_gpus=gpus_per_worker or None, batch_format="numpy")
-    rows = sorted(mapped.take_all(), key=lambda r: int(r["index"]))
-    if [int(r["index"]) for r in rows] != list(range(len(files))):
-        raise RuntimeError("the Ray run lost or repeated images")  # never: Ray retries
+    rows = _run_pool(_ObjectWorker, items, {"spec": spec, "options": options,
+                                            "out": str(out), "overlay": overlay},
+                     workers=workers, gpus_per_worker=gpus_per_worker, batch_size=batch_size)
     results = [r for row in rows for r in json.loads(row["results"])]
     images = [json.loads(row["image"]) for row in rows]
     class_names, num_classes = json.loads(rows[0]["meta"])
@@ -216,23 +222,12 @@ def segment_semantic(spec: dict, files: list[Path], out_dir, *, workers: int,
     from masklab.tasks.semantic import write_areas_csv
 
     connect(address, workers)
-    import ray.data
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     items = [{"index": i, "path": str(Path(f).resolve())} for i, f in enumerate(files)]
-    ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items),
-                                                                   4 * workers)))
-    cpus = cpus_per_worker(workers, gpus_per_worker)
-    mapped = ds.map_batches(
-        _SemanticWorker, fn_constructor_kwargs={"spec": spec, "options": options,
-                                                "out": str(out), "overlay": overlay,
-                                                "threads": cpus},
-        batch_size=1, concurrency=workers, num_cpus=cpus, num_gpus=gpus_per_worker or None,
-        batch_format="numpy")
-    rows = sorted(mapped.take_all(), key=lambda r: int(r["index"]))
-    if [int(r["index"]) for r in rows] != list(range(len(files))):
-        raise RuntimeError("the Ray run lost or repeated images")
+    rows = _run_pool(_SemanticWorker, items, {"spec": spec, "options": options,
+                                              "out": str(out), "overlay": overlay},
+                     workers=workers, gpus_per_worker=gpus_per_worker, batch_size=1)
     written = [out / f"{Path(f).stem}.png" for f in files]
     if overlay:
         written += [out / f"{Path(f).stem}_overlay.png" for f in files]
