@@ -12,6 +12,30 @@ _plots_opt = click.option("--plots", type=click.Path(path_type=Path, file_okay=F
                           help="Save PNG plots into this folder.")
 
 
+def _engine_opts(fn):
+    """``--engine local|ray``, ``--address``, ``--workers``: where shards are evaluated."""
+    for opt in reversed([
+        click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+                     show_default=True, help="ray: shards evaluated as Ray tasks where the "
+                     "files are, the accumulators merged (masklab[ray])."),
+        click.option("--address", help="With --engine ray: auto, ray://HOST:PORT, or none "
+                     "(a new local cluster)."),
+        click.option("--workers", type=int, default=2, show_default=True,
+                     help="With --engine ray: shards evaluated in parallel."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def _runner(engine: str, address: str | None, workers: int):
+    """None (in-process) or a Ray shard runner, connected: every check before any work."""
+    if engine != "ray":
+        return None
+    from masklab.scale import ray_engine
+
+    return ray_engine.shard_runner(workers, address)
+
+
 def _write_json(path: Path | None, data: dict) -> None:
     if path is not None:
         from masklab.io.atomic import write_json
@@ -31,12 +55,7 @@ def eval_group() -> None:
               show_default=True)
 @click.option("--iou-thrs", help="Comma-separated IoU thresholds (default .50:.05:.95).")
 @click.option("--max-dets", help="Comma-separated maxDets (default 1,10,100; keypoints 20).")
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
-              show_default=True, help="ray: shards of images on a Ray cluster, the "
-              "accumulators merged (masklab[ray]).")
-@click.option("--address", help="With --engine ray: auto, ray://HOST:PORT, or none (local).")
-@click.option("--workers", type=int, default=2, show_default=True,
-              help="With --engine ray: shards evaluated in parallel.")
+@_engine_opts
 @_json_opt
 @_plots_opt
 def eval_coco(gt, pred, iou_type, iou_thrs, max_dets, engine, address, workers, json_out,
@@ -44,13 +63,9 @@ def eval_coco(gt, pred, iou_type, iou_thrs, max_dets, engine, address, workers, 
     """COCO AP/AR (the 12 or 10 pycocotools stats) of results PRED against GT."""
     import numpy as np
 
-    if engine == "ray":
-        from masklab.scale import ray_engine
-
-        ray_engine.connect(address, workers)  # every check before any work
-
+    runner = _runner(engine, address, workers)
     from masklab.io.coco import load_coco, load_results
-    from masklab.metrics.coco import CocoEvaluator, CocoParams
+    from masklab.metrics.coco import CocoParams, coco_evaluate_images
     from masklab.metrics.report import coco_text
 
     ds = load_coco(gt)
@@ -61,12 +76,8 @@ def eval_coco(gt, pred, iou_type, iou_thrs, max_dets, engine, address, workers, 
     if max_dets:
         kwargs["max_dets"] = tuple(int(v) for v in max_dets.split(","))
     params = CocoParams(iou_type, **kwargs)
-    if engine == "ray":
-        r = ray_engine.eval_coco(ds, results, iou_type, params, workers=workers,
-                                 address=address)
-    else:
-        r = CocoEvaluator(ds.categories, iou_type, params).update(
-            ds.images, ds.annotations, results).compute()
+    r = coco_evaluate_images(ds.categories, ds.images, ds.annotations, results, iou_type,
+                             params, runner=runner)
     click.echo(coco_text(r))
     _write_json(json_out, r.to_dict())
     if plots is not None:
@@ -89,19 +100,22 @@ def eval_coco(gt, pred, iou_type, iou_thrs, max_dets, engine, address, workers, 
 @click.option("--reduce-zero-label", is_flag=True, help="ADE20K: 0 is ignored, ids shift down.")
 @click.option("--class-names", type=click.Path(path_type=Path, dir_okay=False),
               help="Text file, one class name per line.")
+@_engine_opts
 @_json_opt
 @_plots_opt
 def eval_semantic(gt_dir, pred_dir, num_classes, ignore_index, reduce_zero_label, class_names,
-                  json_out, plots) -> None:
+                  engine, address, workers, json_out, plots) -> None:
     """mIoU, Dice, accuracies of label PNGs in PRED_DIR against GT_DIR (paired by name)."""
     from masklab.metrics.report import semantic_text
     from masklab.metrics.semantic import semantic_evaluate_dirs
 
+    runner = _runner(engine, address, workers)
     names = None
     if class_names is not None:
         names = [n.strip() for n in class_names.read_text().splitlines() if n.strip()]
     r = semantic_evaluate_dirs(gt_dir, pred_dir, num_classes, ignore_index=ignore_index,
-                               reduce_zero_label=reduce_zero_label, class_names=names)
+                               reduce_zero_label=reduce_zero_label, class_names=names,
+                               runner=runner)
     click.echo(semantic_text(r))
     _write_json(json_out, r.to_dict())
     if plots is not None:
@@ -118,15 +132,18 @@ def eval_semantic(gt_dir, pred_dir, num_classes, ignore_index, reduce_zero_label
 @click.option("--gt-dir", type=click.Path(path_type=Path, file_okay=False), required=True)
 @click.option("--pred-json", type=click.Path(path_type=Path, dir_okay=False), required=True)
 @click.option("--pred-dir", type=click.Path(path_type=Path, file_okay=False), required=True)
+@_engine_opts
 @_json_opt
 @_plots_opt
-def eval_panoptic(gt_json, gt_dir, pred_json, pred_dir, json_out, plots) -> None:
+def eval_panoptic(gt_json, gt_dir, pred_json, pred_dir, engine, address, workers, json_out,
+                  plots) -> None:
     """PQ, SQ, RQ (all, things, stuff, per class) of COCO-panoptic predictions."""
     from masklab.io.coco import read_json
     from masklab.metrics.panoptic import panoptic_evaluate
     from masklab.metrics.report import panoptic_text
 
-    r = panoptic_evaluate(gt_json, gt_dir, pred_json, pred_dir)
+    r = panoptic_evaluate(gt_json, gt_dir, pred_json, pred_dir,
+                          runner=_runner(engine, address, workers))
     names = {c["id"]: c["name"] for c in read_json(gt_json)["categories"]}
     click.echo(panoptic_text(r, names))
     _write_json(json_out, r.to_dict())
@@ -144,14 +161,17 @@ def eval_panoptic(gt_json, gt_dir, pred_json, pred_dir, json_out, plots) -> None
               default="semi-supervised", show_default=True)
 @click.option("--set", "subset", default="val", show_default=True,
               help="ImageSets/<year>/<set>.txt lists the sequences.")
+@_engine_opts
 @_json_opt
 @_plots_opt
-def eval_davis(davis_root, results, task, subset, json_out, plots) -> None:
+def eval_davis(davis_root, results, task, subset, engine, address, workers, json_out,
+               plots) -> None:
     """DAVIS 2017 J&F (mean, recall, decay; per object)."""
     from masklab.metrics.report import davis_text
     from masklab.metrics.video import davis_evaluate
 
-    r = davis_evaluate(davis_root, results, task=task, subset=subset)
+    r = davis_evaluate(davis_root, results, task=task, subset=subset,
+                       runner=_runner(engine, address, workers))
     click.echo(davis_text(r))
     _write_json(json_out, r.to_dict())
     if plots is not None:
@@ -168,14 +188,17 @@ def eval_davis(davis_root, results, task, subset, json_out, plots) -> None:
               help="Trimaps (0/128/255): errors over the unknown region.")
 @click.option("--region", type=click.Choice(["unknown", "all"]),
               help="Default: unknown with --trimaps, else all.")
+@_engine_opts
 @_json_opt
 @_plots_opt
-def eval_matting(pred_dir, gt_dir, trimaps, region, json_out, plots) -> None:
+def eval_matting(pred_dir, gt_dir, trimaps, region, engine, address, workers, json_out,
+                 plots) -> None:
     """SAD, MSE, gradient and connectivity errors of alpha mattes."""
     from masklab.metrics.matting import matting_evaluate_dirs
     from masklab.metrics.report import matting_text
 
-    r = matting_evaluate_dirs(pred_dir, gt_dir, trimaps, region=region)
+    r = matting_evaluate_dirs(pred_dir, gt_dir, trimaps, region=region,
+                              runner=_runner(engine, address, workers))
     click.echo(matting_text(r))
     _write_json(json_out, r.to_dict())
     if plots is not None:

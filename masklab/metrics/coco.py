@@ -607,7 +607,8 @@ def _empty_evaluated(params: CocoParams) -> _Evaluated:
 
 
 def coco_evaluate(gt: dict | str | os.PathLike, results: list | str | os.PathLike,
-                  iou_type: str = "segm", params: CocoParams | None = None) -> CocoResult:
+                  iou_type: str = "segm", params: CocoParams | None = None, *,
+                  runner=None) -> CocoResult:
     """Evaluate COCO results against ground truth (dicts or JSON paths) in one call."""
     from masklab.io.coco import load_coco, load_results, read_json, validate_coco
 
@@ -619,5 +620,33 @@ def coco_evaluate(gt: dict | str | os.PathLike, results: list | str | os.PathLik
         gt_data = ds.to_dict()
     if not isinstance(results, list):
         results = load_results(results, iou_type=iou_type) if iou_type else read_json(results)
-    ev = CocoEvaluator(gt_data["categories"], iou_type, params)
-    return ev.update(gt_data["images"], gt_data.get("annotations", []), results).compute()
+    return coco_evaluate_images(gt_data["categories"], gt_data["images"],
+                                gt_data.get("annotations", []), results, iou_type, params,
+                                runner=runner)
+
+
+def _coco_shard(units: list, categories: list, iou_type: str, params) -> CocoEvaluator:
+    return CocoEvaluator(categories, iou_type, params).update(
+        [u[0] for u in units], [a for u in units for a in u[1]], [r for u in units for r in u[2]])
+
+
+def coco_evaluate_images(categories: Sequence[dict], images: Sequence[dict],
+                         annotations: Sequence[dict], results: Sequence[dict],
+                         iou_type: str = "segm", params: CocoParams | None = None, *,
+                         runner=None) -> CocoResult:
+    """COCO evaluation of loaded ground truth and results; with ``runner`` (see
+    ``masklab.metrics._shards``) shards of images, each with only its own annotations and
+    detections, are evaluated separately and the accumulators merged."""
+    if runner is None:
+        return CocoEvaluator(categories, iou_type, params).update(
+            images, annotations, results).compute()
+    from masklab.metrics._shards import merged
+
+    anns_by: dict = {}
+    res_by: dict = {}
+    for a in annotations:
+        anns_by.setdefault(a["image_id"], []).append(a)
+    for r in results:
+        res_by.setdefault(r["image_id"], []).append(r)
+    units = [(img, anns_by.get(img["id"], []), res_by.get(img["id"], [])) for img in images]
+    return merged(_coco_shard, units, list(categories), iou_type, params, runner=runner)

@@ -147,14 +147,40 @@ class MattingEvaluator:
         return self.result
 
 
+def _find(folder, stem: str):
+    from masklab.errors import InputError
+
+    for ext in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"):
+        if (folder / f"{stem}{ext}").is_file():
+            return folder / f"{stem}{ext}"
+    raise InputError(f"no image named {stem}.* to pair with the ground truth", folder)
+
+
+def _matting_shard(units: list, region: str, quiet) -> MattingEvaluator:
+    from masklab.errors import InputError
+    from masklab.io.images import read_image
+    from masklab.progress import progress
+
+    ev = MattingEvaluator(region)
+    for stem, gp, pp, tp in progress(units, desc="matting", quiet=quiet):
+        gt = read_image(gp, "gray").astype(np.float64) / 255
+        pred = read_image(pp, "gray").astype(np.float64) / 255
+        if pred.shape != gt.shape:
+            raise InputError(f"alpha is {pred.shape[1]}x{pred.shape[0]}, ground truth "
+                             f"{gt.shape[1]}x{gt.shape[0]}", pp)
+        ev.update(stem, pred, gt, None if tp is None else read_image(tp, "gray"))
+    return ev
+
+
 def matting_evaluate_dirs(pred_dir, gt_dir, trimap_dir=None, *, region: str | None = None,
-                          quiet: bool | None = None) -> MattingResult:
-    """Evaluate alpha PNGs paired by file stem; trimaps (0/128/255) restrict the region."""
+                          quiet: bool | None = None, runner=None) -> MattingResult:
+    """Evaluate alpha PNGs paired by file stem; trimaps (0/128/255) restrict the region
+    (``runner``: where shards of images are evaluated, see ``masklab.metrics._shards``)."""
     from pathlib import Path
 
     from masklab.errors import InputError
-    from masklab.io.images import IMAGE_EXTENSIONS, read_image
-    from masklab.progress import progress
+    from masklab.io.images import IMAGE_EXTENSIONS
+    from masklab.metrics._shards import merged
 
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     tri_dir = None if trimap_dir is None else Path(trimap_dir)
@@ -165,21 +191,7 @@ def matting_evaluate_dirs(pred_dir, gt_dir, trimap_dir=None, *, region: str | No
     gts = {p.stem: p for p in sorted(gt_dir.iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS}
     if not gts:
         raise InputError("no ground-truth alpha images", gt_dir)
-
-    def find(folder: Path, stem: str) -> Path:
-        for ext in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"):
-            if (folder / f"{stem}{ext}").is_file():
-                return folder / f"{stem}{ext}"
-        raise InputError(f"no image named {stem}.* to pair with the ground truth", folder)
-
-    ev = MattingEvaluator(region)
-    for stem, gp in progress(gts.items(), desc="matting", total=len(gts), quiet=quiet):
-        gt = read_image(gp, "gray").astype(np.float64) / 255
-        pp = find(pred_dir, stem)
-        pred = read_image(pp, "gray").astype(np.float64) / 255
-        if pred.shape != gt.shape:
-            raise InputError(f"alpha is {pred.shape[1]}x{pred.shape[0]}, ground truth "
-                             f"{gt.shape[1]}x{gt.shape[0]}", pp)
-        tri = None if tri_dir is None else read_image(find(tri_dir, stem), "gray")
-        ev.update(stem, pred, gt, tri)
-    return ev.compute()
+    units = [(stem, str(gp), str(_find(pred_dir, stem)),
+              None if tri_dir is None else str(_find(tri_dir, stem)))
+             for stem, gp in gts.items()]
+    return merged(_matting_shard, units, region, quiet, runner=runner)

@@ -232,21 +232,33 @@ class _Side:
     by_image: dict = field(default_factory=dict)
 
 
-def panoptic_evaluate(gt_json: str | os.PathLike, gt_dir: str | os.PathLike,
-                      pred_json: str | os.PathLike, pred_dir: str | os.PathLike, *,
-                      quiet: bool | None = None) -> PanopticResult:
-    """PQ from COCO-panoptic JSON + PNG folders, as ``panopticapi.evaluation.pq_compute``."""
+def _panoptic_shard(image_ids: list, gt_json, gt_dir, pred_json, pred_dir, quiet
+                    ) -> PanopticEvaluator:
     from masklab.io.panoptic import load_panoptic
     from masklab.progress import progress
 
     gt = load_panoptic(gt_json, gt_dir)
     pred = load_panoptic(pred_json, pred_dir, categories=gt.data["categories"])
     ev = PanopticEvaluator(gt.data["categories"])
-    for image_id, ann in progress(gt.annotation_by_image.items(), desc="PQ",
-                                  total=len(gt.annotation_by_image), quiet=quiet):
-        if image_id not in pred.annotation_by_image:
-            raise InputError(f"no prediction for image {image_id}", pred_json)
-        pann = pred.annotation_by_image[image_id]
+    for image_id in progress(image_ids, desc="PQ", quiet=quiet):
+        ann, pann = gt.annotation_by_image[image_id], pred.annotation_by_image[image_id]
         ev.update(gt.read_rgb(image_id), ann["segments_info"], pred.read_rgb(image_id),
                   pann["segments_info"], image=str(image_id))
-    return ev.compute()
+    return ev
+
+
+def panoptic_evaluate(gt_json: str | os.PathLike, gt_dir: str | os.PathLike,
+                      pred_json: str | os.PathLike, pred_dir: str | os.PathLike, *,
+                      quiet: bool | None = None, runner=None) -> PanopticResult:
+    """PQ from COCO-panoptic JSON + PNG folders, as ``panopticapi.evaluation.pq_compute``
+    (``runner``: where shards of images are evaluated, see ``masklab.metrics._shards``)."""
+    from masklab.io.panoptic import load_panoptic
+    from masklab.metrics._shards import merged
+
+    gt = load_panoptic(gt_json, gt_dir)
+    pred = load_panoptic(pred_json, pred_dir, categories=gt.data["categories"])
+    for image_id in gt.annotation_by_image:
+        if image_id not in pred.annotation_by_image:
+            raise InputError(f"no prediction for image {image_id}", pred_json)
+    paths = [str(p) for p in (gt_json, gt_dir, pred_json, pred_dir)]
+    return merged(_panoptic_shard, list(gt.annotation_by_image), *paths, quiet, runner=runner)

@@ -161,14 +161,29 @@ def semantic_evaluate(pairs: Iterable[tuple[np.ndarray, np.ndarray]], num_classe
     return ev.compute()
 
 
-def semantic_evaluate_dirs(gt_dir, pred_dir, num_classes: int, *, quiet: bool | None = None,
-                           **kwargs) -> SemanticResult:
-    """Evaluate prediction label PNGs against ground-truth PNGs paired by file stem."""
-    from pathlib import Path
-
+def _semantic_shard(units: list, num_classes: int, kwargs: dict, quiet) -> SemanticEvaluator:
     from masklab.errors import InputError
     from masklab.io.images import read_label_png
     from masklab.progress import progress
+
+    ev = SemanticEvaluator(num_classes, **kwargs)
+    for gp, pp in progress(units, desc="mIoU", quiet=quiet):
+        gt, pred = read_label_png(gp), read_label_png(pp)
+        if gt.shape != pred.shape:
+            raise InputError(f"prediction is {pred.shape[1]}x{pred.shape[0]}, ground truth "
+                             f"{gt.shape[1]}x{gt.shape[0]}", pp)
+        ev.update(gt, pred)
+    return ev
+
+
+def semantic_evaluate_dirs(gt_dir, pred_dir, num_classes: int, *, quiet: bool | None = None,
+                           runner=None, **kwargs) -> SemanticResult:
+    """Evaluate prediction label PNGs against ground-truth PNGs paired by file stem
+    (``runner``: where shards of images are evaluated, see ``masklab.metrics._shards``)."""
+    from pathlib import Path
+
+    from masklab.errors import InputError
+    from masklab.metrics._shards import merged
 
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
     for d in (gt_dir, pred_dir):
@@ -177,14 +192,11 @@ def semantic_evaluate_dirs(gt_dir, pred_dir, num_classes: int, *, quiet: bool | 
     gts = {p.stem: p for p in sorted(gt_dir.glob("*.png"))}
     if not gts:
         raise InputError("no PNG label maps", gt_dir)
-    ev = SemanticEvaluator(num_classes, **kwargs)
-    for stem, gp in progress(gts.items(), desc="mIoU", total=len(gts), quiet=quiet):
+    units = []
+    for stem, gp in gts.items():
         pp = pred_dir / f"{stem}.png"
         if not pp.is_file():
             raise InputError(f"no prediction {stem}.png for ground truth {gp.name}", pred_dir)
-        gt, pred = read_label_png(gp), read_label_png(pp)
-        if gt.shape != pred.shape:
-            raise InputError(f"prediction is {pred.shape[1]}x{pred.shape[0]}, ground truth "
-                             f"{gt.shape[1]}x{gt.shape[0]}", pp)
-        ev.update(gt, pred)
-    return ev.compute()
+        units.append((str(gp), str(pp)))
+    SemanticEvaluator(num_classes, **kwargs)  # bad settings fail here, before any work
+    return merged(_semantic_shard, units, num_classes, kwargs, quiet, runner=runner)

@@ -306,23 +306,13 @@ class DavisEvaluator:
                            dict(self.objects))
 
 
-def davis_evaluate(davis_root: str | os.PathLike, results_dir: str | os.PathLike, *,
-                   task: str = "semi-supervised", subset: str = "val",
-                   resolution: str = "480p", year: str = "2017", quiet: bool | None = None
-                   ) -> DavisResult:
-    """Evaluate a results folder (``<seq>/<frame>.png`` id maps) against a DAVIS root."""
+def _davis_shard(seqs: list, root: str, results: str, task: str, resolution: str, quiet
+                 ) -> DavisEvaluator:
     from masklab.io.davis import annotations_dir, read_sequence
     from masklab.io.images import read_label_png
     from masklab.progress import progress
 
-    root, results = Path(davis_root), Path(results_dir)
-    listing = root / "ImageSets" / year / f"{subset}.txt"
-    if listing.is_file():
-        seqs = [s.strip() for s in listing.read_text().splitlines() if s.strip()]
-    else:
-        from masklab.io.davis import list_sequences
-
-        seqs = list_sequences(root, resolution)
+    root, results = Path(root), Path(results)
     ev = DavisEvaluator(task)
     for seq in progress(seqs, desc="J&F", quiet=quiet):
         names, gt_ids = read_sequence(annotations_dir(root, resolution) / seq)
@@ -334,5 +324,25 @@ def davis_evaluate(davis_root: str | os.PathLike, results_dir: str | os.PathLike
                 raise InputError(f"result frame {seq}/{n}.png is missing", results)
             frames.append(read_label_png(f))
         ev.update(seq, gt_ids, np.stack(frames) if frames else np.zeros((0, *gt_ids.shape[1:])))
-    return ev.compute()
+    return ev
 
+
+def davis_evaluate(davis_root: str | os.PathLike, results_dir: str | os.PathLike, *,
+                   task: str = "semi-supervised", subset: str = "val",
+                   resolution: str = "480p", year: str = "2017", quiet: bool | None = None,
+                   runner=None) -> DavisResult:
+    """Evaluate a results folder (``<seq>/<frame>.png`` id maps) against a DAVIS root
+    (``runner``: where shards of sequences are evaluated, see ``masklab.metrics._shards``)."""
+    from masklab.metrics._shards import merged
+
+    root, results = Path(davis_root), Path(results_dir)
+    listing = root / "ImageSets" / year / f"{subset}.txt"
+    if listing.is_file():
+        seqs = [s.strip() for s in listing.read_text().splitlines() if s.strip()]
+    else:
+        from masklab.io.davis import list_sequences
+
+        seqs = list_sequences(root, resolution)
+    DavisEvaluator(task)  # a bad task fails here, before any work
+    return merged(_davis_shard, seqs, str(root), str(results), task, resolution, quiet,
+                  runner=runner)

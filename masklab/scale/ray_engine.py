@@ -9,6 +9,7 @@ worker count, a reachable address.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import socket
@@ -84,38 +85,33 @@ def _threads(n: int) -> None:
 
 
 # --- evaluation: shards of images, accumulators merged ----------------------------------------
-def eval_coco(ds, results: list, iou_type: str, params, *, workers: int,
-              address: str | None = None):
-    """COCO evaluation with the images split into ``workers`` contiguous shards, each
-    evaluated by a Ray task; the accumulators are merged in shard order."""
-    from masklab.metrics.coco import CocoEvaluator
+def _get(refs: list) -> list:
+    """``ray.get``, with a task's input error surfacing as itself (one line), not wrapped."""
+    import ray
 
+    try:
+        return ray.get(refs)
+    except ray.exceptions.RayTaskError as e:
+        cause = getattr(e, "cause", None)
+        if isinstance(cause, (InputError, ValueError, FileNotFoundError)):
+            raise cause from None
+        raise
+
+
+def shard_runner(workers: int, address: str | None = None):
+    """A ``runner`` for the metric functions (``masklab.metrics._shards``): the units in
+    ``workers`` contiguous shards, each evaluated by a Ray task where the files are; only the
+    accumulators come back, merged in shard order."""
     ray = connect(address, workers)
-    images = list(ds.images)
-    n = max(1, min(workers, len(images)))
-    bounds = [round(k * len(images) / n) for k in range(n + 1)]
-    anns_by, res_by = {}, {}
-    for a in ds.annotations:
-        anns_by.setdefault(a["image_id"], []).append(a)
-    for r in results:
-        res_by.setdefault(r["image_id"], []).append(r)
 
-    @ray.remote(num_cpus=1, max_retries=3)
-    def part(imgs, anns, res, categories, iou_type, params):
-        return CocoEvaluator(categories, iou_type, params).update(imgs, anns, res)
+    def run(fn, units: list, *args) -> list:
+        n = max(1, min(workers, len(units)))
+        bounds = [round(k * len(units) / n) for k in range(n + 1)]
+        task = ray.remote(num_cpus=1, max_retries=3)(fn)
+        parts = _get([task.remote(units[bounds[k]:bounds[k + 1]], *args) for k in range(n)])
+        return copy.deepcopy(parts)  # Ray hands back read-only arrays; merging adds in place
 
-    futures = []
-    for k in range(n):
-        imgs = images[bounds[k]:bounds[k + 1]]
-        ids = [im["id"] for im in imgs]
-        futures.append(part.remote(imgs, [a for i in ids for a in anns_by.get(i, [])],
-                                   [r for i in ids for r in res_by.get(i, [])],
-                                   ds.categories, iou_type, params))
-    parts = ray.get(futures)
-    ev = parts[0]
-    for p in parts[1:]:
-        ev.merge(p)
-    return ev.compute()
+    return run
 
 
 # --- object prediction: an actor pool ---------------------------------------------------------

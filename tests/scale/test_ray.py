@@ -57,6 +57,63 @@ def test_eval_coco_on_ray_equals_local(cluster, tmp_path):
     assert 0.05 < out["local"]["stats"][0] < 1.0
 
 
+def test_every_eval_verb_on_ray_equals_local(cluster, tmp_path):
+    """semantic, panoptic, DAVIS and matting: shards evaluated as Ray tasks, accumulators
+    merged; the JSON equals the in-process run's (and the reference fixtures')."""
+    from masklab.io.images import write_image, write_label_png
+    from tests.conftest import shared_path
+
+    rng = np.random.default_rng(3)
+    for i in range(5):
+        gt = rng.integers(0, 4, (20, 30))
+        write_label_png(tmp_path / "sem" / "gt" / f"{i}.png", gt)
+        write_label_png(tmp_path / "sem" / "pred" / f"{i}.png",
+                        np.where(rng.random((20, 30)) < 0.7, gt, rng.integers(0, 4, (20, 30))))
+        alpha = rng.integers(0, 256, (24, 24), dtype=np.uint8)
+        write_image(tmp_path / "mat" / "gt" / f"{i}.png", alpha)
+        write_image(tmp_path / "mat" / "pred" / f"{i}.png",
+                    np.clip(alpha.astype(int) + rng.integers(-30, 30, (24, 24)), 0, 255)
+                    .astype(np.uint8))
+    verbs = {"semantic": ["semantic", tmp_path / "sem" / "gt", tmp_path / "sem" / "pred",
+                          "--num-classes", 4],
+             "matting": ["matting", tmp_path / "mat" / "pred", tmp_path / "mat" / "gt"]}
+    pan, dav = shared_path("fixtures", "panoptic_dev"), shared_path("fixtures", "davis_dev")
+    if pan.is_dir():
+        verbs["panoptic"] = ["panoptic", "--gt-json", pan / "gt.json", "--gt-dir", pan / "gt",
+                             "--pred-json", pan / "pred.json", "--pred-dir", pan / "pred"]
+    if dav.is_dir():
+        verbs["davis"] = ["davis", "--davis-root", dav / "DAVIS", "--results", dav / "results"]
+    for verb, args in verbs.items():
+        out = {}
+        for engine in ("local", "ray"):
+            r = _invoke("-q", "eval", *args, "--engine", engine, "--workers", 3, "--json",
+                        tmp_path / f"{verb}_{engine}.json")
+            assert r.exit_code == 0, (verb, r.output)
+            out[engine] = json.loads((tmp_path / f"{verb}_{engine}.json").read_text())
+        # equal up to the order of float sums (PQ adds IoUs per shard, as panopticapi does)
+        assert _flat(out["ray"]) == pytest.approx(_flat(out["local"]), rel=1e-12, abs=1e-15)
+    if pan.is_dir():
+        want = json.loads((pan / "expected.json").read_text())["All"]["pq"]
+        assert out_pq(tmp_path) == pytest.approx(want, abs=1e-12)
+    # an input error inside a shard is one line, as in-process
+    write_label_png(tmp_path / "sem" / "pred" / "4.png", np.zeros((5, 5), np.uint8))
+    r = _invoke("-q", "eval", *verbs["semantic"], "--engine", "ray", "--workers", 2)
+    assert r.exit_code == 2 and "prediction is 5x5, ground truth 30x20" in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def _flat(d, prefix=""):
+    if isinstance(d, dict):
+        return {k2: v2 for k, v in d.items() for k2, v2 in _flat(v, f"{prefix}/{k}").items()}
+    if isinstance(d, list):
+        return {k2: v2 for i, v in enumerate(d) for k2, v2 in _flat(v, f"{prefix}/{i}").items()}
+    return {prefix: d}
+
+
+def out_pq(tmp_path):
+    return json.loads((tmp_path / "panoptic_ray.json").read_text())["All"]["pq"]
+
+
 def test_segment_instances_on_ray_equals_local(cluster, tmp_path):
     from masklab.io.coco import load_results
     from masklab.io.images import write_image
