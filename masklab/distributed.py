@@ -2,7 +2,9 @@
 
 A training function calls ``setup(device)``: under ``torchrun`` (``WORLD_SIZE`` > 1) it joins
 the process group (gloo on CPUs, NCCL on GPUs, one GPU per local rank) and returns this
-process's rank and the world size; elsewhere it returns ``(0, 1)`` and does nothing. The
+process's rank and the world size; in a Ray Train worker the group is already there and is
+used as it is (``masklab.scale.ray_train``); elsewhere it returns ``(0, 1)`` and does
+nothing. The
 ``launch`` helper re-runs a ``masklab`` command under ``torchrun --standalone`` for
 ``--nproc N``.
 """
@@ -36,9 +38,20 @@ class Dist:
 
 
 def setup(device: torch.device) -> tuple[Dist, torch.device]:
-    """Join the process group when launched by ``torchrun``; the device of this rank."""
+    """Join the process group when launched by ``torchrun``, or use the one already set up
+    (Ray Train's ``TorchTrainer`` workers); the device of this rank."""
     import torch.distributed as dist
 
+    if dist.is_available() and dist.is_initialized():  # Ray Train (or the caller) set it up
+        world, rank = dist.get_world_size(), dist.get_rank()
+        if world <= 1:
+            return Dist(), device
+        local = int(os.environ.get("LOCAL_RANK", rank))
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", local)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        return Dist(rank, world, local, False), device
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist(), device

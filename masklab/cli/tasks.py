@@ -136,6 +136,13 @@ def train_group() -> None:
 @click.option("--nproc", type=int, help="Train on N local processes (DDP; torchrun is "
               "started for you). --batch-size is the global batch.")
 @click.option("--sync-bn", is_flag=True, help="SyncBatchNorm across processes (GPUs).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True, help="ray: --nproc workers of Ray Train's TorchTrainer "
+              "(masklab[ray]); OUT must be storage every worker reaches.")
+@click.option("--address", help="With --engine ray: auto (the running cluster), "
+              "ray://HOST:PORT, or none for a new local cluster.")
+@click.option("--gpus-per-worker", type=float, default=0.0, show_default=True,
+              help="With --engine ray: GPUs per training worker.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False),
               default="runs/semantic", show_default=True)
 @click.pass_context
@@ -144,13 +151,21 @@ def train_semantic_cmd(ctx, data, layout, images, model, model_arg, pretrained, 
                        gamma, train_split, val_split, train_sequences, val_sequences,
                        eval_scale, optimizer, lr, weight_decay, schedule, loss, class_weights,
                        no_amp, accumulate, ema, workers, seed, device, val_every, resume,
-                       no_flip, nproc, sync_bn, out) -> None:
+                       no_flip, nproc, sync_bn, engine, address, gpus_per_worker, out) -> None:
     """Train a semantic segmentation model; writes OUT/best, OUT/last, log.csv, tb/.
 
-    Under torchrun, or with --nproc N, it trains on many processes (DDP)."""
+    Under torchrun, or with --nproc N, it trains on many processes (DDP); with --engine ray
+    those processes are Ray Train workers."""
+    from masklab.errors import InputError
     from masklab.tasks.semantic import TrainConfig, train_semantic
 
-    if nproc is not None and "WORLD_SIZE" not in os.environ:
+    if engine == "ray":
+        from masklab.scale import ray_engine
+
+        if nproc is not None and nproc < 1:
+            raise InputError(f"--nproc must be at least 1, got {nproc}")
+        ray_engine.connect(address, nproc or 2)  # every check before any work
+    elif nproc is not None and "WORLD_SIZE" not in os.environ:
         _relaunch(nproc)
 
     weights = None
@@ -174,6 +189,15 @@ def train_semantic_cmd(ctx, data, layout, images, model, model_arg, pretrained, 
                       ema=ema, flip=not no_flip, sync_bn=sync_bn,
                       workers=workers, seed=seed, device=device, val_every=val_every,
                       resume=resume, pretrained=pretrained, quiet=ctx.obj["quiet"] or None)
+    if engine == "ray":
+        from masklab.scale.ray_train import train_semantic_on_ray
+
+        m = train_semantic_on_ray(cfg, workers=nproc or 2, address=address,
+                                  gpus_per_worker=gpus_per_worker)
+        click.echo(f"best val mIoU {m['best_miou']:.4f} at epoch {m['best_epoch']}; "
+                   f"{m['images_per_second']:.1f} train images/s; checkpoint {out / 'best'} "
+                   f"({nproc or 2} Ray Train workers)")
+        return
     r = train_semantic(cfg)
     if os.environ.get("RANK", "0") == "0":
         click.echo(f"best val mIoU {r.best_miou:.4f} at epoch {r.best_epoch}; "

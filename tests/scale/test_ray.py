@@ -245,3 +245,39 @@ def test_segment_semantic_on_ray_equals_local(cluster, tmp_path):
     la = (tmp_path / "local" / "areas.csv").read_text().splitlines()
     lb = (tmp_path / "ray" / "areas.csv").read_text().splitlines()
     assert [x.split(",")[:3] for x in la] == [x.split(",")[:3] for x in lb]
+
+
+def test_train_semantic_under_ray_train_equals_one_process(cluster, tmp_path):
+    """Ray Train's TorchTrainer, 2 workers (DDP over gloo): one epoch finishes, rank 0 writes
+    the checkpoint, and the loss is the single-process run's with the same global batch."""
+    import csv
+
+    from masklab.data.synthetic import write_shapes_dataset
+    from masklab.models.semantic import load_semantic_model
+    from masklab.tasks.semantic import TrainConfig, predict_semantic, train_semantic
+
+    data = write_shapes_dataset(tmp_path / "shapes", 16, 4, size=32, seed=3)
+    opts = ["--model", "unet", "--model-arg", "depth=2", "--model-arg", "width=4",
+            "--model-arg", "norm=group", "--num-classes", 4, "--batch-size", 8, "--crop",
+            "none", "--scale", "1,1", "--jitter", 0, "--no-flip", "--epochs", 1, "--lr",
+            0.01, "--workers", 0, "--device", "cpu"]
+    r = _invoke("-q", "train", "semantic", "--data", data, "--out", tmp_path / "ray", *opts,
+                "--engine", "ray", "--nproc", 2)
+    assert r.exit_code == 0, r.output
+    assert "2 Ray Train workers" in r.output
+    with open(tmp_path / "ray" / "log.csv") as f:
+        log = list(csv.DictReader(f))
+    assert [int(row["epoch"]) for row in log] == [1]
+    torch.set_num_threads(1)
+    one = train_semantic(TrainConfig(
+        data=str(data), out=str(tmp_path / "one"), model="unet",
+        model_config={"depth": 2, "width": 4, "norm": "group"}, num_classes=4, batch_size=8,
+        crop=None, scale=(1.0, 1.0), jitter=0.0, flip=False, epochs=1, lr=1e-2, workers=0,
+        device="cpu", quiet=True, tensorboard=False))
+    assert float(log[0]["loss"]) == pytest.approx(one.history[0]["loss"], rel=1e-4)
+    assert float(log[0]["val_mIoU"]) == pytest.approx(one.history[0]["val_mIoU"], abs=1e-6)
+    model = load_semantic_model(tmp_path / "ray" / "best")
+    assert predict_semantic(model, np.zeros((32, 32, 3), np.uint8)).labels.shape == (32, 32)
+    bad = _invoke("train", "semantic", "--data", data, "--out", tmp_path / "bad", *opts,
+                  "--engine", "ray", "--nproc", 3)
+    assert bad.exit_code == 2 and "does not split over 3 processes" in bad.output
