@@ -90,6 +90,17 @@ def all_sum(d: Dist, values):
     return t.numpy()
 
 
+def broadcast_buffers(d: Dist, module: torch.nn.Module) -> None:
+    """Rank 0's buffers (BatchNorm running statistics) on every rank: DDP syncs them at the
+    start of each training forward only, so after the last step each rank holds its own;
+    validation and checkpoints must all use rank 0's."""
+    import torch.distributed as dist
+
+    if d.active:
+        for b in module.buffers():
+            dist.broadcast(b.data, 0)
+
+
 def barrier(d: Dist) -> None:
     import torch.distributed as dist
 

@@ -190,11 +190,11 @@ def train_semantic_cmd(ctx, data, layout, images, model, model_arg, pretrained, 
                       workers=workers, seed=seed, device=device, val_every=val_every,
                       resume=resume, pretrained=pretrained, quiet=ctx.obj["quiet"] or None)
     if engine == "ray":
-        from masklab.scale.ray_train import train_semantic_on_ray
+        from masklab.scale.ray_train import train_on_ray
 
-        m = train_semantic_on_ray(cfg, workers=nproc or 2, address=address,
-                                  gpus_per_worker=gpus_per_worker)
-        click.echo(f"best val mIoU {m['best_miou']:.4f} at epoch {m['best_epoch']}; "
+        m = train_on_ray("semantic", cfg, workers=nproc or 2, address=address,
+                         gpus_per_worker=gpus_per_worker)
+        click.echo(f"best val mIoU {m['best']:.4f} at epoch {m['best_epoch']}; "
                    f"{m['images_per_second']:.1f} train images/s; checkpoint {out / 'best'} "
                    f"({nproc or 2} Ray Train workers)")
         return
@@ -527,15 +527,35 @@ def _train_objects_command(task: str):
     @click.option("--device", default="auto", show_default=True)
     @click.option("--eval-every", type=int, default=1, show_default=True)
     @click.option("--resume", is_flag=True)
+    @click.option("--no-flip", is_flag=True, help="No random horizontal flips.")
+    @click.option("--nproc", type=int, help="Train on N local processes (DDP; torchrun is "
+                  "started for you), or N Ray Train workers with --engine ray. --batch-size "
+                  "is the global batch.")
+    @click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+                  show_default=True, help="ray: --nproc workers of Ray Train's TorchTrainer "
+                  "(masklab[ray]); OUT must be storage every worker reaches.")
+    @click.option("--address", help="With --engine ray: auto, ray://HOST:PORT, or none.")
+    @click.option("--gpus-per-worker", type=float, default=0.0, show_default=True,
+                  help="With --engine ray: GPUs per training worker.")
     @click.option("--out", type=click.Path(path_type=Path, file_okay=False),
                   default=f"runs/{task}", show_default=True)
     @click.pass_context
     def cmd(ctx, data, images, val_data, val_images, model, model_arg, no_pretrained, classes,
             freeze_backbone, epochs, max_steps, batch_size, optimizer, lr, no_amp, workers,
-            seed, device, eval_every, resume, out) -> None:
+            seed, device, eval_every, resume, no_flip, nproc, engine, address,
+            gpus_per_worker, out) -> None:
         from masklab.errors import InputError
         from masklab.models.registry import get_info
         from masklab.tasks.instances_train import InstanceTrainConfig, train_instances
+
+        if nproc is not None and nproc < 1:
+            raise InputError(f"--nproc must be at least 1, got {nproc}")
+        if engine == "ray":
+            from masklab.scale import ray_engine
+
+            ray_engine.connect(address, nproc or 2)  # every check before any work
+        elif nproc is not None and "WORLD_SIZE" not in os.environ:
+            _relaunch(nproc)
 
         kind = get_info(model).task
         if (kind == "keypoints") != (task == "keypoints"):
@@ -549,9 +569,20 @@ def _train_objects_command(task: str):
             classes=[c.strip() for c in classes.split(",")] if classes else None,
             freeze_backbone=freeze_backbone, epochs=epochs, max_steps=max_steps,
             batch_size=batch_size, optimizer=optimizer, lr=lr, amp=not no_amp,
-            workers=workers, seed=seed, device=device, eval_every=eval_every, resume=resume,
-            quiet=ctx.obj["quiet"] or None)
+            flip=not no_flip, workers=workers, seed=seed, device=device,
+            eval_every=eval_every, resume=resume, quiet=ctx.obj["quiet"] or None)
+        if engine == "ray":
+            from masklab.scale.ray_train import train_on_ray
+
+            m = train_on_ray(task, cfg, workers=nproc or 2, address=address,
+                             gpus_per_worker=gpus_per_worker)
+            click.echo(f"best AP {m['best']:.4f} at epoch {m['best_epoch']}; "
+                       f"{m['images_per_second']:.2f} train images/s; checkpoint "
+                       f"{out / 'best'} ({nproc or 2} Ray Train workers)")
+            return
         r = train_instances(cfg)
+        if os.environ.get("RANK", "0") != "0":
+            return
         click.echo(f"best AP {r['best_ap']:.4f} at epoch {r['best_epoch']}; "
                    f"{r['images_per_second']:.2f} train images/s; "
                    f"checkpoint {r['best_checkpoint']}")

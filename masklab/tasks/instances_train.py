@@ -181,9 +181,11 @@ KEYPOINT_SIGMA = 0.05  # OKS sigma of every keypoint of a non-COCO skeleton
 
 
 def evaluate_instances(model: ObjectModel, dataset: CocoTrainDataset, device,
-                       quiet: bool | None = None):
+                       quiet: bool | None = None, dist=None):
     """COCO evaluation (mask AP for instance models, OKS AP for keypoint models, else box
-    AP) with masklab.metrics."""
+    AP) with masklab.metrics. In a distributed run (``dist``) each process predicts a
+    contiguous share of the images; the accumulators are gathered and merged in rank order,
+    so every process gets the one-process figures."""
     from masklab.io.images import read_image
     from masklab.metrics.coco import CocoEvaluator, CocoParams
     from masklab.progress import progress
@@ -196,7 +198,11 @@ def evaluate_instances(model: ObjectModel, dataset: CocoTrainDataset, device,
     gt = dataset.coco
     results = []
     model.eval()
-    for image_id in progress(dataset.ids, desc="eval", quiet=quiet):
+    ids = list(dataset.ids)
+    if dist is not None and dist.active:
+        lo, hi = (round(k * len(ids) / dist.world) for k in (dist.rank, dist.rank + 1))
+        ids = ids[lo:hi]
+    for image_id in progress(ids, desc="eval", quiet=quiet):
         rec = gt.image_by_id[image_id]
         det = model.predict([read_image(dataset.images_dir / rec["file_name"])],
                             score_threshold=0.0, max_detections=100)[0]
@@ -206,20 +212,51 @@ def evaluate_instances(model: ObjectModel, dataset: CocoTrainDataset, device,
                 results.append(r)
     cats = [c for c in gt.categories if c["id"] in dataset.remap]
     anns = [a for a in gt.annotations if a["category_id"] in dataset.remap]
-    return CocoEvaluator(cats, iou_type, params).update(gt.images, anns, results).compute()
+    keep = set(ids)
+    ev = CocoEvaluator(cats, iou_type, params).update(
+        [im for im in gt.images if im["id"] in keep],
+        [a for a in anns if a["image_id"] in keep], results)
+    if dist is not None and dist.active:
+        import torch.distributed
+
+        parts = [None] * dist.world
+        torch.distributed.all_gather_object(parts, ev)
+        ev = parts[0]
+        for p in parts[1:]:
+            ev.merge(p)
+    return ev.compute()
 
 
 def train_instances(cfg: InstanceTrainConfig):
-    """Train; evaluate every ``eval_every`` epochs; keep ``out/best`` by AP."""
-    from torch.utils.data import DataLoader
+    """Train; evaluate every ``eval_every`` epochs; keep ``out/best`` by AP.
 
-    from masklab.io.atomic import write_json
-    from masklab.progress import progress
+    Under ``torchrun`` (``masklab train instances|keypoints --nproc N``) or Ray Train it
+    trains with DDP: the global batch ``batch_size`` is split over the processes, gradients
+    are averaged, each process evaluates a share of the validation images (the COCO
+    accumulators are merged), rank 0 writes checkpoints and logs."""
+    from masklab import distributed
 
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available()
                           else "cpu" if cfg.device == "auto" else cfg.device)
+    dist_, device = distributed.setup(device)
+    try:
+        return _train_instances(cfg, dist_, device)
+    finally:
+        distributed.teardown(dist_)
+
+
+def _train_instances(cfg: InstanceTrainConfig, dist_, device):
+    from torch.utils.data import DataLoader
+    from torch.utils.data.distributed import DistributedSampler
+
+    from masklab import distributed
+    from masklab.io.atomic import write_json
+    from masklab.progress import progress
+
+    main = dist_.main
+    quiet = cfg.quiet if main else True
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     from masklab.models.registry import get_info
@@ -252,10 +289,21 @@ def train_instances(cfg: InstanceTrainConfig):
             p.requires_grad_(False)
     model.to(device)
 
-    g = torch.Generator()
-    g.manual_seed(cfg.seed)
-    loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                        num_workers=cfg.workers, collate_fn=_collate, generator=g)
+    if cfg.batch_size % dist_.world:
+        raise InputError(f"batch size {cfg.batch_size} does not split over {dist_.world} "
+                         "processes")
+    # one permutation per epoch (seed + epoch), each process taking its share of every
+    # global batch: the same batches on 1 process or N
+    sampler = DistributedSampler(train_ds, num_replicas=dist_.world, rank=dist_.rank,
+                                 shuffle=True, seed=cfg.seed, drop_last=True)
+    loader = DataLoader(train_ds, batch_size=cfg.batch_size // dist_.world, sampler=sampler,
+                        drop_last=True, num_workers=cfg.workers, collate_fn=_collate)
+    net = model.net
+    if dist_.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model.net, device_ids=[device.index] if device.type ==
+                                      "cuda" else None)
     if len(loader) == 0:
         raise InputError(f"fewer training images than one batch ({cfg.batch_size})", cfg.data)
     total = len(loader) * cfg.epochs if cfg.max_steps is None else \
@@ -289,19 +337,22 @@ def train_instances(cfg: InstanceTrainConfig):
         sched.load_state_dict(st["scheduler"])
         start, step = int(st["epoch"]) + 1, int(st["step"])
         best, best_epoch = float(st["best_ap"]), int(st["best_epoch"])
-    write_json(out / "train_config.json", asdict(cfg), indent=1)
+    if main:
+        write_json(out / "train_config.json", {**asdict(cfg), "processes": dist_.world},
+                   indent=1)
     seen, t_train = 0, 0.0
     for epoch in range(start, cfg.epochs):
         if step >= total:
             break
         model.train()
+        sampler.set_epoch(epoch)
         t0, running, n = time.perf_counter(), 0.0, 0
         for images, targets in progress(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                                        quiet=cfg.quiet):
+                                        quiet=quiet):
             images = [im.to(device) for im in images]
             targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
             with torch.autocast(device.type, enabled=use_amp):
-                losses = model.net(images, targets)
+                losses = net(images, targets)
                 loss = sum(losses.values())
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -318,29 +369,35 @@ def train_instances(cfg: InstanceTrainConfig):
             if step >= total:
                 break
         t_train += time.perf_counter() - t0
+        running = float(distributed.all_sum(dist_, [running])[0]) / dist_.world
         row = {"epoch": epoch + 1, "step": step, "loss": running / max(1, n),
                "lr": opt.param_groups[0]["lr"], "AP": float("nan"), "AP50": float("nan")}
         last = epoch + 1 == cfg.epochs or step >= total
+        distributed.broadcast_buffers(dist_, model.net)  # rank 0's BatchNorm statistics
         if val_ds is not None and ((epoch + 1) % cfg.eval_every == 0 or last):
-            r = evaluate_instances(model, val_ds, device, cfg.quiet)
+            r = evaluate_instances(model, val_ds, device, quiet, dist=dist_)
             row["AP"], row["AP50"] = float(r.stats[0]), float(r.stats[1])
             if r.stats[0] > best:
                 best, best_epoch = float(r.stats[0]), epoch + 1
-                save_object_checkpoint(out / "best", model, {"epoch": epoch + 1,
-                                                             "AP": row["AP"],
-                                                             "AP50": row["AP50"]})
+                if main:
+                    save_object_checkpoint(out / "best", model, {"epoch": epoch + 1,
+                                                                 "AP": row["AP"],
+                                                                 "AP50": row["AP50"]})
         elif val_ds is None and last:
-            save_object_checkpoint(out / "best", model, {"epoch": epoch + 1})
+            if main:
+                save_object_checkpoint(out / "best", model, {"epoch": epoch + 1})
             best_epoch = epoch + 1
         history.append(row)
-        _log(out / "log.csv", row)
-        save_object_checkpoint(out / "last", model, {"epoch": epoch + 1})
-        torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "epoch": epoch, "step": step, "best_ap": best, "best_epoch": best_epoch},
-                   state_file)
+        if main:
+            _log(out / "log.csv", row)
+            save_object_checkpoint(out / "last", model, {"epoch": epoch + 1})
+            torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                        "epoch": epoch, "step": step, "best_ap": best,
+                        "best_epoch": best_epoch}, state_file)
+        distributed.barrier(dist_)  # the files are written before any process reads them
     return {"best_ap": best, "best_epoch": best_epoch, "history": history,
-            "best_checkpoint": out / "best", "images_per_second": seen / t_train
-            if t_train else 0.0}
+            "best_checkpoint": out / "best", "images_per_second": seen * dist_.world /
+            t_train if t_train else 0.0}
 
 
 def _log(path: Path, row: dict) -> None:

@@ -445,6 +445,7 @@ def _train(cfg: TrainConfig, dist_, device) -> TrainResult:
                "val_pixel_acc": float("nan"), "seconds": time.perf_counter() - t0}
         last_epoch = epoch + 1 == cfg.epochs or step >= total_steps
         scored = ema.model if ema is not None else model  # what is validated and kept
+        distributed.broadcast_buffers(dist_, scored.net)  # rank 0's BatchNorm statistics
         if val_ds is not None and ((epoch + 1) % cfg.val_every == 0 or last_epoch):
             r = evaluate_model(scored, val_ds, spec.num_classes, ignore,
                                cfg.quiet if main else True, cfg.eval_scale, dist=dist_)

@@ -247,7 +247,7 @@ def test_segment_semantic_on_ray_equals_local(cluster, tmp_path):
     assert [x.split(",")[:3] for x in la] == [x.split(",")[:3] for x in lb]
 
 
-def test_train_semantic_under_ray_train_equals_one_process(cluster, tmp_path):
+def test_training_under_ray_train_equals_one_process(cluster, tmp_path):
     """Ray Train's TorchTrainer, 2 workers (DDP over gloo): one epoch finishes, rank 0 writes
     the checkpoint, and the loss is the single-process run's with the same global batch."""
     import csv
@@ -281,3 +281,16 @@ def test_train_semantic_under_ray_train_equals_one_process(cluster, tmp_path):
     bad = _invoke("train", "semantic", "--data", data, "--out", tmp_path / "bad", *opts,
                   "--engine", "ray", "--nproc", 3)
     assert bad.exit_code == 2 and "does not split over 3 processes" in bad.output
+    # the object trainer goes through the same Ray Train loop
+    from masklab.data.synthetic import write_shapes_coco
+    from masklab.models.objects import load_object_model
+
+    d = write_shapes_coco(tmp_path / "coco", 4, 2, size=48, per_image=1)
+    r = _invoke("-q", "train", "instances", "--data", d / "train.json", "--images",
+                d / "images", "--model", "maskrcnn_resnet18_fpn", "--model-arg", "min_size=48",
+                "--model-arg", "max_size=48", "--no-pretrained", "--batch-size", 2,
+                "--workers", 0, "--epochs", 1, "--device", "cpu", "--out", tmp_path / "inst",
+                "--engine", "ray", "--nproc", 2)
+    assert r.exit_code == 0, r.output
+    assert "2 Ray Train workers" in r.output
+    assert load_object_model(tmp_path / "inst" / "best").class_names[0] == "__background__"
