@@ -61,6 +61,15 @@ def models_cmd(task: str | None, as_json: bool) -> None:
                        f"{r['params'] / 1e6:.1f}", r["license"]] for r in rows]))
 
 
+def _manifest(out: Path, verb: str, model: str, weights, **settings):
+    """``OUT/manifest.jsonl`` for a batch verb: the run's settings, the images done."""
+    from masklab.manifest import RunManifest, file_stamp
+
+    out.mkdir(parents=True, exist_ok=True)
+    return RunManifest(out, {"verb": verb, "model": file_stamp(model) if Path(model).exists()
+                             else model, "weights": file_stamp(weights), **settings})
+
+
 def _engine_options(fn):
     """``--engine local|ray``, ``--address``, ``--workers``, ``--gpus-per-worker``."""
     for opt in reversed([
@@ -259,6 +268,12 @@ def segment_semantic_cmd(ctx, inputs, model, weights, num_classes, out, tile, ov
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    def manifest():
+        return _manifest(out, "segment semantic", model, weights, num_classes=num_classes,
+                         tile=tile, overlap=overlap, scales=scales, flip=flip,
+                         overlay=not no_overlay, batch_size=batch_size)
+
     if engine == "ray":
         from masklab.scale import ray_engine
 
@@ -266,10 +281,11 @@ def segment_semantic_cmd(ctx, inputs, model, weights, num_classes, out, tile, ov
         files = find_images(inputs)
         if not files:
             raise click.BadParameter("no images found", param_hint="INPUTS")
+        run_manifest = manifest()
         spec = {"model": str(model), "weights": str(weights) if weights else None,
                 "num_classes": num_classes, "device": "cuda" if gpus_per_worker else "cpu"}
         written = ray_engine.segment_semantic(
-            spec, files, out, workers=workers, address=address,
+            spec, files, out, workers=workers, address=address, manifest=run_manifest,
             gpus_per_worker=gpus_per_worker, overlay=not no_overlay, areas_csv=areas,
             tile=tile, overlap=overlap, scales=tuple(float(s) for s in scales.split(",")),
             flip=flip, batch_size=batch_size)
@@ -282,7 +298,8 @@ def segment_semantic_cmd(ctx, inputs, model, weights, num_classes, out, tile, ov
     if not files:
         raise click.BadParameter("no images found", param_hint="INPUTS")
     written = segment_files(m, files, out, overlay=not no_overlay, areas_csv=areas,
-                            quiet=ctx.obj["quiet"] or None, tile=tile, overlap=overlap,
+                            quiet=ctx.obj["quiet"] or None, manifest=manifest(),
+                            tile=tile, overlap=overlap,
                             scales=tuple(float(s) for s in scales.split(",")), flip=flip,
                             batch_size=batch_size)
     if not ctx.obj["quiet"]:
@@ -340,6 +357,15 @@ def _object_command(task: str):
         names = None
         if class_names is not None:
             names = [n.strip() for n in class_names.read_text().splitlines() if n.strip()]
+        keep = [int(c) for c in classes.split(",")] if classes else None
+
+        def manifest():
+            return _manifest(out, f"segment {task}", model, weights, num_classes=num_classes,
+                             class_names=names, score_threshold=score_threshold,
+                             classes=keep, max_detections=max_detections,
+                             batch_size=batch_size, overlay=not no_overlay,
+                             coco_gt=str(Path(coco_gt).resolve()) if coco_gt else None)
+
         if engine == "ray":
             from masklab.scale import ray_engine
 
@@ -350,9 +376,8 @@ def _object_command(task: str):
             spec = {"model": model, "weights": str(weights) if weights else None,
                     "num_classes": num_classes, "class_names": names,
                     "device": "cuda" if gpus_per_worker else "cpu"}
-            keep = [int(c) for c in classes.split(",")] if classes else None
             written = ray_engine.segment_objects(
-                spec, files, out, workers=workers, address=address,
+                spec, files, out, workers=workers, address=address, manifest=manifest(),
                 gpus_per_worker=gpus_per_worker, batch_size=batch_size,
                 score_threshold=score_threshold, classes=keep, max_detections=max_detections,
                 overlay=not no_overlay, coco_gt=coco_gt)
@@ -365,11 +390,11 @@ def _object_command(task: str):
         files = find_images(inputs)
         if not files:
             raise click.BadParameter("no images found", param_hint="INPUTS")
-        keep = [int(c) for c in classes.split(",")] if classes else None
         written = segment_object_files(m, files, out, score_threshold=score_threshold,
                                        classes=keep, max_detections=max_detections,
                                        batch_size=batch_size, overlay=not no_overlay,
-                                       coco_gt=coco_gt, quiet=ctx.obj["quiet"] or None)
+                                       coco_gt=coco_gt, quiet=ctx.obj["quiet"] or None,
+                                       manifest=manifest())
         if not ctx.obj["quiet"]:
             click.echo(f"wrote {len(written)} files to {out}")
 

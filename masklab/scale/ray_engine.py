@@ -62,18 +62,27 @@ def cpus_per_worker(workers: int, gpus_per_worker: float = 0.0) -> int:
 
 
 def _run_pool(worker_cls, items: list[dict], kwargs: dict, *, workers: int,
-              gpus_per_worker: float, batch_size: int) -> list[dict]:
+              gpus_per_worker: float, batch_size: int, on_row=None) -> list[dict]:
     """``items`` through an actor pool of ``worker_cls`` (constructed once per worker with
-    ``kwargs`` and its thread count); the output rows in input order, each exactly once."""
+    ``kwargs`` and its thread count); the output rows in input order, each exactly once.
+    Rows stream back as workers finish them; ``on_row`` sees each on arrival (the manifest
+    records it, so a run stopped half-way keeps what is done)."""
     import ray.data
 
+    if not items:
+        return []
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4 * workers)))
     cpus = cpus_per_worker(workers, gpus_per_worker)
     mapped = ds.map_batches(worker_cls, fn_constructor_kwargs={**kwargs, "threads": cpus},
                             batch_size=batch_size, concurrency=workers, num_cpus=cpus,
                             num_gpus=gpus_per_worker or None, batch_format="numpy")
-    rows = sorted(mapped.take_all(), key=lambda r: int(r["index"]))
-    if [int(r["index"]) for r in rows] != list(range(len(items))):
+    rows = []
+    for row in mapped.iter_rows():
+        if on_row is not None:
+            on_row(row)
+        rows.append(row)
+    rows.sort(key=lambda r: int(r["index"]))
+    if sorted(int(r["index"]) for r in rows) != sorted(int(it["index"]) for it in items):
         raise RuntimeError("the Ray run lost or repeated images")  # never: Ray retries
     return rows
 
@@ -164,26 +173,44 @@ class _ObjectWorker:
 def segment_objects(spec: dict, files: list[Path], out_dir, *, workers: int,
                     address: str | None = None, gpus_per_worker: float = 0.0,
                     batch_size: int = 2, score_threshold: float = 0.5, classes=None,
-                    max_detections: int = 100, overlay: bool = True, coco_gt=None
-                    ) -> list[Path]:
+                    max_detections: int = 100, overlay: bool = True, coco_gt=None,
+                    manifest=None) -> list[Path]:
     """``segment_object_files`` on a Ray cluster: the same ``results.json`` and
-    ``images.json`` (merged in input order) and overlays."""
+    ``images.json`` (merged in input order) and overlays; with a manifest, images already
+    done are skipped and each finished one is recorded as it arrives."""
+    from masklab.manifest import key
     from masklab.tasks.instances import _image_ids, write_object_outputs
 
     connect(address, workers)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ids = _image_ids(files, coco_gt)
-    items = [{"index": i, "path": str(Path(f).resolve()), "image_id": ids[i]}
-             for i, f in enumerate(files)]
+    keys = [key(f) for f in files]
+    todo = manifest.pending(keys) if manifest is not None else list(range(len(files)))
+    items = [{"index": i, "path": keys[i], "image_id": ids[i]} for i in todo]
     options = {"score_threshold": score_threshold, "classes": classes,
                "max_detections": max_detections}
+
+    def record(row):
+        if manifest is not None:
+            manifest.record(keys[int(row["index"])], {
+                "image": json.loads(row["image"]), "results": json.loads(row["results"]),
+                "meta": json.loads(row["meta"])})
+
     rows = _run_pool(_ObjectWorker, items, {"spec": spec, "options": options,
                                             "out": str(out), "overlay": overlay},
-                     workers=workers, gpus_per_worker=gpus_per_worker, batch_size=batch_size)
-    results = [r for row in rows for r in json.loads(row["results"])]
-    images = [json.loads(row["image"]) for row in rows]
-    class_names, num_classes = json.loads(rows[0]["meta"])
+                     workers=workers, gpus_per_worker=gpus_per_worker, batch_size=batch_size,
+                     on_row=record)
+    if manifest is not None:
+        done = manifest.rows(keys)
+        images = [r["image"] for r in done]
+        results = [x for r in done for x in r["results"]]
+        meta = done[0]["meta"] if done else None
+    else:
+        images = [json.loads(row["image"]) for row in rows]
+        results = [x for row in rows for x in json.loads(row["results"])]
+        meta = json.loads(rows[0]["meta"]) if rows else None
+    class_names, num_classes = meta
     written = [out / f"{Path(f).stem}_overlay.png" for f in files] if overlay else []
     return written + write_object_outputs(out, results, images, class_names, num_classes)
 
@@ -212,22 +239,36 @@ class _SemanticWorker:
 
 def segment_semantic(spec: dict, files: list[Path], out_dir, *, workers: int,
                      address: str | None = None, gpus_per_worker: float = 0.0,
-                     overlay: bool = True, areas_csv: bool = False, **options) -> list[Path]:
+                     overlay: bool = True, areas_csv: bool = False, manifest=None,
+                     **options) -> list[Path]:
     """``segment_files`` on a Ray cluster: the same label PNGs, overlays and ``areas.csv``
-    (rows merged in input order)."""
+    (rows merged in input order); with a manifest, images already done are skipped and each
+    finished one is recorded as it arrives."""
+    from masklab.manifest import key
     from masklab.tasks.semantic import write_areas_csv
 
     connect(address, workers)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    items = [{"index": i, "path": str(Path(f).resolve())} for i, f in enumerate(files)]
+    keys = [key(f) for f in files]
+    todo = manifest.pending(keys) if manifest is not None else list(range(len(files)))
+    items = [{"index": i, "path": keys[i]} for i in todo]
+
+    def record(row):
+        if manifest is not None:
+            manifest.record(keys[int(row["index"])], {"areas": json.loads(row["areas"])})
+
     rows = _run_pool(_SemanticWorker, items, {"spec": spec, "options": options,
                                               "out": str(out), "overlay": overlay},
-                     workers=workers, gpus_per_worker=gpus_per_worker, batch_size=1)
+                     workers=workers, gpus_per_worker=gpus_per_worker, batch_size=1,
+                     on_row=record)
     written = [out / f"{Path(f).stem}.png" for f in files]
     if overlay:
         written += [out / f"{Path(f).stem}_overlay.png" for f in files]
     if areas_csv:
-        area_rows = [r for row in rows for r in json.loads(row["areas"])]
+        if manifest is not None:
+            area_rows = [a for r in manifest.rows(keys) for a in r["areas"]]
+        else:
+            area_rows = [r for row in rows for r in json.loads(row["areas"])]
         written.append(write_areas_csv(out / "areas.csv", area_rows))
     return written

@@ -27,29 +27,43 @@ def segment_object_files(model: ObjectModel, files: list[Path], out_dir: str | o
                          *, score_threshold: float = 0.5, classes: list[int] | None = None,
                          max_detections: int = 100, batch_size: int = 2,
                          overlay: bool = True, coco_gt: str | os.PathLike | None = None,
-                         quiet: bool | None = None) -> list[Path]:
+                         quiet: bool | None = None, manifest=None) -> list[Path]:
     """Run ``model`` on image files; write ``results.json`` (COCO results: boxes, RLE masks,
-    keypoints), ``images.json`` (the COCO image and category records) and overlays."""
+    keypoints), ``images.json`` (the COCO image and category records) and overlays. With a
+    ``masklab.manifest.RunManifest`` the images it lists as done are skipped and every
+    finished one is recorded, so a stopped run started again resumes."""
     from masklab import viz
     from masklab.io.images import read_image
+    from masklab.manifest import key
     from masklab.progress import progress
 
     out = Path(out_dir)
     ids = _image_ids(files, coco_gt)
-    results, images, written = [], [], []
-    batches = [list(range(i, min(i + batch_size, len(files))))
-               for i in range(0, len(files), batch_size)]
+    keys = [key(f) for f in files]
+    todo = manifest.pending(keys) if manifest is not None else list(range(len(files)))
+    results, images = [], []
+    batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
     for batch in progress(batches, desc=f"segment {model.task}", quiet=quiet):
         imgs = [read_image(files[i]) for i in batch]
         dets = model.predict(imgs, score_threshold=score_threshold, classes=classes,
                              max_detections=max_detections)
         for i, img, det in zip(batch, imgs, dets, strict=True):
-            images.append({"id": ids[i], "file_name": files[i].name, "height": img.shape[0],
-                           "width": img.shape[1]})
-            results += det.to_coco_results(ids[i])
+            rec = {"id": ids[i], "file_name": files[i].name, "height": img.shape[0],
+                   "width": img.shape[1]}
+            res = det.to_coco_results(ids[i])
             if overlay:
-                written.append(viz.save(out / f"{files[i].stem}_overlay.png",
-                                        render(img, det)))
+                viz.save(out / f"{files[i].stem}_overlay.png", render(img, det))
+            if manifest is not None:
+                manifest.record(keys[i], {"image": rec, "results": res, "meta": [
+                    model.class_names, model.num_classes]})
+            else:
+                images.append(rec)
+                results += res
+    if manifest is not None:
+        rows = manifest.rows(keys)
+        images = [r["image"] for r in rows]
+        results = [x for r in rows for x in r["results"]]
+    written = [out / f"{f.stem}_overlay.png" for f in files] if overlay else []
     return written + write_object_outputs(out, results, images, model.class_names,
                                           model.num_classes)
 

@@ -100,17 +100,28 @@ def predict_semantic(model: SemanticModel, image: np.ndarray, **kwargs) -> Seman
 
 def segment_files(model: SemanticModel, files: list[Path], out_dir: str | os.PathLike, *,
                   overlay: bool = True, areas_csv: bool = False, quiet: bool | None = None,
-                  **kwargs) -> list[Path]:
-    """Label PNG (and overlay, and per-class areas CSV) for each image file."""
+                  manifest=None, **kwargs) -> list[Path]:
+    """Label PNG (and overlay, and per-class areas CSV) for each image file. With a
+    ``masklab.manifest.RunManifest`` the images it lists as done are skipped and every
+    finished one is recorded, so a stopped run started again resumes."""
+    from masklab.manifest import key
     from masklab.progress import progress
 
     out = Path(out_dir)
-    written: list[Path] = []
+    keys = [key(f) for f in files]
+    todo = manifest.pending(keys) if manifest is not None else list(range(len(files)))
     rows = []
-    for f in progress(files, desc="segment", quiet=quiet, unit="img"):
-        files_, area_rows = segment_one_file(model, Path(f), out, overlay=overlay, **kwargs)
-        written += files_
-        rows += area_rows
+    for i in progress(todo, desc="segment", quiet=quiet, unit="img"):
+        _, area_rows = segment_one_file(model, Path(files[i]), out, overlay=overlay, **kwargs)
+        if manifest is not None:
+            manifest.record(keys[i], {"areas": area_rows})
+        else:
+            rows += area_rows
+    if manifest is not None:
+        rows = [a for r in manifest.rows(keys) for a in r["areas"]]
+    written = [out / f"{Path(f).stem}.png" for f in files]
+    if overlay:
+        written += [out / f"{Path(f).stem}_overlay.png" for f in files]
     if areas_csv:
         written.append(write_areas_csv(out / "areas.csv", rows))
     return written

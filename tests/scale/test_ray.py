@@ -117,18 +117,19 @@ def out_pq(tmp_path):
 def test_segment_instances_on_ray_equals_local(cluster, tmp_path):
     from masklab.io.coco import load_results
     from masklab.io.images import write_image
-    from masklab.models.objects import load_object_model
+    from masklab.models.objects import load_object_model, save_object_checkpoint
     from masklab.rle import decode
 
-    torch.manual_seed(0)
-    m = load_object_model("maskrcnn_resnet50_fpn", weights=None, num_classes=3)
-    torch.save(m.net.state_dict(), tmp_path / "w.pth")
+    torch.manual_seed(0)  # a small Mask R-CNN saved as a checkpoint folder
+    m = load_object_model("maskrcnn_resnet18_fpn", weights=None, num_classes=3,
+                          config={"min_size": 64, "max_size": 64, "rpn_pre_nms_top_n_test": 100,
+                                  "rpn_post_nms_top_n_test": 20, "box_detections_per_img": 5})
+    save_object_checkpoint(tmp_path / "ckpt", m, {})
     rng = np.random.default_rng(0)
     for i in range(3):
         write_image(tmp_path / "img" / f"{i}.jpg", rng.integers(0, 255, (48, 64, 3),
                                                                 dtype=np.uint8))
-    common = ["-q", "segment", "instances", tmp_path / "img", "--model",
-              "maskrcnn_resnet50_fpn", "--weights", tmp_path / "w.pth", "--num-classes", 3,
+    common = ["-q", "segment", "instances", tmp_path / "img", "--model", tmp_path / "ckpt",
               "--score-threshold", 0, "--max-detections", 3, "--batch-size", 2]
     a = _invoke(*common, "--out", tmp_path / "local")
     assert a.exit_code == 0, a.output
@@ -147,6 +148,22 @@ def test_segment_instances_on_ray_equals_local(cluster, tmp_path):
         assert (ma != mb).sum() <= 2
     assert sorted(p.name for p in (tmp_path / "ray").glob("*_overlay.png")) == \
         [f"{i}_overlay.png" for i in range(3)]
+    # resume across engines: an in-process run stopped after image 0, finished on Ray; Ray
+    # does only images 1 and 2 (each recorded once) and the merged files equal the local run
+    half = _invoke(*common[:3], tmp_path / "img" / "0.jpg", *common[4:], "--out",
+                   tmp_path / "resumed")
+    assert half.exit_code == 0, half.output
+    c = _invoke(*common, "--out", tmp_path / "resumed", "--engine", "ray", "--workers", 2)
+    assert c.exit_code == 0, c.output
+    lines = (tmp_path / "resumed" / "manifest.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and len({json.loads(x)["key"] for x in lines[1:]}) == 3
+    assert (tmp_path / "resumed" / "images.json").read_text() == \
+        (tmp_path / "local" / "images.json").read_text()
+    rc = load_results(tmp_path / "resumed" / "results.json", iou_type="segm")
+    assert [(x["image_id"], x["category_id"]) for x in rc] == \
+        [(x["image_id"], x["category_id"]) for x in ra]
+    other = _invoke(*common, "--out", tmp_path / "resumed", "--max-detections", 5)
+    assert other.exit_code == 2 and "other settings (max_detections: 3, now 5)" in other.output
 
 
 def test_engine_settings_fail_before_any_work(tmp_path):

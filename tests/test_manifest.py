@@ -1,0 +1,78 @@
+"""Resumable batch runs: ``OUT/manifest.jsonl`` (masklab.manifest)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from masklab.errors import InputError
+from masklab.manifest import RunManifest
+
+N = 24  # images: a run of a few seconds, long enough to be stopped part-way
+
+
+def test_manifest_records_refuses_other_settings_and_drops_a_cut_line(tmp_path):
+    m = RunManifest(tmp_path, {"model": "a", "t": 0.5})
+    m.record("/x/1.jpg", {"areas": [[1]]})
+    m.record("/x/2.jpg", {"areas": [[2]]})
+    with open(m.path, "a") as f:
+        f.write('{"key": "/x/3.jpg", "are')  # a crash in the middle of a line
+    again = RunManifest(tmp_path, {"model": "a", "t": 0.5})
+    assert sorted(again.done) == ["/x/1.jpg", "/x/2.jpg"]
+    assert again.pending(["/x/1.jpg", "/x/3.jpg"]) == [1]
+    again.record("/x/3.jpg", {"areas": [[3]]})
+    rows = RunManifest(tmp_path, {"model": "a", "t": 0.5}).rows(["/x/3.jpg", "/x/1.jpg"])
+    assert [r["areas"] for r in rows] == [[[3]], [[1]]]
+    with pytest.raises(InputError, match=r"other settings \(t: 0.5, now 0.6\)"):
+        RunManifest(tmp_path, {"model": "a", "t": 0.6})
+
+
+def test_a_killed_run_resumes_and_equals_an_uninterrupted_one(tmp_path):
+    """``segment instances`` killed (SIGKILL) part-way, then started again with the same
+    command: the finished images are not redone and results.json equals a clean run's."""
+    from masklab.io.images import write_image
+    from masklab.models.objects import load_object_model, save_object_checkpoint
+
+    torch.manual_seed(0)
+    m = load_object_model("maskrcnn_resnet18_fpn", weights=None, num_classes=3,
+                          config={"min_size": 64, "max_size": 64, "rpn_pre_nms_top_n_test": 100,
+                                  "rpn_post_nms_top_n_test": 20, "box_detections_per_img": 5})
+    save_object_checkpoint(tmp_path / "ckpt", m, {})
+    rng = np.random.default_rng(0)
+    for i in range(N):
+        write_image(tmp_path / "img" / f"{i}.jpg", rng.integers(0, 255, (64, 80, 3),
+                                                                dtype=np.uint8))
+    cmd = [sys.executable, "-m", "masklab.cli", "-q", "segment", "instances",
+           str(tmp_path / "img"), "--model", str(tmp_path / "ckpt"), "--score-threshold", "0",
+           "--max-detections", "3", "--batch-size", "1", "--no-overlay"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen([*cmd, "--out", str(tmp_path / "run")], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manifest = tmp_path / "run" / "manifest.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and p.poll() is None:
+        if manifest.is_file() and len(manifest.read_text().splitlines()) >= 3:
+            p.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    p.wait(timeout=60)
+    assert p.returncode == -signal.SIGKILL, "the run ended before it could be stopped"
+    done_before = len(manifest.read_text().splitlines()) - 1
+    assert 2 <= done_before < N and not (tmp_path / "run" / "results.json").exists()
+    subprocess.run([*cmd, "--out", str(tmp_path / "run")], env=env, check=True, timeout=300)
+    subprocess.run([*cmd, "--out", str(tmp_path / "clean")], env=env, check=True, timeout=300)
+    keys = [json.loads(x)["key"] for x in manifest.read_text().splitlines()[1:]]
+    assert len(keys) == len(set(keys)) == N  # nothing done twice
+    a = json.loads((tmp_path / "run" / "results.json").read_text())
+    b = json.loads((tmp_path / "clean" / "results.json").read_text())
+    assert [(x["image_id"], x["category_id"]) for x in a] == \
+        [(x["image_id"], x["category_id"]) for x in b]
+    np.testing.assert_allclose([x["score"] for x in a], [x["score"] for x in b], atol=1e-5)
