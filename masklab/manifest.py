@@ -19,6 +19,7 @@ from pathlib import Path
 from masklab.errors import InputError
 
 NAME = "manifest.jsonl"
+META = "__run__"  # the key of a row about the whole run (e.g. the categories written)
 
 
 def file_stamp(path: str | os.PathLike | None) -> list | None:

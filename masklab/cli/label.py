@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from masklab.cli.tasks import _engine_options
+
 
 @click.command("label")
 @click.argument("images", nargs=-1)
@@ -42,11 +44,12 @@ import click
               "run in OUT and rebuild its COCO / YOLO files (no labelling).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+@_engine_options
 @click.pass_context
 def label_cmd(ctx, images, classes, classes_file, boxes_from, detector, segmenter,
               box_threshold, text_threshold, class_thresholds, nms, agnostic_nms, min_area,
               polygons, no_overlays, recursive, review, review_limit, apply_review, device,
-              out) -> None:
+              out, engine, address, workers, gpus_per_worker) -> None:
     """Label images with text prompts: detector boxes → masks → OUT/annotations.json (COCO),
     OUT/yolo/, OUT/overlays/. Run the same command again to resume. --review and
     --apply-review work on the run in OUT."""
@@ -77,6 +80,10 @@ def label_cmd(ctx, images, classes, classes_file, boxes_from, detector, segmente
         return
     if not images:
         raise click.UsageError("give images to label (files, folders or globs)")
+    if engine == "ray":
+        from masklab.scale import ray_engine
+
+        ray_engine.connect(address, workers)  # every check before any work
     if classes and classes_file:
         raise click.UsageError("give --classes or --classes-file, not both")
     synonyms: dict[str, str] = {}
@@ -116,7 +123,9 @@ def label_cmd(ctx, images, classes, classes_file, boxes_from, detector, segmente
                              nms_iou=nms, agnostic_iou=agnostic_nms, min_area=min_area,
                              polygons=polygons)
     r = label_images(files, out, settings, detector=det, device=device,
-                     overlays=not no_overlays, quiet=ctx.obj["quiet"] or None)
+                     overlays=not no_overlays, quiet=ctx.obj["quiet"] or None,
+                     boxes_from=boxes_from, workers=workers if engine == "ray" else None,
+                     address=address, gpus_per_worker=gpus_per_worker)
     if not ctx.obj["quiet"]:
         click.echo(f"labelled {r.done} image(s) ({r.skipped} done before, {r.failed} failed); "
                    f"{r.annotations} annotations in {out / 'annotations.json'}")

@@ -430,53 +430,64 @@ for _task in ("instances", "boxes", "keypoints"):
 @click.option("--things", type=int, help="Leading classes that are things (universal models).")
 @click.option("--no-overlay", is_flag=True)
 @click.option("--device", default="cpu", show_default=True)
+@_engine_options
 @click.pass_context
 def segment_panoptic_cmd(ctx, inputs, model, weights, semantic_model, semantic_weights, out,
                          categories, coco_gt, threshold, classes, overlap, stuff_area, things,
-                         no_overlay, device) -> None:
+                         no_overlay, device, engine, address, workers, gpus_per_worker) -> None:
     """COCO-panoptic PNGs + panoptic.json (+ overlays) from one panoptic model, or from an
     instance model fused with a semantic model."""
     import torch
 
     from masklab.io.coco import read_json
     from masklab.io.images import find_images
-    from masklab.models.universal import is_universal, load_universal_model
-    from masklab.tasks.panoptic import PanopticFusion, segment_panoptic_files
+    from masklab.manifest import file_stamp
+    from masklab.models.universal import is_universal
+    from masklab.tasks.panoptic import load_panoptic_predictor, segment_panoptic_files
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     src = ctx.get_parameter_source
-    if semantic_model:
-        from masklab.models.semantic import load_semantic_model
-
-        inst = _load_objects(model, weights, None, None, device)
-        sem = load_semantic_model(semantic_model, weights=semantic_weights or "default",
-                                  device=device)
-        predictor = PanopticFusion(
-            inst, sem, stuff_area=stuff_area,
-            score_threshold=threshold if src("threshold").name != "DEFAULT" else 0.5,
-            overlap_threshold=overlap if src("overlap").name != "DEFAULT" else 0.5)
-    elif is_universal(model):
-        from functools import partial
-        from types import SimpleNamespace
-
-        m = load_universal_model(model, weights=weights or "default", device=device,
-                                 things=things)
-        predictor = SimpleNamespace(categories=m.categories, predict_panoptic=partial(
-            m.predict_panoptic, threshold=threshold, overlap_threshold=overlap))
-    else:
+    if semantic_model:  # fusion has its own defaults unless given
+        threshold = threshold if src("threshold").name != "DEFAULT" else 0.5
+        overlap = overlap if src("overlap").name != "DEFAULT" else 0.5
+    elif not is_universal(model):
         raise click.BadParameter(f"{model} is not a panoptic model; add --semantic-model to "
                                  "fuse an instance model with a semantic one",
                                  param_hint="--model")
+    if engine == "ray":
+        from masklab.scale import ray_engine
+
+        ray_engine.connect(address, workers)  # every check before any work
     files = find_images(inputs)
     if not files:
         raise click.BadParameter("no images found", param_hint="INPUTS")
     cats = read_json(categories)["categories"] if categories else None
     keep = [int(c) for c in classes.split(",")] if classes else None
-    written = segment_panoptic_files(predictor, files, out, categories=cats,
-                                     categories_source=categories, classes=keep,
-                                     coco_gt=coco_gt,
-                                     overlay=not no_overlay, quiet=ctx.obj["quiet"] or None)
+    spec = {"model": model, "weights": str(weights) if weights else None,
+            "semantic_model": semantic_model,
+            "semantic_weights": str(semantic_weights) if semantic_weights else None,
+            "threshold": threshold, "overlap": overlap, "stuff_area": stuff_area,
+            "things": things}
+    manifest = _manifest(out, "segment panoptic", model, weights, **{
+        k: v for k, v in spec.items() if k not in ("model", "weights")},
+        semantic_stamp=file_stamp(semantic_model) if semantic_model and
+        Path(semantic_model).exists() else None,
+        categories=str(Path(categories).resolve()) if categories else None, classes=keep,
+        coco_gt=str(Path(coco_gt).resolve()) if coco_gt else None, overlay=not no_overlay)
+    options = {"categories": cats, "categories_source": str(categories) if categories else
+               None, "classes": keep, "coco_gt": coco_gt, "overlay": not no_overlay}
+    if engine == "ray":
+        written = ray_engine.segment_panoptic(
+            {**spec, "device": "cuda" if gpus_per_worker else "cpu"}, files, out,
+            workers=workers, address=address, gpus_per_worker=gpus_per_worker,
+            manifest=manifest, **options)
+        if not ctx.obj["quiet"]:
+            click.echo(f"wrote {len(written)} files to {out} ({workers} Ray workers)")
+        return
+    predictor = load_panoptic_predictor(device=device, **spec)
+    written = segment_panoptic_files(predictor, files, out, quiet=ctx.obj["quiet"] or None,
+                                     manifest=manifest, **options)
     if not ctx.obj["quiet"]:
         click.echo(f"wrote {len(written)} files to {out}")
 

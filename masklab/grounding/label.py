@@ -244,13 +244,15 @@ class LabelResult:
 
 def label_images(images: list[Path], out: str | os.PathLike, settings: LabelSettings, *,
                  detector=None, segmenter=None, device: str = "cpu", overlays: bool = True,
-                 quiet: bool | None = None) -> LabelResult:
-    """Label ``images`` into ``out`` (see the module docstring); resumable."""
-    from masklab.grounding.detectors import load_detector
-    from masklab.io.atomic import atomic_open, write_json
-    from masklab.io.images import read_image, write_image
-    from masklab.progress import progress
-    from masklab.types import Masks
+                 quiet: bool | None = None, boxes_from: str | os.PathLike | None = None,
+                 workers: int | None = None, address: str | None = None,
+                 gpus_per_worker: float = 0.0) -> LabelResult:
+    """Label ``images`` into ``out`` (see the module docstring); resumable.
+
+    With ``workers`` the images are labelled on a Ray cluster (``masklab.scale.ray_engine``:
+    one detector + segmenter per worker, ``boxes_from`` read there); each image keeps the id
+    an in-process run gives it, so the dataset is the in-process one."""
+    from masklab.io.atomic import atomic_open
 
     check_classes(settings.classes)
     if not images:
@@ -261,34 +263,75 @@ def label_images(images: list[Path], out: str | os.PathLike, settings: LabelSett
     names = [p.resolve().relative_to(root).as_posix() for p in images]  # symlinks too
     if len(set(names)) != len(names):
         raise InputError("two inputs have the same path")
-    det = detector if detector is not None else load_detector(
-        settings.detector, device=device, **_detector_options(settings))
-    seg = segmenter if segmenter is not None else (
-        None if hasattr(det, "segment_text") else load_segmenter(settings.segmenter, device))
-    source = f"{getattr(det, 'name', settings.detector)}+{settings.segmenter}"
-    prompts = settings.prompts()
     next_id = max((d["id"] for d in done.values()), default=0) + 1
-    n_done = n_failed = 0
-    todo = [(p, n) for p, n in zip(images, names, strict=True) if n not in done]
-    for path, name in progress(todo, desc="label", quiet=quiet, unit="image"):
-        image_id = next_id
-        next_id += 1
+    todo = [(p, n, next_id + j) for j, (p, n) in
+            enumerate((p, n) for p, n in zip(images, names, strict=True) if n not in done)]
+    records = []
+    if workers is not None:
+        from masklab.scale import ray_engine
+
+        records = ray_engine.label_images(
+            todo, out, settings, boxes_from=boxes_from, device=device, overlays=overlays,
+            workers=workers, address=address, gpus_per_worker=gpus_per_worker,
+            on_record=lambda r: _append(out / "progress.jsonl", r))
+    elif todo:
+        from masklab.progress import progress
+
+        labeller = Labeller(settings, detector=detector, segmenter=segmenter, device=device,
+                            boxes_from=boxes_from)
+        for path, name, image_id in progress(todo, desc="label", quiet=quiet, unit="image"):
+            rec = labeller(path, name, image_id, out, overlays)
+            _append(out / "progress.jsonl", rec)
+            records.append(rec)
+    total = _assemble(out, settings)
+    with atomic_open(out / "README.txt", "w", encoding="utf-8") as f:
+        f.write(f"masklab label: {len(settings.classes)} classes, detector "
+                f"{settings.detector}, segmenter {settings.segmenter}\n")
+    n_done = sum(r["status"] == "done" for r in records)
+    return LabelResult(n_done, len(images) - len(todo), len(records) - n_done, total, out)
+
+
+class Labeller:
+    """One image at a time: detector boxes → masks → ``parts/<id>.json`` (+ overlay); the
+    models are loaded once (in-process, or once per Ray worker)."""
+
+    def __init__(self, settings: LabelSettings, *, detector=None, segmenter=None,
+                 device: str = "cpu", boxes_from: str | os.PathLike | None = None):
+        from masklab.grounding.detectors import load_detector
+
+        if detector is None and boxes_from is not None:
+            detector = CocoBoxes(boxes_from)
+        self.settings = settings
+        self.det = detector if detector is not None else load_detector(
+            settings.detector, device=device, **_detector_options(settings))
+        self.seg = segmenter if segmenter is not None else (
+            None if hasattr(self.det, "segment_text") else
+            load_segmenter(settings.segmenter, device))
+        self.source = f"{getattr(self.det, 'name', settings.detector)}+{settings.segmenter}"
+        self.prompts = settings.prompts()
+
+    def __call__(self, path: Path, name: str, image_id: int, out: Path, overlays: bool
+                 ) -> dict:
+        """Label one image; its ``progress.jsonl`` record (done, or failed with why)."""
+        from masklab.io.atomic import write_json
+        from masklab.io.images import read_image, write_image
+        from masklab.types import Masks
+
+        settings, det = self.settings, self.det
         try:
             image = read_image(path)
         except (MasklabError, OSError, ValueError) as e:
-            _append(out / "progress.jsonl", {"image": name, "id": image_id, "status": "failed",
-                                             "reason": str(e).splitlines()[0]})
-            n_failed += 1
-            continue
+            return {"image": name, "id": image_id, "status": "failed",
+                    "reason": str(e).splitlines()[0]}
         h, w = image.shape[:2]
         if hasattr(det, "segment_text"):  # text → masks directly (CLIPSeg)
-            found, masks, mask_scores = _text_masks(det, image, prompts, settings)
+            found, masks, mask_scores = _text_masks(det, image, self.prompts, settings)
         else:
             kw = {"name": name} if getattr(det, "needs_name", False) else {}
-            found = postprocess(det.detect(image, prompts, **kw), settings,
+            found = postprocess(det.detect(image, self.prompts, **kw), settings,
                                 nms_on=not getattr(det, "exact", False))
             found = found.select(np.arange(min(len(found), PER_IMAGE - 1)))
-            masks, mask_scores = segment_boxes(image, found.boxes, seg)
+            masks, mask_scores = segment_boxes(image, found.boxes, self.seg)
         anns = []
         for i, (x0, y0, x1, y1) in enumerate(_pixel_boxes(found.boxes, h, w)):
             m = np.zeros((h, w), bool)
@@ -298,7 +341,7 @@ def label_images(images: list[Path], out: str | os.PathLike, settings: LabelSett
             anns.append((m, int(found.labels[i]) + 1, float(found.scores[i]),
                          float(mask_scores[i]), found.prompts[i]))
         part = {"image": {"id": image_id, "file_name": name, "height": h, "width": w},
-                "path": str(path.resolve()),
+                "path": str(Path(path).resolve()),
                 "annotations": []}
         if anns:
             mk = Masks(np.stack([a[0] for a in anns]), labels=[a[1] for a in anns])
@@ -308,7 +351,8 @@ def label_images(images: list[Path], out: str | os.PathLike, settings: LabelSett
                     "id": image_id * PER_IMAGE + k, "category_id": a[1],
                     "segmentation": segs[k], "area": int(mk.area[k]),
                     "bbox": [float(v) for v in mk.boxes.xywh[k]], "iscrowd": 0,
-                    "score": a[2], "mask_score": a[3], "source": source, "prompt": a[4]})
+                    "score": a[2], "mask_score": a[3], "source": self.source,
+                    "prompt": a[4]})
         write_json(out / "parts" / f"{image_id:07d}.json", part)
         if overlays:
             from masklab import viz
@@ -318,14 +362,7 @@ def label_images(images: list[Path], out: str | os.PathLike, settings: LabelSett
                 if anns else Masks(np.zeros((0, h, w), bool))
             write_image(out / "overlays" / (Path(name).with_suffix(".jpg")),
                         viz.overlay_masks(image, shown))
-        _append(out / "progress.jsonl", {"image": name, "id": image_id, "status": "done",
-                                         "annotations": len(anns)})
-        n_done += 1
-    total = _assemble(out, settings)
-    with atomic_open(out / "README.txt", "w", encoding="utf-8") as f:
-        f.write(f"masklab label: {len(settings.classes)} classes, detector "
-                f"{settings.detector}, segmenter {settings.segmenter}\n")
-    return LabelResult(n_done, len(images) - len(todo), n_failed, total, out)
+        return {"image": name, "id": image_id, "status": "done", "annotations": len(anns)}
 
 
 def _text_masks(det, image: np.ndarray, prompts: list[str], settings: LabelSettings):
@@ -406,6 +443,10 @@ def _open_run(out: Path, settings: LabelSettings) -> dict[str, dict]:
     done: dict[str, dict] = {}
     log = out / "progress.jsonl"
     if log.is_file():
+        raw = log.read_bytes()
+        if raw and not raw.endswith(b"\n"):  # cut by an interruption: that image is done
+            with open(log, "r+b") as f:      # again, and the next line starts clean
+                f.truncate(raw.rfind(b"\n") + 1)
         for line in log.read_text(encoding="utf-8").splitlines():
             try:
                 rec = json.loads(line)

@@ -71,7 +71,10 @@ def _run_pool(worker_cls, items: list[dict], kwargs: dict, *, workers: int,
 
     if not items:
         return []
-    ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4 * workers)))
+    # one block per model batch: results stream back (and reach the manifest) batch by
+    # batch, and a retried task redoes one batch
+    blocks = min(-(-len(items) // batch_size), 20000)
+    ds = ray.data.from_items(items, override_num_blocks=max(1, blocks))
     cpus = cpus_per_worker(workers, gpus_per_worker)
     mapped = ds.map_batches(worker_cls, fn_constructor_kwargs={**kwargs, "threads": cpus},
                             batch_size=batch_size, concurrency=workers, num_cpus=cpus,
@@ -272,3 +275,112 @@ def segment_semantic(spec: dict, files: list[Path], out_dir, *, workers: int,
             area_rows = [r for row in rows for r in json.loads(row["areas"])]
         written.append(write_areas_csv(out / "areas.csv", area_rows))
     return written
+
+
+# --- panoptic segmentation: an actor pool ----------------------------------------------------
+class _PanopticWorker:
+    def __init__(self, spec: dict, options: dict, out: str, threads: int = 1):
+        from masklab.tasks.panoptic import load_panoptic_predictor
+
+        _threads(threads)
+        spec = dict(spec)
+        if spec.get("device") == "cuda":
+            import torch
+
+            spec["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+        self.predictor = load_panoptic_predictor(**spec)
+        self.options, self.out = options, Path(out)
+
+    def __call__(self, batch: dict) -> dict:
+        from masklab.tasks.panoptic import panoptic_categories, panoptic_one_file
+
+        rows = [json.dumps(panoptic_one_file(self.predictor, Path(str(p)), int(i), self.out,
+                                             **self.options))
+                for p, i in zip(batch["path"], batch["image_id"], strict=True)]
+        cats = json.dumps(panoptic_categories(self.predictor, self.options["categories"]))
+        return {"index": batch["index"], "row": rows, "categories": [cats] * len(rows)}
+
+
+def segment_panoptic(spec: dict, files: list[Path], out_dir, *, workers: int,
+                     address: str | None = None, gpus_per_worker: float = 0.0,
+                     categories=None, categories_source=None, classes=None, coco_gt=None,
+                     overlay: bool = True, manifest=None) -> list[Path]:
+    """``segment_panoptic_files`` on a Ray cluster: each worker writes its images' PNGs and
+    overlays; ``panoptic.json`` is merged in input order (the in-process file)."""
+    from masklab.manifest import META, key
+    from masklab.tasks.instances import _image_ids
+    from masklab.tasks.panoptic import write_panoptic_json
+
+    connect(address, workers)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ids = _image_ids(files, coco_gt)
+    keys = [key(f) for f in files]
+    todo = manifest.pending(keys) if manifest is not None else list(range(len(files)))
+    items = [{"index": i, "path": keys[i], "image_id": ids[i]} for i in todo]
+    options = {"categories": categories, "categories_source": categories_source,
+               "classes": classes, "overlay": overlay}
+
+    def record(row):
+        if manifest is not None:
+            if META not in manifest.done:
+                manifest.record(META, {"categories": json.loads(row["categories"])})
+            manifest.record(keys[int(row["index"])], json.loads(row["row"]))
+
+    rows = _run_pool(_PanopticWorker, items, {"spec": spec, "options": options,
+                                              "out": str(out)},
+                     workers=workers, gpus_per_worker=gpus_per_worker, batch_size=1,
+                     on_row=record)
+    if manifest is not None:
+        done, categories = manifest.rows(keys), manifest.done[META]["categories"]
+    else:
+        done = [json.loads(r["row"]) for r in rows]
+        categories = json.loads(rows[0]["categories"]) if rows else []
+    written = [out / "panoptic" / f"{Path(f).stem}.png" for f in files]
+    if overlay:
+        written += [out / f"{Path(f).stem}_overlay.png" for f in files]
+    written.append(write_panoptic_json(out, done, categories))
+    return written
+
+
+# --- auto-labelling: an actor pool of detector + segmenter -----------------------------------
+class _LabelWorker:
+    def __init__(self, settings: dict, boxes_from, device: str, out: str, overlays: bool,
+                 threads: int = 1):
+        from masklab.grounding.label import Labeller, LabelSettings
+
+        _threads(threads)
+        if device == "cuda":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.labeller = Labeller(LabelSettings(**settings), device=device,
+                                 boxes_from=boxes_from)
+        self.out, self.overlays = Path(out), overlays
+
+    def __call__(self, batch: dict) -> dict:
+        records = [json.dumps(self.labeller(Path(str(p)), str(n), int(i), self.out,
+                                            self.overlays))
+                   for p, n, i in zip(batch["path"], batch["name"], batch["image_id"],
+                                      strict=True)]
+        return {"index": batch["index"], "record": records}
+
+
+def label_images(todo: list, out, settings, *, boxes_from=None, device: str = "cpu",
+                 overlays: bool = True, workers: int, address: str | None = None,
+                 gpus_per_worker: float = 0.0, on_record=None) -> list[dict]:
+    """The images ``todo`` (``(path, name, image id)``) of a ``masklab label`` run labelled
+    by an actor pool; each worker writes its images' parts and overlays, ``on_record`` sees
+    every progress record as it arrives; the records in input order."""
+    from dataclasses import asdict
+
+    connect(address, workers)
+    items = [{"index": k, "path": str(Path(p).resolve()), "name": n, "image_id": i}
+             for k, (p, n, i) in enumerate(todo)]
+    rows = _run_pool(_LabelWorker, items, {
+        "settings": asdict(settings), "boxes_from": str(boxes_from) if boxes_from else None,
+        "device": "cuda" if gpus_per_worker else device, "out": str(Path(out).resolve()),
+        "overlays": overlays}, workers=workers, gpus_per_worker=gpus_per_worker,
+        batch_size=1, on_row=(lambda r: on_record(json.loads(r["record"]))) if on_record
+        else None)
+    return [json.loads(r["record"]) for r in rows]

@@ -167,52 +167,129 @@ def map_categories(segments: list[dict], categories: list[dict], target: list[di
     return kept, mapping
 
 
+def load_panoptic_predictor(model: str, *, weights=None, semantic_model: str | None = None,
+                            semantic_weights=None, device: str = "cpu", threshold: float = 0.8,
+                            overlap: float = 0.8, stuff_area: int = 4096,
+                            things: int | None = None):
+    """What ``segment panoptic`` runs: a universal panoptic model (Mask2Former, OneFormer,
+    DETR) with its thresholds, or an instance model fused with a semantic model."""
+    from masklab.errors import InputError
+    from masklab.models.universal import is_universal, load_universal_model
+
+    if semantic_model:
+        from masklab.models.objects import load_object_model
+        from masklab.models.semantic import load_semantic_model
+
+        inst = (load_universal_model(model, weights=weights or "default", device=device)
+                if is_universal(model) else
+                load_object_model(model, weights=weights or "default", device=device))
+        sem = load_semantic_model(semantic_model, weights=semantic_weights or "default",
+                                  device=device)
+        return PanopticFusion(inst, sem, stuff_area=stuff_area, score_threshold=threshold,
+                              overlap_threshold=overlap)
+    if not is_universal(model):
+        raise InputError(f"{model} is not a panoptic model; add --semantic-model to fuse an "
+                         "instance model with a semantic one")
+    from functools import partial
+    from types import SimpleNamespace
+
+    m = load_universal_model(model, weights=weights or "default", device=device, things=things)
+    return SimpleNamespace(categories=m.categories, predict_panoptic=partial(
+        m.predict_panoptic, threshold=threshold, overlap_threshold=overlap))
+
+
+def panoptic_categories(predictor, categories: list[dict] | None) -> list[dict]:
+    """The categories written: the predictor's, or those of ``categories`` it predicts."""
+    own = predictor.categories()
+    if categories is None:
+        return own
+    names = {c["name"].lower() for c in own}
+    return [c for c in categories if c["name"].lower() in names]
+
+
+def panoptic_one_file(predictor, f: Path, image_id: int, out: Path, *,
+                      categories: list[dict] | None = None,
+                      categories_source: str | os.PathLike | None = None,
+                      classes: list[int] | None = None, overlay: bool = True) -> dict:
+    """One image: ``panoptic/<stem>.png`` (and the overlay) written; its image record and
+    ``panoptic.json`` annotation returned."""
+    from masklab import viz
+    from masklab.io.images import read_image, write_image
+    from masklab.io.panoptic import id2rgb
+
+    own = predictor.categories()
+    cats = panoptic_categories(predictor, categories)
+    img = read_image(f)
+    ids, segments = predictor.predict_panoptic([img])[0]
+    if categories is not None:
+        segments, _ = map_categories(segments, own, categories, categories_source)
+    if classes is not None:
+        segments = [s for s in segments if s["category_id"] in classes]
+    if categories is not None or classes is not None:  # dropped segments become VOID
+        keep_ids = np.array([s["id"] for s in segments], np.int32)
+        ids = np.where(np.isin(ids, keep_ids), ids, 0).astype(np.int32)
+    name = f"{Path(f).stem}.png"
+    write_image(out / "panoptic" / name, id2rgb(ids))
+    if overlay:
+        names = {c["id"]: c["name"] for c in cats}
+        top = max(names, default=0) + 1
+        dense = np.stack([ids == s["id"] for s in segments]) if segments else \
+            np.zeros((0, *ids.shape), bool)
+        masks = Masks(dense, labels=[s["category_id"] for s in segments],
+                      class_names=[names.get(k, str(k)) for k in range(top)])
+        viz.save(out / f"{Path(f).stem}_overlay.png",
+                 viz.overlay_masks(img, masks, boxes=False, color_by="instance"))
+    return {"image": {"id": image_id, "file_name": Path(f).name, "height": img.shape[0],
+                      "width": img.shape[1]},
+            "annotation": {"image_id": image_id, "file_name": name, "segments_info": [
+                {k: v for k, v in s.items() if k != "instance"} for s in segments]}}
+
+
+def write_panoptic_json(out: Path, rows: list[dict], categories: list[dict]) -> Path:
+    """``panoptic.json`` from the per-image rows of ``panoptic_one_file`` (input order)."""
+    from masklab.io.atomic import write_json
+
+    return write_json(out / "panoptic.json", {
+        "images": [r["image"] for r in rows], "annotations": [r["annotation"] for r in rows],
+        "categories": categories})
+
+
 def segment_panoptic_files(predictor, files: list[Path], out_dir: str | os.PathLike, *,
                            categories: list[dict] | None = None,
                            categories_source: str | os.PathLike | None = None,
                            classes: list[int] | None = None,
                            coco_gt: str | os.PathLike | None = None, overlay: bool = True,
-                           quiet: bool | None = None) -> list[Path]:
+                           quiet: bool | None = None, manifest=None) -> list[Path]:
     """COCO-panoptic predictions for image files: ``panoptic.json`` + ``panoptic/*.png``
     (+ overlays). ``predictor`` has ``predict_panoptic`` and ``categories`` (a
     ``UniversalModel`` or a ``PanopticFusion``); ``categories`` renumbers to a dataset's;
-    ``classes`` keeps only these category ids (after renumbering)."""
-    from masklab import viz
-    from masklab.io.images import read_image
+    ``classes`` keeps only these category ids (after renumbering). Each image's PNG is
+    written as it is done (memory stays flat); with a ``masklab.manifest.RunManifest`` a
+    stopped run started again resumes."""
+    from masklab.manifest import META, key
     from masklab.progress import progress
     from masklab.tasks.instances import _image_ids
 
     out = Path(out_dir)
-    own = predictor.categories()
-    cats = own
-    if categories is not None:
-        names = {c["name"].lower() for c in own}
-        cats = [c for c in categories if c["name"].lower() in names]
     ids_for = _image_ids(files, coco_gt)
-    items, written = [], []
-    for f, image_id in progress(list(zip(files, ids_for, strict=True)), desc="segment panoptic",
-                                quiet=quiet):
-        img = read_image(f)
-        ids, segments = predictor.predict_panoptic([img])[0]
-        if categories is not None:
-            segments, _ = map_categories(segments, own, categories, categories_source)
-        if classes is not None:
-            segments = [s for s in segments if s["category_id"] in classes]
-        if categories is not None or classes is not None:  # dropped segments become VOID
-            keep_ids = np.array([s["id"] for s in segments], np.int32)
-            ids = np.where(np.isin(ids, keep_ids), ids, 0).astype(np.int32)
-        record = {"id": image_id, "file_name": f.name, "height": img.shape[0],
-                  "width": img.shape[1]}
-        items.append((record, ids, segments))
-        if overlay:
-            names = {c["id"]: c["name"] for c in cats}
-            top = max(names, default=0) + 1
-            dense = np.stack([ids == s["id"] for s in segments]) if segments else \
-                np.zeros((0, *ids.shape), bool)
-            masks = Masks(dense, labels=[s["category_id"] for s in segments],
-                          class_names=[names.get(k, str(k)) for k in range(top)])
-            written.append(viz.save(out / f"{f.stem}_overlay.png",
-                                    viz.overlay_masks(img, masks, boxes=False,
-                                                      color_by="instance")))
-    written.append(write_panoptic_predictions(out, items, cats))
+    keys = [key(f) for f in files]
+    todo = manifest.pending(keys) if manifest is not None else list(range(len(files)))
+    rows = []
+    cats = panoptic_categories(predictor, categories)
+    if manifest is not None and META not in manifest.done:
+        manifest.record(META, {"categories": cats})
+    for i in progress(todo, desc="segment panoptic", quiet=quiet):
+        row = panoptic_one_file(predictor, files[i], ids_for[i], out, categories=categories,
+                                categories_source=categories_source, classes=classes,
+                                overlay=overlay)
+        if manifest is not None:
+            manifest.record(keys[i], row)
+        else:
+            rows.append(row)
+    if manifest is not None:
+        rows = manifest.rows(keys)
+    written = [out / "panoptic" / f"{Path(f).stem}.png" for f in files]
+    if overlay:
+        written += [out / f"{Path(f).stem}_overlay.png" for f in files]
+    written.append(write_panoptic_json(out, rows, cats))
     return written

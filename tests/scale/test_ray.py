@@ -166,6 +166,68 @@ def test_segment_instances_on_ray_equals_local(cluster, tmp_path):
     assert other.exit_code == 2 and "other settings (max_detections: 3, now 5)" in other.output
 
 
+def test_label_on_ray_equals_local_and_resumes_across_engines(cluster, tmp_path):
+    """``masklab label --boxes-from`` (boxes of a COCO file → GrabCut masks): the dataset of
+    a Ray run, and of a run started in-process and finished on Ray, is the in-process one."""
+    from masklab.data.synthetic import write_shapes_coco
+
+    root = write_shapes_coco(tmp_path / "c", n_train=2, n_val=6, size=48, seed=2)
+    val = json.loads((root / "val.json").read_text())
+    files = [root / "images" / im["file_name"] for im in val["images"]]
+    common = ["-q", "label", "--boxes-from", root / "val.json", "--segmenter", "grabcut"]
+    assert _invoke(*common, *files, "--out", tmp_path / "local").exit_code == 0
+    r = _invoke(*common, *files, "--out", tmp_path / "ray", "--engine", "ray", "--workers", 2)
+    assert r.exit_code == 0, r.output
+    assert _invoke(*common, *files[:2], "--out", tmp_path / "mixed").exit_code == 0
+    r = _invoke(*common, *files, "--out", tmp_path / "mixed", "--engine", "ray")
+    assert r.exit_code == 0, r.output
+    want = json.loads((tmp_path / "local" / "annotations.json").read_text())
+    assert len(want["annotations"]) == len(val["annotations"])
+    for run in ("ray", "mixed"):
+        assert json.loads((tmp_path / run / "annotations.json").read_text()) == want, run
+        for f in (tmp_path / "local" / "yolo" / "labels").iterdir():
+            assert (tmp_path / run / "yolo" / "labels" / f.name).read_text() == f.read_text()
+    lines = (tmp_path / "mixed" / "progress.jsonl").read_text().splitlines()
+    assert sorted(json.loads(x)["image"] for x in lines) == sorted(f.name for f in files)
+
+
+def test_segment_panoptic_on_ray_equals_local(cluster, tmp_path):
+    """Fusion of a small Mask R-CNN and a U-Net: each worker writes its images' PNGs, and
+    panoptic.json (merged in input order) is the in-process one; PQ of one against the
+    other is 1."""
+    from masklab.models.objects import load_object_model, save_object_checkpoint
+    from masklab.models.semantic import load_semantic_model, save_checkpoint
+    from tests.test_cli_panoptic import _consistent, _images
+
+    torch.manual_seed(0)
+    inst = load_object_model("maskrcnn_resnet18_fpn", weights=None, num_classes=3,
+                             class_names=["__background__", "square", "circle"],
+                             config={"min_size": 64, "max_size": 96,
+                                     "rpn_post_nms_top_n_test": 20,
+                                     "box_detections_per_img": 5})
+    save_object_checkpoint(tmp_path / "inst", inst)
+    sem = load_semantic_model("unet", weights=None, num_classes=4,
+                              class_names=["background", "square", "circle", "sky"],
+                              config={"depth": 2, "width": 8})
+    save_checkpoint(tmp_path / "sem", sem)
+    _images(tmp_path / "img", n=4)
+    common = ["-q", "segment", "panoptic", tmp_path / "img", "--model", tmp_path / "inst",
+              "--semantic-model", tmp_path / "sem", "--threshold", 0.0, "--stuff-area", 1]
+    assert _invoke(*common, "--out", tmp_path / "local").exit_code == 0
+    r = _invoke(*common, "--out", tmp_path / "ray", "--engine", "ray", "--workers", 2)
+    assert r.exit_code == 0, r.output
+    local, n = _consistent(tmp_path / "local")
+    ray_, _ = _consistent(tmp_path / "ray")
+    assert n > 0 and ray_["images"] == local["images"]
+    assert ray_["categories"] == local["categories"]
+    r = _invoke("-q", "eval", "panoptic", "--gt-json", tmp_path / "local" / "panoptic.json",
+                "--gt-dir", tmp_path / "local" / "panoptic", "--pred-json",
+                tmp_path / "ray" / "panoptic.json", "--pred-dir", tmp_path / "ray" / "panoptic",
+                "--json", tmp_path / "pq.json")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "pq.json").read_text())["All"]["pq"] > 0.99
+
+
 def test_engine_settings_fail_before_any_work(tmp_path):
     (tmp_path / "gt.json").write_text("{}")
     r = _invoke("eval", "coco", tmp_path / "gt.json", tmp_path / "gt.json", "--engine", "ray",
