@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from masklab.cli.eval import _json_opt, _write_json, eval_group
+from masklab.cli.eval import _engine_opts, _json_opt, _runner, _write_json, eval_group
 
 _BACKEND_HELP = ("grabcut (default), graphcut, random_walker, ncut, sam-vit-b/l/h, "
                  "sam-hq-vit-b, sam2.1-tiny/small/base-plus/large, edgetam, or a SAM folder")
@@ -170,18 +170,6 @@ def everything_cmd(ctx, image, backend, points_per_side, points_per_batch, pred_
         click.echo(f"{len(masks)} masks to {out}/masks.json")
 
 
-def _objects(mask_file: Path):
-    """Each distinct non-zero value of a mask PNG is one object."""
-    import numpy as np
-
-    from masklab.io.images import read_label_png
-
-    lab = read_label_png(mask_file)
-    if lab.ndim == 3:
-        lab = lab[..., 0]
-    return [lab == v for v in np.unique(lab) if v != 0]
-
-
 @eval_group.command("interactive")
 @click.option("--backend", default="grabcut", show_default=True, help=_BACKEND_HELP)
 @click.option("--images", type=click.Path(path_type=Path, file_okay=False), required=True)
@@ -190,41 +178,18 @@ def _objects(mask_file: Path):
 @click.option("--max-clicks", type=int, default=20, show_default=True)
 @click.option("--thresholds", default="0.85,0.90", show_default=True)
 @click.option("--device", default="cpu", show_default=True)
+@_engine_opts
 @_json_opt
 @click.pass_context
-def eval_interactive(ctx, backend, images, masks, max_clicks, thresholds, device,
-                     json_out) -> None:
+def eval_interactive(ctx, backend, images, masks, max_clicks, thresholds, device, engine,
+                     address, workers, json_out) -> None:
     """NoC@85/90, NoF and mIoU per click with the standard click simulator."""
-    from masklab.errors import InputError
-    from masklab.interactive import Session
-    from masklab.io.images import find_images, read_image
-    from masklab.metrics.interactive import InteractiveEvaluator
-    from masklab.progress import progress
+    from masklab.interactive.benchmark import evaluate_interactive_files
 
     thr = tuple(_numbers(thresholds, tuple(range(1, 10)), "--thresholds"))
-    ev = InteractiveEvaluator(thr, max_clicks)
-    pairs = []
-    for f in find_images([images]):
-        m = next((p for p in (masks / f"{f.stem}.png",) if p.is_file()), None)
-        if m is None:
-            raise InputError(f"no mask {f.stem}.png for this image", f)
-        pairs.append((f, m))
-    if not pairs:
-        raise InputError("no images", images)
-    for f, m in progress(pairs, desc="eval interactive", quiet=ctx.obj["quiet"] or None):
-        img = read_image(f)
-        session = Session(img, backend, device=device)
-        for obj in _objects(m):
-            if obj.shape != img.shape[:2]:
-                raise InputError(f"mask is {obj.shape}, image {img.shape[:2]}", m)
-
-            def predict(clicks, session=session):
-                out = session.predict(points=[c[:2] for c in clicks],
-                                      point_labels=[int(c[2]) for c in clicks])
-                return out.to_dense()[0]
-
-            ev.evaluate(predict, obj)
-    r = ev.compute()
+    r = evaluate_interactive_files(images, masks, backend, device=device, thresholds=thr,
+                                   max_clicks=max_clicks, quiet=ctx.obj["quiet"] or None,
+                                   runner=_runner(engine, address, workers))
     for t in thr:
         click.echo(f"NoC@{round(t * 100)} {r.noc[t]:.2f}  NoF@{round(t * 100)} {r.nof[t]}")
     click.echo(f"mIoU@1 {r.miou_per_click[0]:.3f}  mIoU@5 "

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from masklab.cli.eval import _engine_opts
+
 
 def _prompt(text: str, n: tuple[int, ...], what: str) -> tuple[list[float], int | None]:
     """``F,A,B,...[@ID]`` -> (numbers, object id or None)."""
@@ -119,19 +121,21 @@ def track_cmd(ctx, video, mask_file, mask_frame, points, boxes, default_id, unsu
               help="flow, sam, sam2.1-small/base-plus/large, edgetam or a SAM 2 folder.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the figures as JSON.")
+@_engine_opts
 @click.pass_context
-def eval_video_interactive(ctx, davis_root, sequences, interactions, backend,
-                           json_out) -> None:
+def eval_video_interactive(ctx, davis_root, sequences, interactions, backend, json_out,
+                           engine, address, workers) -> None:
     """Interactive VOS: a simulated user corrects the worst frame with a click after each
     propagation; J&F per interaction, AUC, J&F@8."""
-    from masklab.cli.eval import _write_json
+    from masklab.cli.eval import _runner, _write_json
     from masklab.metrics.video_interactive import evaluate_davis_interactive
 
     if interactions < 1:
         raise click.BadParameter("must be at least 1", param_hint="--interactions")
     r = evaluate_davis_interactive(davis_root, backend=backend, interactions=interactions,
                                    sequences=sequences.split(",") if sequences else None,
-                                   quiet=ctx.obj["quiet"] or None)
+                                   quiet=ctx.obj["quiet"] or None,
+                                   runner=_runner(engine, address, workers))
     click.echo("interaction  J       F       J&F")
     for k, (j, f) in enumerate(zip(r.j, r.f, strict=True), 1):
         click.echo(f"{k:<11}  {j:.4f}  {f:.4f}  {(j + f) / 2:.4f}")

@@ -145,27 +145,21 @@ class VideoInteractiveEvaluator:
         return VideoInteractiveResult(j, f, len(self.curves))
 
 
-def evaluate_davis_interactive(davis_root, *, sequences=None, backend: str = "flow",
-                               interactions: int = 8, resolution: str = "480p",
-                               quiet: bool | None = None) -> VideoInteractiveResult:
-    """The simulated user on each sequence of a DAVIS folder (``JPEGImages/<res>/<seq>`` and
-    ``Annotations/<res>/<seq>``; a 0/255 annotation is one object, otherwise 255 is void)."""
+def _davis_interactive_shard(seqs: list, root: str, backend: str, interactions: int,
+                             resolution: str, quiet) -> VideoInteractiveEvaluator:
     from pathlib import Path
 
     from masklab.errors import InputError
-    from masklab.io.davis import annotations_dir, list_sequences, read_sequence
+    from masklab.io.davis import annotations_dir, read_sequence
     from masklab.progress import progress
     from masklab.video import VideoSession
     from masklab.video.session import make_video_backend
 
-    root = Path(davis_root)
-    model = make_video_backend(backend)  # loaded once for all sequences
-    seqs = list(sequences) if sequences else list_sequences(root, resolution)
+    root = Path(root)
+    model = make_video_backend(backend)  # loaded once for all the shard's sequences
     ev = VideoInteractiveEvaluator(interactions)
     for seq in progress(seqs, desc="interactive J&F", quiet=quiet):
         frames_dir = root / "JPEGImages" / resolution / seq
-        if not (annotations_dir(root, resolution) / seq).is_dir():
-            raise InputError(f"no annotations for sequence {seq}", root)
         _, ids = read_sequence(annotations_dir(root, resolution) / seq)
         ids = (ids == 255).astype(np.uint8) if set(np.unique(ids)) <= {0, 255} else \
             np.where(ids == 255, 0, ids).astype(np.uint8)
@@ -176,4 +170,27 @@ def evaluate_davis_interactive(davis_root, *, sequences=None, backend: str = "fl
             raise InputError(f"sequence {seq}: {len(session.frames)} frames, "
                              f"{len(ids)} annotations", root)
         ev.update(seq, *simulate_video(session, ids, interactions=interactions))
-    return ev.compute()
+    return ev
+
+
+def evaluate_davis_interactive(davis_root, *, sequences=None, backend: str = "flow",
+                               interactions: int = 8, resolution: str = "480p",
+                               quiet: bool | None = None, runner=None
+                               ) -> VideoInteractiveResult:
+    """The simulated user on each sequence of a DAVIS folder (``JPEGImages/<res>/<seq>`` and
+    ``Annotations/<res>/<seq>``; a 0/255 annotation is one object, otherwise 255 is void).
+    ``runner``: where shards of sequences are evaluated (``masklab.metrics._shards``)."""
+    from pathlib import Path
+
+    from masklab.errors import InputError
+    from masklab.io.davis import annotations_dir, list_sequences
+    from masklab.metrics._shards import merged
+
+    root = Path(davis_root)
+    seqs = list(sequences) if sequences else list_sequences(root, resolution)
+    for seq in seqs:
+        if not (annotations_dir(root, resolution) / seq).is_dir():
+            raise InputError(f"no annotations for sequence {seq}", root)
+    VideoInteractiveEvaluator(interactions)
+    return merged(_davis_interactive_shard, seqs, str(root), backend, interactions,
+                  resolution, quiet, runner=runner)

@@ -58,8 +58,9 @@ def test_eval_coco_on_ray_equals_local(cluster, tmp_path):
 
 
 def test_every_eval_verb_on_ray_equals_local(cluster, tmp_path):
-    """semantic, panoptic, DAVIS and matting: shards evaluated as Ray tasks, accumulators
-    merged; the JSON equals the in-process run's (and the reference fixtures')."""
+    """semantic, matting, the click benchmarks (images and video), panoptic and DAVIS:
+    shards evaluated as Ray tasks, accumulators merged; the JSON equals the in-process run's
+    (and the reference fixtures')."""
     from masklab.io.images import write_image, write_label_png
     from tests.conftest import shared_path
 
@@ -77,6 +78,26 @@ def test_every_eval_verb_on_ray_equals_local(cluster, tmp_path):
     verbs = {"semantic": ["semantic", tmp_path / "sem" / "gt", tmp_path / "sem" / "pred",
                           "--num-classes", 4],
              "matting": ["matting", tmp_path / "mat" / "pred", tmp_path / "mat" / "gt"]}
+    # the click benchmarks: a backend per shard, the NoC / J&F-curve accumulators merged
+    from tests.interactive.test_classical import two_regions
+    from tests.video.test_session import moving_squares
+
+    img, gt = two_regions()
+    for i in range(3):
+        write_image(tmp_path / "ia" / "img" / f"{i}.png", np.roll(img, 7 * i, axis=1))
+        write_image(tmp_path / "ia" / "gt" / f"{i}.png",
+                    np.roll(gt, 7 * i, axis=1).astype(np.uint8))
+    verbs["interactive"] = ["interactive", "--backend", "grabcut", "--images",
+                            tmp_path / "ia" / "img", "--masks", tmp_path / "ia" / "gt",
+                            "--max-clicks", 3]
+    frames, red, green = moving_squares(6)
+    for seq, obj in (("red", red), ("green", green)):
+        for t, fr in enumerate(frames):
+            write_image(tmp_path / "vi" / "JPEGImages" / "480p" / seq / f"{t:05d}.jpg", fr)
+            write_label_png(tmp_path / "vi" / "Annotations" / "480p" / seq / f"{t:05d}.png",
+                            obj[t].astype(np.uint8) * 255)
+    verbs["video-interactive"] = ["video-interactive", "--davis-root", tmp_path / "vi",
+                                  "--interactions", 2]
     pan, dav = shared_path("fixtures", "panoptic_dev"), shared_path("fixtures", "davis_dev")
     if pan.is_dir():
         verbs["panoptic"] = ["panoptic", "--gt-json", pan / "gt.json", "--gt-dir", pan / "gt",
