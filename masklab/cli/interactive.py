@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from masklab.cli.eval import _engine_opts, _json_opt, _runner, _write_json, eval_group
+from masklab.cli.tasks import _engine_options
 
 _BACKEND_HELP = ("grabcut (default), graphcut, random_walker, ncut, sam-vit-b/l/h, "
                  "sam-hq-vit-b, sam2.1-tiny/small/base-plus/large, edgetam, or a SAM folder")
@@ -122,7 +123,7 @@ def prompt_cmd(ctx, image, points, box, extremes, scribbles, neg_scribbles, mask
 
 
 @click.command("everything")
-@click.argument("image", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.argument("inputs", nargs=-1, required=True)
 @click.option("--backend", default="slic", show_default=True,
               help="slic or felzenszwalb (no weights), or a SAM model / folder.")
 @click.option("--points-per-side", type=int, default=32, show_default=True)
@@ -139,35 +140,45 @@ def prompt_cmd(ctx, image, points, box, extremes, scribbles, neg_scribbles, mask
               help="Merge neighbouring regions whose mean colours differ less (classical).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+@_engine_options
 @click.pass_context
-def everything_cmd(ctx, image, backend, points_per_side, points_per_batch, pred_iou_thresh,
+def everything_cmd(ctx, inputs, backend, points_per_side, points_per_batch, pred_iou_thresh,
                    stability_thresh, nms_thresh, crop_layers, min_area, segments,
-                   merge_threshold, device, out) -> None:
-    """Every object/region of an image: masks.json (COCO with RLE) and overlay.png."""
-    from masklab import viz
-    from masklab.interactive.everything import segment_everything
-    from masklab.io.coco import masks_to_annotations, write_coco
-    from masklab.io.images import read_image
+                   merge_threshold, device, out, engine, address, workers,
+                   gpus_per_worker) -> None:
+    """Every object/region of images (files, folders, globs): OUT/masks.json (COCO, RLE,
+    image ids 1..N in input order) and overlays (overlay.png for one image file,
+    STEM_overlay.png otherwise). Run the same command again to resume."""
+    from masklab.cli.tasks import _manifest
+    from masklab.interactive.everything import segment_everything_files
+    from masklab.io.images import find_images
 
-    img = read_image(image)
-    masks = segment_everything(img, backend, points_per_side=points_per_side,
-                               points_per_batch=points_per_batch,
-                               pred_iou_thresh=pred_iou_thresh,
-                               stability_score_thresh=stability_thresh,
-                               box_nms_thresh=nms_thresh, crop_n_layers=crop_layers,
-                               min_region_area=min_area, n_segments=segments,
-                               merge_threshold=merge_threshold, device=device,
-                               quiet=ctx.obj["quiet"] or None)
-    anns = masks_to_annotations(masks, 1)
-    for a, s in zip(anns, masks.scores, strict=True):
-        a["score"] = float(s)
-    h, w = img.shape[:2]
-    write_coco(out / "masks.json", {
-        "images": [{"id": 1, "file_name": image.name, "height": h, "width": w}],
-        "annotations": anns, "categories": [{"id": 1, "name": "object"}]})
-    viz.save(out / "overlay.png", viz.overlay_masks(img, masks, boxes=False))
+    if engine == "ray":
+        from masklab.scale import ray_engine
+
+        ray_engine.connect(address, workers)  # every check before any work
+    files = find_images(inputs)
+    if not files:
+        raise click.BadParameter("no images found", param_hint="INPUTS")
+    one = len(inputs) == 1 and Path(inputs[0]).is_file()
+    options = {"points_per_side": points_per_side, "points_per_batch": points_per_batch,
+               "pred_iou_thresh": pred_iou_thresh, "stability_score_thresh": stability_thresh,
+               "box_nms_thresh": nms_thresh, "crop_n_layers": crop_layers,
+               "min_region_area": min_area, "n_segments": segments,
+               "merge_threshold": merge_threshold,
+               "overlay": "overlay.png" if one else "{stem}_overlay.png"}
+    manifest = _manifest(out, "everything", backend, None, **options)
+    if engine == "ray":
+        ray_engine.segment_everything_files(files, out, backend, workers=workers,
+                                            address=address, gpus_per_worker=gpus_per_worker,
+                                            manifest=manifest, **options)
+    else:
+        segment_everything_files(files, out, backend, device=device, manifest=manifest,
+                                 quiet=ctx.obj["quiet"] or None, **options)
     if not ctx.obj["quiet"]:
-        click.echo(f"{len(masks)} masks to {out}/masks.json")
+        n = sum(len(r["annotations"]) for r in manifest.rows([str(f.resolve())
+                                                               for f in files]))
+        click.echo(f"{n} masks of {len(files)} image(s) to {out}/masks.json")
 
 
 @eval_group.command("interactive")

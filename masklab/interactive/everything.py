@@ -169,3 +169,80 @@ def _superpixel_regions(image: np.ndarray, mode: str, n_segments: int,
     area = masks.reshape(len(masks), -1).sum(1).astype(np.float64)
     order = np.argsort(-area, kind="stable")
     return Masks(masks[order], scores=area[order] / labels.size)
+
+
+# --- over files -------------------------------------------------------------------------------
+def load_everything_backend(backend: str = "slic", device: str = "cpu"):
+    """A classical mode as it is, or the SAM-family backend loaded once for many images."""
+    if backend in CLASSICAL_MODES:
+        return backend
+    from masklab.interactive.session import make_backend
+
+    return make_backend(backend, device=device)
+
+
+def everything_one_file(backend, f, image_id: int, out, *, overlay: str | None = None,
+                        quiet: bool | None = True, **options) -> dict:
+    """One image: its overlay written (``overlay`` names it, ``{stem}`` filled in); its
+    image record and COCO annotations (RLE, with ``score``) returned."""
+    from pathlib import Path
+
+    from masklab import viz
+    from masklab.io.coco import masks_to_annotations
+    from masklab.io.images import read_image
+
+    img = read_image(f)
+    masks = segment_everything(img, backend, quiet=quiet, **options)
+    anns = masks_to_annotations(masks, image_id)
+    for a, s in zip(anns, masks.scores, strict=True):
+        a["score"] = float(s)
+    if overlay:
+        viz.save(Path(out) / overlay.format(stem=Path(f).stem),
+                 viz.overlay_masks(img, masks, boxes=False))
+    h, w = img.shape[:2]
+    return {"image": {"id": image_id, "file_name": Path(f).name, "height": h, "width": w},
+            "annotations": anns}
+
+
+def write_everything_json(out, rows: list[dict]):
+    """``masks.json``: every image's masks (category ``object``), annotation ids 1..N in
+    input order."""
+    from pathlib import Path
+
+    from masklab.io.coco import write_coco
+
+    anns = []
+    for r in rows:
+        for a in r["annotations"]:
+            anns.append({**a, "id": len(anns) + 1})
+    return write_coco(Path(out) / "masks.json", {
+        "images": [r["image"] for r in rows], "annotations": anns,
+        "categories": [{"id": 1, "name": "object"}]})
+
+
+def segment_everything_files(files: list, out, backend: str = "slic", *,
+                             device: str = "cpu", overlay: str | None = "{stem}_overlay.png",
+                             quiet: bool | None = None, manifest=None, **options) -> list:
+    """``segment_everything`` on image files: ``masks.json`` (image ids 1..N in input order)
+    and an overlay per image; resumable with a ``masklab.manifest.RunManifest``."""
+    from pathlib import Path
+
+    from masklab.manifest import key
+    from masklab.progress import progress
+
+    out = Path(out)
+    keys = [key(f) for f in files]
+    todo = manifest.pending(keys) if manifest is not None else list(range(len(files)))
+    sam = load_everything_backend(backend, device) if todo else None
+    rows = []
+    for i in progress(todo, desc="everything", quiet=quiet, unit="img"):
+        row = everything_one_file(sam, files[i], i + 1, out, overlay=overlay,
+                                  quiet=quiet if len(todo) == 1 else True, **options)
+        if manifest is not None:
+            manifest.record(keys[i], row)
+        else:
+            rows.append(row)
+    if manifest is not None:
+        rows = manifest.rows(keys)
+    written = [out / overlay.format(stem=Path(f).stem) for f in files] if overlay else []
+    return [*written, write_everything_json(out, rows)]

@@ -343,6 +343,84 @@ def segment_panoptic(spec: dict, files: list[Path], out_dir, *, workers: int,
     return written
 
 
+# --- any per-file verb: load once per worker, one function per file ---------------------------
+def _import(dotted: str):
+    import importlib
+
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+class _FileWorker:
+    """``state = load(**spec)`` once per worker; ``one(state, path, image_id, out,
+    **options)`` per file, its JSON-able row returned (and its own files written there)."""
+
+    def __init__(self, load: str, spec: dict, one: str, options: dict, out: str,
+                 threads: int = 1):
+        _threads(threads)
+        spec = dict(spec)
+        if spec.get("device") == "cuda":
+            import torch
+
+            spec["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+        self.state = _import(load)(**spec)
+        self.one, self.options, self.out = _import(one), options, Path(out)
+
+    def __call__(self, batch: dict) -> dict:
+        rows = [json.dumps(self.one(self.state, Path(str(p)), int(i), self.out,
+                                    **self.options))
+                for p, i in zip(batch["path"], batch["image_id"], strict=True)]
+        return {"index": batch["index"], "row": rows}
+
+
+def run_files(load: str, spec: dict, one: str, options: dict, files: list, out_dir, *,
+              workers: int, address: str | None = None, gpus_per_worker: float = 0.0,
+              image_ids: list[int] | None = None, manifest=None,
+              batch_size: int = 1) -> list[dict]:
+    """A per-file verb on an actor pool of ``_FileWorker``: the rows of every file in input
+    order (with a manifest, the files it lists as done are skipped and each finished row is
+    recorded as it arrives)."""
+    from masklab.manifest import key
+
+    connect(address, workers)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ids = image_ids or list(range(1, len(files) + 1))
+    keys = [key(f) for f in files]
+    todo = manifest.pending(keys) if manifest is not None else list(range(len(files)))
+    items = [{"index": i, "path": keys[i], "image_id": ids[i]} for i in todo]
+
+    def record(row):
+        if manifest is not None:
+            manifest.record(keys[int(row["index"])], json.loads(row["row"]))
+
+    rows = _run_pool(_FileWorker, items, {"load": load, "spec": spec, "one": one,
+                                          "options": options, "out": str(out)},
+                     workers=workers, gpus_per_worker=gpus_per_worker,
+                     batch_size=batch_size, on_row=record)
+    if manifest is not None:
+        return manifest.rows(keys)
+    return [json.loads(r["row"]) for r in rows]
+
+
+def segment_everything_files(files: list, out_dir, backend: str = "slic", *, workers: int,
+                             address: str | None = None, gpus_per_worker: float = 0.0,
+                             overlay: str | None = "{stem}_overlay.png", manifest=None,
+                             **options) -> list[Path]:
+    """``masklab.interactive.everything.segment_everything_files`` on a Ray cluster: the same
+    ``masks.json`` (merged in input order) and overlays."""
+    from masklab.interactive.everything import write_everything_json
+
+    rows = run_files("masklab.interactive.everything.load_everything_backend",
+                     {"backend": backend, "device": "cuda" if gpus_per_worker else "cpu"},
+                     "masklab.interactive.everything.everything_one_file",
+                     {"overlay": overlay, **options}, files, out_dir, workers=workers,
+                     address=address, gpus_per_worker=gpus_per_worker, manifest=manifest)
+    out = Path(out_dir)
+    written = [out / overlay.format(stem=Path(f).stem) for f in files] if overlay else []
+    return [*written, write_everything_json(out, rows)]
+
+
 # --- auto-labelling: an actor pool of detector + segmenter -----------------------------------
 class _LabelWorker:
     def __init__(self, settings: dict, boxes_from, device: str, out: str, overlays: bool,

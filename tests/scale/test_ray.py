@@ -249,6 +249,26 @@ def test_segment_panoptic_on_ray_equals_local(cluster, tmp_path):
     assert json.loads((tmp_path / "pq.json").read_text())["All"]["pq"] > 0.99
 
 
+def test_everything_on_ray_equals_local(cluster, tmp_path):
+    """``masklab everything`` over a folder (classical SLIC regions): masks.json of the Ray run
+    (ids in input order) is the in-process one, with an overlay per image."""
+    from masklab.io.images import write_image
+    from tests.interactive.test_everything import regions_image
+
+    for i in range(3):
+        img, _ = regions_image()
+        write_image(tmp_path / "img" / f"{i}.png", np.roll(img, 9 * i, axis=0))
+    common = ["-q", "everything", tmp_path / "img", "--min-area", 30]
+    assert _invoke(*common, "--out", tmp_path / "local").exit_code == 0
+    r = _invoke(*common, "--out", tmp_path / "ray", "--engine", "ray", "--workers", 2)
+    assert r.exit_code == 0, r.output
+    want = json.loads((tmp_path / "local" / "masks.json").read_text())
+    assert [im["id"] for im in want["images"]] == [1, 2, 3] and len(want["annotations"]) >= 3
+    assert json.loads((tmp_path / "ray" / "masks.json").read_text()) == want
+    assert sorted(p.name for p in (tmp_path / "ray").glob("*_overlay.png")) == \
+        [f"{i}_overlay.png" for i in range(3)]
+
+
 def test_engine_settings_fail_before_any_work(tmp_path):
     (tmp_path / "gt.json").write_text("{}")
     r = _invoke("eval", "coco", tmp_path / "gt.json", tmp_path / "gt.json", "--engine", "ray",
