@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from masklab.cli.eval import _engine_opts
+from masklab.cli.tasks import _engine_options
 
 
 def _prompt(text: str, n: tuple[int, ...], what: str) -> tuple[list[float], int | None]:
@@ -24,7 +25,14 @@ def _prompt(text: str, n: tuple[int, ...], what: str) -> tuple[list[float], int 
 
 
 @click.command("track")
-@click.argument("video", type=click.Path(path_type=Path, exists=True))
+@click.argument("video", type=click.Path(path_type=Path, exists=True), required=False)
+@click.option("--davis-root", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="Track every sequence of a DAVIS folder instead of one VIDEO (prompt: "
+              "each sequence's first annotated frame; or --unsupervised): OUT/<seq>/*.png "
+              "for `eval davis --results OUT`.")
+@click.option("--sequences", help="With --davis-root: comma-separated sequence names.")
+@click.option("--set", "subset", help="With --davis-root: the sequences of "
+              "ImageSets/2017/<SET>.txt (default: every annotated sequence).")
 @click.option("--mask", "mask_file", type=click.Path(path_type=Path, dir_okay=False,
               exists=True), help="First-frame annotation PNG (DAVIS: each non-zero value is "
               "an object id; 255 is void).")
@@ -47,24 +55,36 @@ def _prompt(text: str, n: tuple[int, ...], what: str) -> tuple[list[float], int 
               help="flow: turns point/box prompts into masks on their frame.")
 @click.option("--no-overlay", is_flag=True, help="Skip overlay.mp4.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+@_engine_options
 @click.pass_context
-def track_cmd(ctx, video, mask_file, mask_frame, points, boxes, default_id, unsupervised,
-              max_objects, backend, device, image_backend, no_overlay, out) -> None:
+def track_cmd(ctx, video, davis_root, sequences, subset, mask_file, mask_frame, points, boxes,
+              default_id, unsupervised, max_objects, backend, device, image_backend,
+              no_overlay, out, engine, address, workers, gpus_per_worker) -> None:
     """Track objects through a video (file or folder of frames) from prompts on any frames:
-    OUT/Annotations/<seq>/<frame>.png, OUT/overlay.mp4, OUT/tracks.json."""
-    import numpy as np
-
+    OUT/Annotations/<seq>/<frame>.png, OUT/overlay.mp4, OUT/tracks.json. With --davis-root,
+    every sequence of a DAVIS folder (resumable; --engine ray spreads them over a cluster)."""
     from masklab.errors import InputError
     from masklab.io.images import read_label_png
+    from masklab.video.batch import prompt_objects
     from masklab.video.output import track_to_folder
     from masklab.video.session import VideoSession
 
+    if max_objects < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--max-objects")
+    if davis_root is not None:
+        if video is not None or mask_file is not None or points or boxes:
+            raise click.UsageError("--davis-root takes no VIDEO and no prompt (each "
+                                   "sequence's first annotated frame is its prompt)")
+        _track_davis(ctx, davis_root, sequences, subset, unsupervised, max_objects, backend,
+                     device, image_backend, not no_overlay, out, engine, address, workers,
+                     gpus_per_worker)
+        return
+    if video is None:
+        raise click.UsageError("give a VIDEO (file or folder of frames) or --davis-root")
     if unsupervised and (mask_file is not None or points or boxes):
         raise click.UsageError("--unsupervised takes no prompt")
     if not unsupervised and mask_file is None and not points and not boxes:
         raise click.UsageError("give a prompt: --mask, --point or --box (or --unsupervised)")
-    if max_objects < 1:
-        raise click.BadParameter("must be at least 1", param_hint="--max-objects")
     options = {} if backend == "flow" else {"device": device}
     session = VideoSession(video, backend, image_backend=image_backend, **options)
     h, w = session.frames.size
@@ -74,15 +94,8 @@ def track_cmd(ctx, video, mask_file, mask_frame, points, boxes, default_id, unsu
         if ids.shape != (h, w):
             raise InputError(f"mask is {ids.shape[1]}x{ids.shape[0]}, the video {w}x{h}",
                              mask_file)
-        values = [int(k) for k in np.unique(ids) if k]
-        if values == [255]:  # a binary 0/255 mask (DAVIS 2016): one object
-            ids = (ids == 255).astype(np.uint8)
-            values = [1]
-        objects = [k for k in values if k != 255]  # else 255 is void (DAVIS 2017)
-        if not objects:
-            raise InputError("the mask is empty (no object id)", mask_file)
-        for k in objects:
-            session.add_prompt(mask_frame, k, mask=ids == k)
+        for k, m in prompt_objects(ids, mask_file).items():
+            session.add_prompt(mask_frame, k, mask=m)
     clicks: dict[tuple[int, int], tuple[list, list]] = {}
     for p in points:
         v, obj = _prompt(p, (3, 4), "--point")
@@ -110,6 +123,35 @@ def track_cmd(ctx, video, mask_file, mask_frame, points, boxes, default_id, unsu
     if not ctx.obj["quiet"]:
         click.echo(f"tracked {len(session.objects)} object(s) over {len(session.frames)} "
                    f"frames; wrote {len(files)} files to {out}")
+
+
+def _track_davis(ctx, root, sequences, subset, unsupervised, max_objects, backend, device,
+                 image_backend, overlay, out, engine, address, workers, gpus_per_worker):
+    from masklab.cli.tasks import _manifest
+    from masklab.video.batch import track_davis
+
+    if engine == "ray":
+        from masklab.scale import ray_engine
+
+        ray_engine.connect(address, workers)  # every check before any work
+    seqs = sequences.split(",") if sequences else None
+    options = {"unsupervised": unsupervised, "max_objects": max_objects,
+               "image_backend": image_backend, "overlay": overlay}
+    manifest = _manifest(out, "track", backend, None, davis_root=str(Path(root).resolve()),
+                         **options)
+    if engine == "ray":
+        rows = ray_engine.track_davis(root, out, workers=workers, address=address,
+                                      gpus_per_worker=gpus_per_worker, backend=backend,
+                                      device=device, sequences=seqs, subset=subset,
+                                      manifest=manifest, **options)
+    else:
+        rows = track_davis(root, out, backend=backend, device=device, sequences=seqs,
+                           subset=subset, quiet=ctx.obj["quiet"] or None, manifest=manifest,
+                           **options)
+    if not ctx.obj["quiet"]:
+        click.echo(f"tracked {len(rows)} sequence(s), {sum(r['frames'] for r in rows)} "
+                   f"frames; `masklab eval davis --davis-root {root} --results {out}` "
+                   "scores them")
 
 
 @click.command("video-interactive")

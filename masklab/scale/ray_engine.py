@@ -421,6 +421,22 @@ def segment_everything_files(files: list, out_dir, backend: str = "slic", *, wor
     return [*written, write_everything_json(out, rows)]
 
 
+def track_davis(root, out_dir, *, workers: int, address: str | None = None,
+                gpus_per_worker: float = 0.0, backend: str = "flow", device: str = "cpu",
+                sequences=None, subset: str | None = None, resolution: str = "480p",
+                manifest=None, **options) -> list[dict]:
+    """``masklab.video.batch.track_davis`` on a Ray cluster: the sequences shared out over an
+    actor pool (a tracker loaded once per worker); each worker writes its sequences' frames."""
+    from masklab.video.batch import davis_jobs
+
+    jobs = davis_jobs(root, sequences=sequences, subset=subset, resolution=resolution)
+    return run_files("masklab.video.batch.load_video_backend",
+                     {"backend": backend, "device": "cuda" if gpus_per_worker else device},
+                     "masklab.video.batch.track_sequence", options, [f for f, _ in jobs],
+                     out_dir, workers=workers, address=address,
+                     gpus_per_worker=gpus_per_worker, manifest=manifest)
+
+
 # --- auto-labelling: an actor pool of detector + segmenter -----------------------------------
 class _LabelWorker:
     def __init__(self, settings: dict, boxes_from, device: str, out: str, overlays: bool,

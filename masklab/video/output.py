@@ -10,7 +10,9 @@ from masklab.video.session import VideoSession
 
 def track_to_folder(session: VideoSession, out: str | os.PathLike, *, sequence: str,
                     overlay: bool = True, fps: float = 24.0,
-                    quiet: bool | None = None) -> list[Path]:
+                    quiet: bool | None = None, frames_dir: str | os.PathLike | None = None,
+                    overlay_path: str | os.PathLike | None = None,
+                    tracks_path: str | os.PathLike | None = None) -> list[Path]:
     """Propagate every object and write, frame by frame as each is final,
     ``out/Annotations/<sequence>/<frame>.png`` (DAVIS palette PNGs, object id = palette
     index); then ``out/overlay.mp4`` (with PyAV) and ``out/tracks.json`` (COCO instances:
@@ -18,7 +20,8 @@ def track_to_folder(session: VideoSession, out: str | os.PathLike, *, sequence: 
     its RLE and ``track_id``; ``masklab convert`` turns it into DAVIS, YOLO or label PNGs).
 
     Each file is written atomically, so an interrupted run leaves the frames it finished
-    readable.
+    readable. ``frames_dir``, ``overlay_path`` and ``tracks_path`` put those elsewhere (many
+    sequences in one folder: ``masklab.video.batch``).
     """
     from masklab import viz
     from masklab.io.coco import write_coco
@@ -26,7 +29,9 @@ def track_to_folder(session: VideoSession, out: str | os.PathLike, *, sequence: 
     from masklab.progress import progress
 
     out = Path(out)
-    ann_dir = out / "Annotations" / sequence
+    ann_dir = Path(frames_dir) if frames_dir is not None else out / "Annotations" / sequence
+    overlay_path = Path(overlay_path) if overlay_path is not None else out / "overlay.mp4"
+    tracks_path = Path(tracks_path) if tracks_path is not None else out / "tracks.json"
     names = session.frames.names
     h, w = session.frames.size
     written: list[Path] = []
@@ -34,7 +39,7 @@ def track_to_folder(session: VideoSession, out: str | os.PathLike, *, sequence: 
     writer = None
     try:
         if overlay:
-            writer = _overlay_writer(out / "overlay.mp4", fps)
+            writer = _overlay_writer(overlay_path, fps)
         for t, masks in progress(session.propagate(), desc=f"track {sequence}",
                                  total=len(names), quiet=quiet, unit="frame"):
             written.append(write_frame(ann_dir / f"{names[t]}.png", session.label_map(t)))
@@ -57,8 +62,8 @@ def track_to_folder(session: VideoSession, out: str | os.PathLike, *, sequence: 
         raise
     if writer is not None:
         writer.close()
-        written.append(out / "overlay.mp4")
-    written.append(write_coco(out / "tracks.json", {
+        written.append(overlay_path)
+    written.append(write_coco(tracks_path, {
         "images": images, "annotations": anns,
         "categories": [{"id": 1, "name": "object"}],
         "videos": [{"name": sequence, "frames": len(names), "height": h, "width": w}]}))

@@ -269,6 +269,36 @@ def test_everything_on_ray_equals_local(cluster, tmp_path):
         [f"{i}_overlay.png" for i in range(3)]
 
 
+def test_track_many_videos_on_ray_equals_local(cluster, tmp_path):
+    """``masklab track --davis-root`` (the flow backend, no weights): every sequence from its
+    first annotated frame; the Ray run writes the in-process frames, and `eval davis` scores
+    them."""
+    from masklab.io.images import read_label_png, write_image, write_label_png
+    from tests.video.test_session import moving_squares
+
+    frames, red, green = moving_squares(6)
+    for seq, obj in (("red", red), ("green", green), ("both", None)):
+        for t, fr in enumerate(frames):
+            write_image(tmp_path / "d" / "JPEGImages" / "480p" / seq / f"{t:05d}.jpg", fr)
+            ids = red[t] * 1 + green[t] * 2 if obj is None else obj[t] * 1
+            write_label_png(tmp_path / "d" / "Annotations" / "480p" / seq / f"{t:05d}.png",
+                            ids.astype(np.uint8))
+    common = ["-q", "track", "--davis-root", tmp_path / "d", "--no-overlay"]
+    assert _invoke(*common, "--out", tmp_path / "local").exit_code == 0
+    r = _invoke(*common, "--out", tmp_path / "ray", "--engine", "ray", "--workers", 2)
+    assert r.exit_code == 0, r.output
+    for seq in ("red", "green", "both"):
+        for t in range(6):
+            a = read_label_png(tmp_path / "local" / seq / f"{t:05d}.png")
+            b = read_label_png(tmp_path / "ray" / seq / f"{t:05d}.png")
+            assert (a == b).all(), (seq, t)
+        assert (tmp_path / "ray" / "tracks" / f"{seq}.json").is_file()
+    r = _invoke("-q", "eval", "davis", "--davis-root", tmp_path / "d", "--results",
+                tmp_path / "ray", "--json", tmp_path / "jf.json")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "jf.json").read_text())["J-Mean"] > 0.8
+
+
 def test_engine_settings_fail_before_any_work(tmp_path):
     (tmp_path / "gt.json").write_text("{}")
     r = _invoke("eval", "coco", tmp_path / "gt.json", tmp_path / "gt.json", "--engine", "ray",
