@@ -91,5 +91,22 @@ class RunManifest:
         return [self.done[k] for k in keys]
 
 
+def run_pending(keys: list[str], work, manifest: RunManifest | None = None, *,
+                desc: str = "", quiet: bool | None = None, unit: str = "it") -> list[dict]:
+    """``work(i)`` for every input not done yet (every one without a manifest), each row
+    recorded as it comes; the rows of all inputs, in input order."""
+    from masklab.progress import progress
+
+    todo = manifest.pending(keys) if manifest is not None else list(range(len(keys)))
+    rows = []
+    for i in progress(todo, desc=desc, quiet=quiet, unit=unit):
+        row = work(i)
+        if manifest is not None:
+            manifest.record(keys[i], row)
+        else:
+            rows.append(row)
+    return manifest.rows(keys) if manifest is not None else rows
+
+
 def key(path: str | os.PathLike) -> str:
     return str(Path(path).resolve())

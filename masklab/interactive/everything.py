@@ -227,22 +227,19 @@ def segment_everything_files(files: list, out, backend: str = "slic", *,
     and an overlay per image; resumable with a ``masklab.manifest.RunManifest``."""
     from pathlib import Path
 
-    from masklab.manifest import key
-    from masklab.progress import progress
+    from masklab.manifest import key, run_pending
 
     out = Path(out)
     keys = [key(f) for f in files]
-    todo = manifest.pending(keys) if manifest is not None else list(range(len(files)))
-    sam = load_everything_backend(backend, device) if todo else None
-    rows = []
-    for i in progress(todo, desc="everything", quiet=quiet, unit="img"):
-        row = everything_one_file(sam, files[i], i + 1, out, overlay=overlay,
-                                  quiet=quiet if len(todo) == 1 else True, **options)
-        if manifest is not None:
-            manifest.record(keys[i], row)
-        else:
-            rows.append(row)
-    if manifest is not None:
-        rows = manifest.rows(keys)
+    n_todo = len(manifest.pending(keys)) if manifest is not None else len(files)
+    sam = []  # loaded on the first image to do
+
+    def work(i):
+        if not sam:
+            sam.append(load_everything_backend(backend, device))
+        return everything_one_file(sam[0], files[i], i + 1, out, overlay=overlay,
+                                   quiet=quiet if n_todo == 1 else True, **options)
+
+    rows = run_pending(keys, work, manifest, desc="everything", quiet=quiet, unit="img")
     written = [out / overlay.format(stem=Path(f).stem) for f in files] if overlay else []
     return [*written, write_everything_json(out, rows)]

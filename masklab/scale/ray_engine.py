@@ -90,6 +90,21 @@ def _run_pool(worker_cls, items: list[dict], kwargs: dict, *, workers: int,
     return rows
 
 
+def _plan(files: list, out_dir, manifest, image_ids: list[int] | None = None, *,
+          address: str | None = None, workers: int = 1):
+    """Connect, make ``out_dir``, and list the inputs still to do as pool items (``index``,
+    absolute ``path``, ``image_id``); with their manifest keys."""
+    from masklab.manifest import key
+
+    connect(address, workers)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ids = image_ids or list(range(1, len(files) + 1))
+    keys = [key(f) for f in files]
+    todo = manifest.pending(keys) if manifest is not None else list(range(len(files)))
+    return out, keys, [{"index": i, "path": keys[i], "image_id": ids[i]} for i in todo]
+
+
 def _threads(n: int) -> None:
     import torch
 
@@ -181,16 +196,10 @@ def segment_objects(spec: dict, files: list[Path], out_dir, *, workers: int,
     """``segment_object_files`` on a Ray cluster: the same ``results.json`` and
     ``images.json`` (merged in input order) and overlays; with a manifest, images already
     done are skipped and each finished one is recorded as it arrives."""
-    from masklab.manifest import key
     from masklab.tasks.instances import _image_ids, write_object_outputs
 
-    connect(address, workers)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ids = _image_ids(files, coco_gt)
-    keys = [key(f) for f in files]
-    todo = manifest.pending(keys) if manifest is not None else list(range(len(files)))
-    items = [{"index": i, "path": keys[i], "image_id": ids[i]} for i in todo]
+    out, keys, items = _plan(files, out_dir, manifest, _image_ids(files, coco_gt),
+                             address=address, workers=workers)
     options = {"score_threshold": score_threshold, "classes": classes,
                "max_detections": max_detections}
 
@@ -247,15 +256,9 @@ def segment_semantic(spec: dict, files: list[Path], out_dir, *, workers: int,
     """``segment_files`` on a Ray cluster: the same label PNGs, overlays and ``areas.csv``
     (rows merged in input order); with a manifest, images already done are skipped and each
     finished one is recorded as it arrives."""
-    from masklab.manifest import key
     from masklab.tasks.semantic import write_areas_csv
 
-    connect(address, workers)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    keys = [key(f) for f in files]
-    todo = manifest.pending(keys) if manifest is not None else list(range(len(files)))
-    items = [{"index": i, "path": keys[i]} for i in todo]
+    out, keys, items = _plan(files, out_dir, manifest, address=address, workers=workers)
 
     def record(row):
         if manifest is not None:
@@ -307,17 +310,12 @@ def segment_panoptic(spec: dict, files: list[Path], out_dir, *, workers: int,
                      overlay: bool = True, manifest=None) -> list[Path]:
     """``segment_panoptic_files`` on a Ray cluster: each worker writes its images' PNGs and
     overlays; ``panoptic.json`` is merged in input order (the in-process file)."""
-    from masklab.manifest import META, key
+    from masklab.manifest import META
     from masklab.tasks.instances import _image_ids
     from masklab.tasks.panoptic import write_panoptic_json
 
-    connect(address, workers)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ids = _image_ids(files, coco_gt)
-    keys = [key(f) for f in files]
-    todo = manifest.pending(keys) if manifest is not None else list(range(len(files)))
-    items = [{"index": i, "path": keys[i], "image_id": ids[i]} for i in todo]
+    out, keys, items = _plan(files, out_dir, manifest, _image_ids(files, coco_gt),
+                             address=address, workers=workers)
     options = {"categories": categories, "categories_source": categories_source,
                "classes": classes, "overlay": overlay}
 
@@ -380,15 +378,8 @@ def run_files(load: str, spec: dict, one: str, options: dict, files: list, out_d
     """A per-file verb on an actor pool of ``_FileWorker``: the rows of every file in input
     order (with a manifest, the files it lists as done are skipped and each finished row is
     recorded as it arrives)."""
-    from masklab.manifest import key
-
-    connect(address, workers)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ids = image_ids or list(range(1, len(files) + 1))
-    keys = [key(f) for f in files]
-    todo = manifest.pending(keys) if manifest is not None else list(range(len(files)))
-    items = [{"index": i, "path": keys[i], "image_id": ids[i]} for i in todo]
+    out, keys, items = _plan(files, out_dir, manifest, image_ids, address=address,
+                             workers=workers)
 
     def record(row):
         if manifest is not None:

@@ -266,28 +266,19 @@ def segment_panoptic_files(predictor, files: list[Path], out_dir: str | os.PathL
     ``classes`` keeps only these category ids (after renumbering). Each image's PNG is
     written as it is done (memory stays flat); with a ``masklab.manifest.RunManifest`` a
     stopped run started again resumes."""
-    from masklab.manifest import META, key
-    from masklab.progress import progress
+    from masklab.manifest import META, key, run_pending
     from masklab.tasks.instances import _image_ids
 
     out = Path(out_dir)
     ids_for = _image_ids(files, coco_gt)
     keys = [key(f) for f in files]
-    todo = manifest.pending(keys) if manifest is not None else list(range(len(files)))
-    rows = []
     cats = panoptic_categories(predictor, categories)
     if manifest is not None and META not in manifest.done:
         manifest.record(META, {"categories": cats})
-    for i in progress(todo, desc="segment panoptic", quiet=quiet):
-        row = panoptic_one_file(predictor, files[i], ids_for[i], out, categories=categories,
-                                categories_source=categories_source, classes=classes,
-                                overlay=overlay)
-        if manifest is not None:
-            manifest.record(keys[i], row)
-        else:
-            rows.append(row)
-    if manifest is not None:
-        rows = manifest.rows(keys)
+    rows = run_pending(keys, lambda i: panoptic_one_file(
+        predictor, files[i], ids_for[i], out, categories=categories,
+        categories_source=categories_source, classes=classes, overlay=overlay),
+        manifest, desc="segment panoptic", quiet=quiet)
     written = [out / "panoptic" / f"{Path(f).stem}.png" for f in files]
     if overlay:
         written += [out / f"{Path(f).stem}_overlay.png" for f in files]

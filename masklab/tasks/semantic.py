@@ -104,21 +104,13 @@ def segment_files(model: SemanticModel, files: list[Path], out_dir: str | os.Pat
     """Label PNG (and overlay, and per-class areas CSV) for each image file. With a
     ``masklab.manifest.RunManifest`` the images it lists as done are skipped and every
     finished one is recorded, so a stopped run started again resumes."""
-    from masklab.manifest import key
-    from masklab.progress import progress
+    from masklab.manifest import key, run_pending
 
     out = Path(out_dir)
-    keys = [key(f) for f in files]
-    todo = manifest.pending(keys) if manifest is not None else list(range(len(files)))
-    rows = []
-    for i in progress(todo, desc="segment", quiet=quiet, unit="img"):
-        _, area_rows = segment_one_file(model, Path(files[i]), out, overlay=overlay, **kwargs)
-        if manifest is not None:
-            manifest.record(keys[i], {"areas": area_rows})
-        else:
-            rows += area_rows
-    if manifest is not None:
-        rows = [a for r in manifest.rows(keys) for a in r["areas"]]
+    done = run_pending([key(f) for f in files], lambda i: {"areas": segment_one_file(
+        model, Path(files[i]), out, overlay=overlay, **kwargs)[1]}, manifest,
+        desc="segment", quiet=quiet, unit="img")
+    rows = [a for r in done for a in r["areas"]]
     written = [out / f"{Path(f).stem}.png" for f in files]
     if overlay:
         written += [out / f"{Path(f).stem}_overlay.png" for f in files]

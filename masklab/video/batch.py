@@ -105,21 +105,18 @@ def track_davis(root, out: str | os.PathLike, *, backend: str = "flow", device: 
                 image_backend: str = "grabcut", overlay: bool = False,
                 quiet: bool | None = None, manifest=None) -> list[dict]:
     """Track every sequence asked for (see the module docstring); the rows in order."""
-    from masklab.manifest import key
-    from masklab.progress import progress
+    from masklab.manifest import key, run_pending
 
     jobs = davis_jobs(root, sequences=sequences, subset=subset, resolution=resolution)
     keys = [key(f) for f, _ in jobs]
-    todo = manifest.pending(keys) if manifest is not None else list(range(len(jobs)))
-    model = load_video_backend(backend, device) if todo else None
-    rows = []
-    for i in progress(todo, desc="track", quiet=quiet, unit="video"):
+    model = []  # loaded for the first sequence to do
+
+    def work(i):
+        if not model:
+            model.append(load_video_backend(backend, device))
         frames, ann = jobs[i]
-        row = track_sequence(model, frames, i + 1, out, annotations=ann,
-                             unsupervised=unsupervised, max_objects=max_objects,
-                             image_backend=image_backend, overlay=overlay)
-        if manifest is not None:
-            manifest.record(keys[i], row)
-        else:
-            rows.append(row)
-    return manifest.rows(keys) if manifest is not None else rows
+        return track_sequence(model[0], frames, i + 1, out, annotations=ann,
+                              unsupervised=unsupervised, max_objects=max_objects,
+                              image_backend=image_backend, overlay=overlay)
+
+    return run_pending(keys, work, manifest, desc="track", quiet=quiet, unit="video")
