@@ -72,12 +72,13 @@ def _run_pool(worker_cls, items: list[dict], kwargs: dict, *, workers: int,
     if not items:
         return []
     # one block per model batch: results stream back (and reach the manifest) batch by
-    # batch, and a retried task redoes one batch
+    # batch, and a retried task redoes one batch; no more replicas (model loads) than blocks
     blocks = min(-(-len(items) // batch_size), 20000)
     ds = ray.data.from_items(items, override_num_blocks=max(1, blocks))
     cpus = cpus_per_worker(workers, gpus_per_worker)
     mapped = ds.map_batches(worker_cls, fn_constructor_kwargs={**kwargs, "threads": cpus},
-                            batch_size=batch_size, concurrency=workers, num_cpus=cpus,
+                            batch_size=batch_size, concurrency=max(1, min(workers, blocks)),
+                            num_cpus=cpus,
                             num_gpus=gpus_per_worker or None, batch_format="numpy")
     rows = []
     for row in mapped.iter_rows():
