@@ -75,10 +75,10 @@ def _run_pool(worker_cls, items: list[dict], kwargs: dict, *, workers: int,
     # batch, and a retried task redoes one batch; no more replicas (model loads) than blocks
     blocks = min(-(-len(items) // batch_size), 20000)
     ds = ray.data.from_items(items, override_num_blocks=max(1, blocks))
-    cpus = cpus_per_worker(workers, gpus_per_worker)
+    replicas = max(1, min(workers, blocks))
+    cpus = cpus_per_worker(replicas, gpus_per_worker)
     mapped = ds.map_batches(worker_cls, fn_constructor_kwargs={**kwargs, "threads": cpus},
-                            batch_size=batch_size, concurrency=max(1, min(workers, blocks)),
-                            num_cpus=cpus,
+                            batch_size=batch_size, concurrency=replicas, num_cpus=cpus,
                             num_gpus=gpus_per_worker or None, batch_format="numpy")
     rows = []
     for row in mapped.iter_rows():
