@@ -566,15 +566,22 @@ class CocoEvaluator:
     def update(self, images: Sequence[dict], annotations: Sequence[dict],
                results: Sequence[dict]) -> CocoEvaluator:
         """Add images (``id``, ``height``, ``width``), their ground truth and detections."""
+        return self._add(*self._tables(images, annotations, results))
+
+    def _tables(self, images, annotations, results) -> tuple[_Table, _Table, dict]:
+        """Ground truth and detections as tables (sorted by image), and the image sizes."""
         sizes = {img["id"]: (img["height"], img["width"]) for img in images}
-        again = self._image_ids & sizes.keys()
-        if again:
-            raise ValueError(f"images already evaluated: {sorted(again)[:5]}")
-        self._image_ids |= sizes.keys()
         cats = set(self.cat_ids)
         gt = _gt_table(sizes, annotations, self.params.iou_type, cats)
         dt = _dt_table(list(results), sizes, self.params.iou_type, cats,
                        self.params.max_dets[-1])
+        return gt, dt, sizes
+
+    def _add(self, gt: _Table, dt: _Table, sizes: dict) -> CocoEvaluator:
+        again = self._image_ids & sizes.keys()
+        if again:
+            raise ValueError(f"images already evaluated: {sorted(again)[:5]}")
+        self._image_ids |= sizes.keys()
         self._parts.append(_evaluate(gt, dt, self.params, sizes))
         return self
 
@@ -625,28 +632,39 @@ def coco_evaluate(gt: dict | str | os.PathLike, results: list | str | os.PathLik
                                 runner=runner)
 
 
-def _coco_shard(units: list, categories: list, iou_type: str, params) -> CocoEvaluator:
-    return CocoEvaluator(categories, iou_type, params).update(
-        [u[0] for u in units], [a for u in units for a in u[1]], [r for u in units for r in u[2]])
+def _coco_shard(blocks: list, categories: list, iou_type: str, params) -> CocoEvaluator:
+    ev = CocoEvaluator(categories, iou_type, params)
+    for gt, dt, sizes in blocks:
+        ev._add(gt, dt, sizes)
+    return ev
 
 
 def coco_evaluate_images(categories: Sequence[dict], images: Sequence[dict],
                          annotations: Sequence[dict], results: Sequence[dict],
                          iou_type: str = "segm", params: CocoParams | None = None, *,
-                         runner=None) -> CocoResult:
+                         runner=None, blocks: int = 256) -> CocoResult:
     """COCO evaluation of loaded ground truth and results; with ``runner`` (see
-    ``masklab.metrics._shards``) shards of images, each with only its own annotations and
-    detections, are evaluated separately and the accumulators merged."""
+    ``masklab.metrics._shards``) the matching is spread out: the ground truth and detections
+    are turned into tables here (as in-process), cut into up to ``blocks`` runs of images in
+    id order, and the runner evaluates contiguous runs of blocks; only numpy tables travel
+    and the accumulators come back, merged in image order (the in-process figures)."""
+    ev = CocoEvaluator(categories, iou_type, params)
     if runner is None:
-        return CocoEvaluator(categories, iou_type, params).update(
-            images, annotations, results).compute()
+        return ev.update(images, annotations, results).compute()
     from masklab.metrics._shards import merged
 
-    anns_by: dict = {}
-    res_by: dict = {}
-    for a in annotations:
-        anns_by.setdefault(a["image_id"], []).append(a)
-    for r in results:
-        res_by.setdefault(r["image_id"], []).append(r)
-    units = [(img, anns_by.get(img["id"], []), res_by.get(img["id"], [])) for img in images]
-    return merged(_coco_shard, units, list(categories), iou_type, params, runner=runner)
+    gt, dt, sizes = ev._tables(images, annotations, results)
+    if not sizes:
+        return ev.compute()
+    ids = np.array(sorted(sizes), np.int64)
+    cuts = np.unique(np.linspace(0, len(ids), min(blocks, len(ids)) + 1).astype(int))
+    units = []
+    for lo, hi in itertools.pairwise(cuts.tolist()):
+        a, b = ids[lo], ids[hi - 1]
+
+        def rows(t: _Table, a=a, b=b):
+            return t.take(np.arange(np.searchsorted(t.img, a, "left"),
+                                    np.searchsorted(t.img, b, "right")))
+
+        units.append((rows(gt), rows(dt), {int(i): sizes[int(i)] for i in ids[lo:hi]}))
+    return merged(_coco_shard, units, list(categories), iou_type, ev.params, runner=runner)
