@@ -76,3 +76,25 @@ def test_a_killed_run_resumes_and_equals_an_uninterrupted_one(tmp_path):
     assert [(x["image_id"], x["category_id"]) for x in a] == \
         [(x["image_id"], x["category_id"]) for x in b]
     np.testing.assert_allclose([x["score"] for x in a], [x["score"] for x in b], atol=1e-5)
+
+
+def test_nothing_imports_ray_without_engine_ray(tmp_path):
+    """The default engine is in-process: a batch verb and an eval verb run without Ray."""
+    from masklab.io.images import write_label_png
+
+    write_label_png(tmp_path / "gt" / "a.png", np.zeros((4, 4), np.uint8))
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from masklab.cli import main\n"
+        f"d = {str(tmp_path)!r}\n"
+        "r = CliRunner().invoke(main, ['-q', 'eval', 'semantic', d + '/gt', d + '/gt',"
+        " '--num-classes', '2'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "r = CliRunner().invoke(main, ['-q', 'everything', d + '/gt', '--out', d + '/e'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
