@@ -93,7 +93,12 @@ def test_nothing_imports_ray_without_engine_ray(tmp_path):
         "assert r.exit_code == 0, r.output\n"
         "r = CliRunner().invoke(main, ['-q', 'everything', d + '/gt', '--out', d + '/e'])\n"
         "assert r.exit_code == 0, r.output\n"
-        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n")
+        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n"
+        "sys.modules['ray'] = None  # as if Ray were not installed\n"
+        "r = CliRunner().invoke(main, ['eval', 'semantic', d + '/gt', d + '/gt',"
+        " '--num-classes', '2', '--engine', 'ray'])\n"
+        "assert r.exit_code == 2 and r.output.strip() == \"masklab: error: --engine ray needs"
+        " Ray: pip install 'masklab[ray]'\", r.output\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr

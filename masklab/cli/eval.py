@@ -22,18 +22,21 @@ def _engine_opts(fn):
                      "(a new local cluster)."),
         click.option("--workers", type=int, default=2, show_default=True,
                      help="With --engine ray: shards evaluated in parallel."),
+        click.option("--gpus-per-worker", type=float, default=0.0, show_default=True,
+                     help="With --engine ray: GPUs per shard (the click benchmarks' models; "
+                     "pass --device cuda)."),
     ]):
         fn = opt(fn)
     return fn
 
 
-def _runner(engine: str, address: str | None, workers: int):
+def _runner(engine: str, address: str | None, workers: int, gpus_per_worker: float = 0.0):
     """None (in-process) or a Ray shard runner, connected: every check before any work."""
     if engine != "ray":
         return None
     from masklab.scale import ray_engine
 
-    return ray_engine.shard_runner(workers, address)
+    return ray_engine.shard_runner(workers, address, gpus_per_worker)
 
 
 def _write_json(path: Path | None, data: dict) -> None:
@@ -58,12 +61,12 @@ def eval_group() -> None:
 @_engine_opts
 @_json_opt
 @_plots_opt
-def eval_coco(gt, pred, iou_type, iou_thrs, max_dets, engine, address, workers, json_out,
-              plots) -> None:
+def eval_coco(gt, pred, iou_type, iou_thrs, max_dets, engine, address, workers,
+              gpus_per_worker, json_out, plots) -> None:
     """COCO AP/AR (the 12 or 10 pycocotools stats) of results PRED against GT."""
     import numpy as np
 
-    runner = _runner(engine, address, workers)
+    runner = _runner(engine, address, workers, gpus_per_worker)
     from masklab.io.coco import load_coco, load_results
     from masklab.metrics.coco import CocoParams, coco_evaluate_images
     from masklab.metrics.report import coco_text
@@ -104,12 +107,12 @@ def eval_coco(gt, pred, iou_type, iou_thrs, max_dets, engine, address, workers, 
 @_json_opt
 @_plots_opt
 def eval_semantic(gt_dir, pred_dir, num_classes, ignore_index, reduce_zero_label, class_names,
-                  engine, address, workers, json_out, plots) -> None:
+                  engine, address, workers, gpus_per_worker, json_out, plots) -> None:
     """mIoU, Dice, accuracies of label PNGs in PRED_DIR against GT_DIR (paired by name)."""
     from masklab.metrics.report import semantic_text
     from masklab.metrics.semantic import semantic_evaluate_dirs
 
-    runner = _runner(engine, address, workers)
+    runner = _runner(engine, address, workers, gpus_per_worker)
     names = None
     if class_names is not None:
         names = [n.strip() for n in class_names.read_text().splitlines() if n.strip()]
@@ -135,15 +138,16 @@ def eval_semantic(gt_dir, pred_dir, num_classes, ignore_index, reduce_zero_label
 @_engine_opts
 @_json_opt
 @_plots_opt
-def eval_panoptic(gt_json, gt_dir, pred_json, pred_dir, engine, address, workers, json_out,
-                  plots) -> None:
+def eval_panoptic(gt_json, gt_dir, pred_json, pred_dir, engine, address, workers,
+                  gpus_per_worker, json_out, plots) -> None:
     """PQ, SQ, RQ (all, things, stuff, per class) of COCO-panoptic predictions."""
     from masklab.io.coco import read_json
     from masklab.metrics.panoptic import panoptic_evaluate
     from masklab.metrics.report import panoptic_text
 
     r = panoptic_evaluate(gt_json, gt_dir, pred_json, pred_dir,
-                          runner=_runner(engine, address, workers))
+                          runner=_runner(engine, address, workers,
+                                         gpus_per_worker))
     names = {c["id"]: c["name"] for c in read_json(gt_json)["categories"]}
     click.echo(panoptic_text(r, names))
     _write_json(json_out, r.to_dict())
@@ -164,14 +168,14 @@ def eval_panoptic(gt_json, gt_dir, pred_json, pred_dir, engine, address, workers
 @_engine_opts
 @_json_opt
 @_plots_opt
-def eval_davis(davis_root, results, task, subset, engine, address, workers, json_out,
-               plots) -> None:
+def eval_davis(davis_root, results, task, subset, engine, address, workers, gpus_per_worker,
+               json_out, plots) -> None:
     """DAVIS 2017 J&F (mean, recall, decay; per object)."""
     from masklab.metrics.report import davis_text
     from masklab.metrics.video import davis_evaluate
 
     r = davis_evaluate(davis_root, results, task=task, subset=subset,
-                       runner=_runner(engine, address, workers))
+                       runner=_runner(engine, address, workers, gpus_per_worker))
     click.echo(davis_text(r))
     _write_json(json_out, r.to_dict())
     if plots is not None:
@@ -191,14 +195,15 @@ def eval_davis(davis_root, results, task, subset, engine, address, workers, json
 @_engine_opts
 @_json_opt
 @_plots_opt
-def eval_matting(pred_dir, gt_dir, trimaps, region, engine, address, workers, json_out,
-                 plots) -> None:
+def eval_matting(pred_dir, gt_dir, trimaps, region, engine, address, workers,
+                 gpus_per_worker, json_out, plots) -> None:
     """SAD, MSE, gradient and connectivity errors of alpha mattes."""
     from masklab.metrics.matting import matting_evaluate_dirs
     from masklab.metrics.report import matting_text
 
     r = matting_evaluate_dirs(pred_dir, gt_dir, trimaps, region=region,
-                              runner=_runner(engine, address, workers))
+                              runner=_runner(engine, address, workers,
+                                         gpus_per_worker))
     click.echo(matting_text(r))
     _write_json(json_out, r.to_dict())
     if plots is not None:

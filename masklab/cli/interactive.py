@@ -193,14 +193,15 @@ def everything_cmd(ctx, inputs, backend, points_per_side, points_per_batch, pred
 @_json_opt
 @click.pass_context
 def eval_interactive(ctx, backend, images, masks, max_clicks, thresholds, device, engine,
-                     address, workers, json_out) -> None:
+                     address, workers, gpus_per_worker, json_out) -> None:
     """NoC@85/90, NoF and mIoU per click with the standard click simulator."""
     from masklab.interactive.benchmark import evaluate_interactive_files
 
     thr = tuple(_numbers(thresholds, tuple(range(1, 10)), "--thresholds"))
     r = evaluate_interactive_files(images, masks, backend, device=device, thresholds=thr,
                                    max_clicks=max_clicks, quiet=ctx.obj["quiet"] or None,
-                                   runner=_runner(engine, address, workers))
+                                   runner=_runner(engine, address, workers,
+                                                  gpus_per_worker))
     for t in thr:
         click.echo(f"NoC@{round(t * 100)} {r.noc[t]:.2f}  NoF@{round(t * 100)} {r.nof[t]}")
     click.echo(f"mIoU@1 {r.miou_per_click[0]:.3f}  mIoU@5 "

@@ -166,7 +166,7 @@ def _track_davis(ctx, root, sequences, subset, unsupervised, max_objects, backen
 @_engine_opts
 @click.pass_context
 def eval_video_interactive(ctx, davis_root, sequences, interactions, backend, json_out,
-                           engine, address, workers) -> None:
+                           engine, address, workers, gpus_per_worker) -> None:
     """Interactive VOS: a simulated user corrects the worst frame with a click after each
     propagation; J&F per interaction, AUC, J&F@8."""
     from masklab.cli.eval import _runner, _write_json
@@ -177,7 +177,8 @@ def eval_video_interactive(ctx, davis_root, sequences, interactions, backend, js
     r = evaluate_davis_interactive(davis_root, backend=backend, interactions=interactions,
                                    sequences=sequences.split(",") if sequences else None,
                                    quiet=ctx.obj["quiet"] or None,
-                                   runner=_runner(engine, address, workers))
+                                   runner=_runner(engine, address, workers,
+                                                  gpus_per_worker))
     click.echo("interaction  J       F       J&F")
     for k, (j, f) in enumerate(zip(r.j, r.f, strict=True), 1):
         click.echo(f"{k:<11}  {j:.4f}  {f:.4f}  {(j + f) / 2:.4f}")

@@ -126,16 +126,17 @@ def _get(refs: list) -> list:
         raise
 
 
-def shard_runner(workers: int, address: str | None = None):
+def shard_runner(workers: int, address: str | None = None, gpus_per_worker: float = 0.0):
     """A ``runner`` for the metric functions (``masklab.metrics._shards``): the units in
-    ``workers`` contiguous shards, each evaluated by a Ray task where the files are; only the
-    accumulators come back, merged in shard order."""
+    ``workers`` contiguous shards, each evaluated by a Ray task where the files are (with
+    ``gpus_per_worker`` GPUs: the click benchmarks' models); only the accumulators come
+    back, merged in shard order."""
     ray = connect(address, workers)
 
     def run(fn, units: list, *args) -> list:
         n = max(1, min(workers, len(units)))
         bounds = [round(k * len(units) / n) for k in range(n + 1)]
-        task = ray.remote(num_cpus=1, max_retries=3)(fn)
+        task = ray.remote(num_cpus=1, num_gpus=gpus_per_worker or None, max_retries=3)(fn)
         parts = _get([task.remote(units[bounds[k]:bounds[k + 1]], *args) for k in range(n)])
         return copy.deepcopy(parts)  # Ray hands back read-only arrays; merging adds in place
 
