@@ -31,8 +31,9 @@ def _loopback(host: str) -> bool:
               help="auto (SAM 2.1 Hiera-T when its weights are cached, else GrabCut), "
               "grabcut, graphcut, sam, another SAM-family name, or a SAM folder.")
 @click.option("--detector", default="grounding-dino-tiny", show_default=True,
-              help="Text prompts: grounding-dino-tiny/base, owlv2-base/large, owlvit-base "
-              "or a folder.")
+              help="Text prompts: grounding-dino-tiny/base, mm-grounding-dino-tiny/"
+              "base/large, llmdet-tiny/base/large, owlv2-base/large, owlvit-base or a "
+              "folder.")
 @click.option("--video-backend", default="flow", show_default=True,
               help="Tracking through videos: flow (no weights), sam, sam2.1-*, edgetam or a "
               "SAM 2 / EdgeTAM folder.")

@@ -6,7 +6,9 @@ list of classes, not once per image: the text tower is wrapped so that the same 
 back the same features without running it again (the model's own forward is unchanged, so
 the outputs are the model's).
 
-- Grounding DINO (IDEA-Research; ``grounding-dino-tiny``, ``grounding-dino-base``): the
+- Grounding DINO (IDEA-Research; ``grounding-dino-tiny``, ``grounding-dino-base``), MM
+  Grounding DINO (OpenMMLab; ``mm-grounding-dino-tiny|base|large``) and LLMDet (its
+  inference checkpoints are MM Grounding DINO; ``llmdet-tiny|base|large``): the
   prompt is ``"cat. traffic light."``; a box's score is its best token probability (as
   transformers' post-processing) and its class the class whose tokens score highest (the
   processor would give the text of every token above ``text_threshold`` instead, which
@@ -32,6 +34,12 @@ from masklab.errors import InputError, WeightsError
 DETECTORS = {  # name -> weights source
     "grounding-dino-tiny": "hf/grounding-dino-tiny",
     "grounding-dino-base": "hf/grounding-dino-base",
+    "mm-grounding-dino-tiny": "hf/mm-grounding-dino-tiny",
+    "mm-grounding-dino-base": "hf/mm-grounding-dino-base",
+    "mm-grounding-dino-large": "hf/mm-grounding-dino-large",
+    "llmdet-tiny": "hf/llmdet-tiny",
+    "llmdet-base": "hf/llmdet-base",
+    "llmdet-large": "hf/llmdet-large",
     "owlv2-base": "hf/owlv2-base-patch16-ensemble",
     "owlv2-large": "hf/owlv2-large-patch14-ensemble",
     "owlvit-base": "hf/owlvit-base-patch32",

@@ -16,16 +16,23 @@ def _images(n=3, h=70, w=100):
     return [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for _ in range(n)]
 
 
-def test_grounding_dino_equals_transformers_and_encodes_the_text_once(tmp_path):
-    model, proc = tiny.grounding_dino(tmp_path / "gd")
-    det = load_detector(tmp_path / "gd", box_threshold=0.3)
-    for img in _images():
+@pytest.mark.parametrize("mm", [False, True], ids=["grounding-dino", "mm-grounding-dino"])
+def test_grounding_dino_equals_transformers_and_encodes_the_text_once(tmp_path, mm):
+    """Grounding DINO and MM Grounding DINO (also LLMDet's checkpoints) against transformers'
+    model and post-processing on the same tiny random weights."""
+    model, proc = tiny.grounding_dino(tmp_path / "gd", mm=mm)
+    images = _images()
+    with torch.no_grad():  # a threshold that keeps a few boxes of these random weights
+        first = model(**proc(images=images[0], text="cat. traffic light.", return_tensors="pt"))
+    t = float(first.logits[0].sigmoid().max(-1).values.sort().values[-5]) - 1e-6
+    det = load_detector(tmp_path / "gd", box_threshold=t)
+    for img in images:
         got = det.detect(img, CLASSES)
         inputs = proc(images=img, text="cat. traffic light.", return_tensors="pt")
         with torch.no_grad():
             out = model(**inputs)
         ref = proc.post_process_grounded_object_detection(
-            out, inputs["input_ids"], threshold=0.3, text_threshold=0.3,
+            out, inputs["input_ids"], threshold=t, text_threshold=t,
             target_sizes=[img.shape[:2]])[0]
         assert len(got) == len(ref["scores"]) > 0
         np.testing.assert_allclose(got.boxes, ref["boxes"].numpy(), rtol=1e-5, atol=1e-4)
@@ -33,7 +40,7 @@ def test_grounding_dino_equals_transformers_and_encodes_the_text_once(tmp_path):
         # the class: the class whose tokens score highest ([CLS] cat . traffic light . [SEP])
         assert inputs["input_ids"][0].tolist()[1:6] == [5, 13, 7, 8, 13]
         probs = out.logits[0].sigmoid()
-        keep = probs.max(-1).values > 0.3
+        keep = probs.max(-1).values > t
         per_class = torch.stack([probs[:, [1]].max(-1).values, probs[:, [3, 4]].max(-1).values],
                                 -1)[keep]
         assert got.labels.tolist() == per_class.argmax(-1).tolist()

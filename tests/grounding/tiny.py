@@ -52,7 +52,8 @@ def _clip_tokenizer():
                                model_max_length=16)
 
 
-def grounding_dino(folder):
+def grounding_dino(folder, mm: bool = False):
+    """Grounding DINO, or with ``mm`` MM Grounding DINO (the LLMDet checkpoints' kind)."""
     import transformers as T
 
     torch.manual_seed(0)
@@ -60,12 +61,13 @@ def grounding_dino(folder):
                       intermediate_size=37, max_position_embeddings=64)
     bb = T.SwinConfig(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=4,
                       image_size=64, out_features=["stage2", "stage3", "stage4"])
-    cfg = T.GroundingDinoConfig(
+    cfg = (T.MMGroundingDinoConfig if mm else T.GroundingDinoConfig)(
         backbone_config=bb, text_config=tc, d_model=32, encoder_layers=1, decoder_layers=2,
         encoder_ffn_dim=32, decoder_ffn_dim=32, encoder_attention_heads=2,
         decoder_attention_heads=2, num_queries=20, num_feature_levels=3, encoder_n_points=2,
         decoder_n_points=2, max_text_len=16, use_timm_backbone=False)
-    model = T.GroundingDinoForObjectDetection(cfg).eval()
+    model = (T.MMGroundingDinoForObjectDetection if mm else
+             T.GroundingDinoForObjectDetection)(cfg).eval()
     proc = T.GroundingDinoProcessor(
         image_processor=T.GroundingDinoImageProcessor(
             size={"shortest_edge": 64, "longest_edge": 96}), tokenizer=_bert_tokenizer())
