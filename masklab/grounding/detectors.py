@@ -13,6 +13,10 @@ the outputs are the model's).
   transformers' post-processing) and its class the class whose tokens score highest (the
   processor would give the text of every token above ``text_threshold`` instead, which
   can mix classes).
+- OmDet-Turbo (``omdet-turbo``, Swin-T): a task prompt (``"Detect cat, traffic light."``)
+  and one embedding per class; every (query, class) pair is a candidate scored by its
+  sigmoid, the best ``num_queries`` kept, then the score threshold and class-aware NMS, as
+  transformers' post-processing. The model caches class and task embeddings itself.
 - OWLv2 / OWL-ViT (``owlv2-base``, ``owlvit-base``): one query per class. OWLv2 pads the
   image to a square (bottom and right) before resizing, so its boxes are fractions of the
   padded square: they are scaled by the longer side, not by (width, height) — scaling by
@@ -40,6 +44,7 @@ DETECTORS = {  # name -> weights source
     "llmdet-tiny": "hf/llmdet-tiny",
     "llmdet-base": "hf/llmdet-base",
     "llmdet-large": "hf/llmdet-large",
+    "omdet-turbo": "hf/omdet-turbo-swin-tiny",
     "owlv2-base": "hf/owlv2-base-patch16-ensemble",
     "owlv2-large": "hf/owlv2-large-patch14-ensemble",
     "owlvit-base": "hf/owlvit-base-patch32",
@@ -136,14 +141,24 @@ def load_detector(name, device: str = "cpu", **options):
                          "transformers folder")
     folder = _folder(source)
     kind = json.loads((folder / "config.json").read_text()).get("model_type")
+    if kind not in ("grounding-dino", "mm-grounding-dino"):
+        if options.get("text_threshold") is not None:
+            raise InputError("a text threshold applies to Grounding DINO models only, not to "
+                             f"{kind}")
+        options.pop("text_threshold", None)
+        if kind in ("owlv2", "owlvit", "omdet-turbo") and "box_threshold" in options:
+            options["threshold"] = options.pop("box_threshold")  # their one score threshold
     if kind in ("grounding-dino", "mm-grounding-dino"):
         return GroundingDino(folder, device=device, **options)
     if kind in ("owlv2", "owlvit"):
         return Owl(folder, device=device, **options)
     if kind == "clipseg":
         return ClipSeg(folder, device=device, **options)
+    if kind == "omdet-turbo":
+        return OmDetTurbo(folder, device=device, **options)
     raise WeightsError(f"{folder}: model type {kind!r} is not a supported detector "
-                       "(grounding-dino, owlv2, owlvit, clipseg)")
+                       "(grounding-dino, mm-grounding-dino, omdet-turbo, owlv2, owlvit, "
+                       "clipseg)")
 
 
 class GroundingDino:
@@ -248,6 +263,52 @@ class Owl:
         boxes = owl_boxes(out.pred_boxes[0][keep], h, w, padded=self.v2)
         return Detections(boxes, scores[keep].cpu().numpy().astype(np.float64),
                           best.indices[keep].cpu().numpy().astype(np.int64), classes)
+
+
+class OmDetTurbo:
+    """OmDet-Turbo: ``threshold`` on a (query, class) pair's sigmoid, class-aware NMS at
+    ``nms_threshold`` (transformers' post-processing)."""
+
+    def __init__(self, folder, device: str = "cpu", threshold: float = 0.3,
+                 nms_threshold: float = 0.5):
+        import transformers as T
+
+        folder = Path(folder)
+        self.name = folder.name
+        self.model = T.AutoModelForZeroShotObjectDetection.from_pretrained(str(folder)).to(
+            device).eval()
+        self.processor = T.AutoProcessor.from_pretrained(str(folder))
+        self.device, self.threshold, self.nms_threshold = device, threshold, nms_threshold
+        self.text_tower = self.model.language_backbone  # its calls: the model's own cache
+
+    @staticmethod
+    def task(classes: list[str]) -> str:
+        return f"Detect {', '.join(classes)}."
+
+    @torch.inference_mode()
+    def detect(self, image: np.ndarray, classes: list[str]) -> Detections:
+        from torchvision.ops import batched_nms
+
+        classes = check_classes(classes)
+        inputs = self.processor(images=np.ascontiguousarray(image[..., :3]), text=classes,
+                                task=self.task(classes), return_tensors="pt").to(self.device)
+        out = self.model(**inputs)
+        scores = out.decoder_class_logits[0].sigmoid()  # (queries, classes)
+        q, k = scores.shape
+        top, idx = scores.flatten().topk(q)  # the best (query, class) pairs, one per query
+        keep = top > self.threshold
+        top, idx = top[keep], idx[keep]
+        labels = idx % k
+        h, w = image.shape[:2]
+        boxes = _corners(out.decoder_coord_logits[0][idx // k]) * torch.tensor(
+            [w, h, w, h], dtype=torch.float32, device=top.device)
+        order = batched_nms(boxes, top, labels, self.nms_threshold)
+        boxes = boxes[order]
+        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
+        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+        return Detections(boxes.cpu().numpy().astype(np.float64),
+                          top[order].cpu().numpy().astype(np.float64),
+                          labels[order].cpu().numpy().astype(np.int64), classes)
 
 
 class ClipSeg:

@@ -49,6 +49,35 @@ def test_grounding_dino_equals_transformers_and_encodes_the_text_once(tmp_path, 
     assert det.text_tower.calls == 2
 
 
+def test_omdet_turbo_equals_transformers_and_caches_the_text(tmp_path):
+    """OmDet-Turbo against transformers' model + processor post-processing (top pairs,
+    threshold, class-aware NMS, clipping) on tiny random weights; the class embeddings are
+    computed once for three images (the model's own cache)."""
+    model, proc = tiny.omdet_turbo(tmp_path / "om")
+    det = load_detector(tmp_path / "om", box_threshold=0.3, nms_threshold=0.5)  # label's name
+    assert det.threshold == 0.3
+    with pytest.raises(InputError, match="text threshold applies to Grounding DINO"):
+        load_detector(tmp_path / "om", text_threshold=0.2)
+    calls = []
+    det.text_tower.register_forward_hook(lambda *a: calls.append(1))
+    for img in _images(h=50, w=80):
+        got = det.detect(img, CLASSES)
+        inputs = proc(images=img, text=CLASSES, task="Detect cat, traffic light.",
+                      return_tensors="pt")
+        with torch.no_grad():
+            out = model(**inputs)
+        ref = proc.post_process_grounded_object_detection(
+            out, text_labels=[CLASSES], threshold=0.3, nms_threshold=0.5,
+            target_sizes=[img.shape[:2]])[0]
+        assert len(got) == len(ref["scores"]) > 0
+        order = np.argsort(-ref["scores"].numpy(), kind="stable")
+        np.testing.assert_allclose(got.scores, ref["scores"].numpy()[order], rtol=1e-6)
+        np.testing.assert_allclose(got.boxes, ref["boxes"].numpy()[order], rtol=1e-5,
+                                   atol=1e-4)
+        assert got.labels.tolist() == ref["labels"].numpy()[order].tolist()
+    assert len(calls) == 2  # the task prompt and the classes, once for three images
+
+
 @pytest.mark.parametrize("v2", [True, False])
 def test_owl_equals_transformers_and_owlv2_boxes_use_the_padded_square(tmp_path, v2):
     model, proc = tiny.owl(tmp_path / "owl", v2=v2)

@@ -118,3 +118,32 @@ def clipseg(folder):
     model.save_pretrained(folder)
     proc.save_pretrained(folder)
     return model, proc
+
+
+def omdet_turbo(folder):
+    """A tiny OmDet-Turbo (Swin backbone from transformers, CLIP text tower). As in the real
+    checkpoint, the text width equals the class embedding width and differs from the
+    decoder's (transformers only builds its task projection then)."""
+    import transformers as T
+
+    torch.manual_seed(0)
+    text = T.CLIPTextConfig(vocab_size=64, hidden_size=48, num_hidden_layers=1,
+                            num_attention_heads=2, intermediate_size=37,
+                            max_position_embeddings=77, bos_token_id=48, eos_token_id=49,
+                            pad_token_id=0, projection_dim=48)
+    bb = T.SwinConfig(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=4,
+                      image_size=64, out_indices=[2, 3, 4])
+    cfg = T.OmDetTurboConfig(
+        text_config=text, backbone_config=bb, use_timm_backbone=False, image_size=64,
+        apply_layernorm_after_vision_backbone=False, text_projection_in_dim=48,
+        text_projection_out_dim=48, task_encoder_hidden_dim=64, class_embed_dim=48,
+        vision_features_channels=[32, 32, 32], encoder_in_channels=[32, 64, 128],
+        encoder_hidden_dim=32, encoder_dim_feedforward=64, encoder_attention_heads=2,
+        decoder_hidden_dim=32, decoder_num_heads=2, decoder_num_layers=2,
+        decoder_dim_feedforward=64, num_queries=20, decoder_num_points=2)
+    model = T.OmDetTurboForObjectDetection(cfg).eval()
+    proc = T.OmDetTurboProcessor(image_processor=T.DetrImageProcessor(
+        size={"height": 64, "width": 64}, do_pad=False), tokenizer=_clip_tokenizer())
+    model.save_pretrained(folder)
+    proc.save_pretrained(folder)
+    return model, proc
