@@ -327,6 +327,8 @@ for _name, _repo, _lic, _desc in [
      "LLMDet Swin-B (text → boxes)"),
     ("hf/llmdet-large", "iSEE-Laboratory/llmdet_large", "Apache-2.0",
      "LLMDet Swin-L (text → boxes)"),
+    ("hf/sam3", "facebook/sam3", "SAM License (Meta; gated on the hub)",
+     "SAM 3 (text / exemplar → instance masks)"),
     ("hf/omdet-turbo-swin-tiny", "omlab/omdet-turbo-swin-tiny-hf", "Apache-2.0",
      "OmDet-Turbo Swin-T (real-time open-vocabulary detection; text → boxes)"),
     ("hf/owlv2-base-patch16-ensemble", "google/owlv2-base-patch16-ensemble", "Apache-2.0",

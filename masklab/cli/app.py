@@ -32,7 +32,7 @@ def _loopback(host: str) -> bool:
               "grabcut, graphcut, sam, another SAM-family name, or a SAM folder.")
 @click.option("--detector", default="grounding-dino-tiny", show_default=True,
               help="Text prompts: grounding-dino-tiny/base, mm-grounding-dino-tiny/"
-              "base/large, llmdet-tiny/base/large, omdet-turbo, owlv2-base/large, "
+              "base/large, llmdet-tiny/base/large, omdet-turbo, sam3, owlv2-base/large, "
               "owlvit-base or a folder.")
 @click.option("--video-backend", default="flow", show_default=True,
               help="Tracking through videos: flow (no weights), sam, sam2.1-*, edgetam or a "

@@ -19,8 +19,8 @@ from masklab.cli.tasks import _engine_options
               "detector; the classes default to its categories.")
 @click.option("--detector", default="grounding-dino-tiny", show_default=True,
               help="grounding-dino-tiny/base, mm-grounding-dino-tiny/base/large, "
-              "llmdet-tiny/base/large, omdet-turbo, owlv2-base/large, owlvit-base, clipseg or "
-              "a folder.")
+              "llmdet-tiny/base/large, omdet-turbo, sam3 (masks too), owlv2-base/large, "
+              "owlvit-base, clipseg or a folder.")
 @click.option("--segmenter", default="sam", show_default=True,
               help="sam (SAM 2.1 Hiera-T), another SAM-family name or folder, grabcut "
               "(no weights) or box.")

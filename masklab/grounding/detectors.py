@@ -17,6 +17,8 @@ the outputs are the model's).
   and one embedding per class; every (query, class) pair is a candidate scored by its
   sigmoid, the best ``num_queries`` kept, then the score threshold and class-aware NMS, as
   transformers' post-processing. The model caches class and task embeddings itself.
+- SAM 3 (``sam3``): text → instance masks directly (``Detections.masks``); no box
+  segmenter is needed.
 - OWLv2 / OWL-ViT (``owlv2-base``, ``owlvit-base``): one query per class. OWLv2 pads the
   image to a square (bottom and right) before resizing, so its boxes are fractions of the
   padded square: they are scaled by the longer side, not by (width, height) — scaling by
@@ -49,6 +51,7 @@ DETECTORS = {  # name -> weights source
     "owlv2-large": "hf/owlv2-large-patch14-ensemble",
     "owlvit-base": "hf/owlvit-base-patch32",
     "clipseg": "hf/clipseg-rd64-refined",
+    "sam3": "hf/sam3",
 }
 
 
@@ -59,6 +62,7 @@ class Detections:
     labels: np.ndarray  # (N,) index into ``classes``
     classes: list[str] = field(default_factory=list)
     prompts: list[str] | None = None  # after post-processing: the text that found each box
+    masks: np.ndarray | None = None  # (N, H, W) bool, from text → mask models (SAM 3)
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -67,7 +71,8 @@ class Detections:
         keep = np.asarray(keep)
         return Detections(self.boxes[keep], self.scores[keep], self.labels[keep],
                           list(self.classes), None if self.prompts is None else
-                          [self.prompts[i] for i in np.arange(len(self))[keep]])
+                          [self.prompts[i] for i in np.arange(len(self))[keep]],
+                          None if self.masks is None else self.masks[keep])
 
     @staticmethod
     def empty(classes: list[str]) -> Detections:
@@ -146,7 +151,7 @@ def load_detector(name, device: str = "cpu", **options):
             raise InputError("a text threshold applies to Grounding DINO models only, not to "
                              f"{kind}")
         options.pop("text_threshold", None)
-        if kind in ("owlv2", "owlvit", "omdet-turbo") and "box_threshold" in options:
+        if kind in ("owlv2", "owlvit", "omdet-turbo", "sam3") and "box_threshold" in options:
             options["threshold"] = options.pop("box_threshold")  # their one score threshold
     if kind in ("grounding-dino", "mm-grounding-dino"):
         return GroundingDino(folder, device=device, **options)
@@ -156,9 +161,11 @@ def load_detector(name, device: str = "cpu", **options):
         return ClipSeg(folder, device=device, **options)
     if kind == "omdet-turbo":
         return OmDetTurbo(folder, device=device, **options)
+    if kind == "sam3":
+        return Sam3(folder, device=device, **options)
     raise WeightsError(f"{folder}: model type {kind!r} is not a supported detector "
                        "(grounding-dino, mm-grounding-dino, omdet-turbo, owlv2, owlvit, "
-                       "clipseg)")
+                       "clipseg, sam3)")
 
 
 class GroundingDino:
@@ -309,6 +316,75 @@ class OmDetTurbo:
         return Detections(boxes.cpu().numpy().astype(np.float64),
                           top[order].cpu().numpy().astype(np.float64),
                           labels[order].cpu().numpy().astype(np.int64), classes)
+
+
+class Sam3:
+    """SAM 3 (Meta's Segment Anything 3): a text prompt → every instance of it, with a mask.
+    The image is encoded once per image and each class's text once per run; per class the
+    score is the query's probability times the prompt's presence probability, kept above
+    ``threshold``; masks are the predicted probabilities resized (bilinear) to the image
+    and cut at ``mask_threshold`` — transformers' ``post_process_instance_segmentation``."""
+
+    gives_masks = True
+
+    def __init__(self, folder, device: str = "cpu", threshold: float = 0.5,
+                 mask_threshold: float = 0.5):
+        import transformers as T
+
+        folder = Path(folder)
+        self.name = folder.name
+        self.model = T.Sam3Model.from_pretrained(str(folder)).to(device).eval()
+        self.processor = T.AutoProcessor.from_pretrained(str(folder))
+        self.device, self.threshold, self.mask_threshold = device, threshold, mask_threshold
+        self._text: dict[str, tuple] = {}
+        self.text_calls = 0
+
+    def _text_embeds(self, prompt: str) -> tuple:
+        if prompt not in self._text:
+            tok = self.processor(text=prompt, return_tensors="pt").to(self.device)
+            self.text_calls += 1
+            emb = self.model.get_text_features(input_ids=tok["input_ids"],
+                                               attention_mask=tok["attention_mask"],
+                                               return_dict=True)
+            if isinstance(emb, torch.Tensor):  # the forward reads ``.pooler_output``
+                from types import SimpleNamespace
+
+                emb = SimpleNamespace(pooler_output=emb)
+            self._text[prompt] = (emb, tok["attention_mask"])
+        return self._text[prompt]
+
+    @torch.inference_mode()
+    def detect(self, image: np.ndarray, classes: list[str]) -> Detections:
+        classes = check_classes(classes)
+        h, w = image.shape[:2]
+        pixels = self.processor(images=np.ascontiguousarray(image[..., :3]),
+                                return_tensors="pt").to(self.device)["pixel_values"]
+        vision = self.model.get_vision_features(pixel_values=pixels)
+        boxes, scores, labels, masks = [], [], [], []
+        for k, c in enumerate(classes):
+            emb, mask = self._text_embeds(c)
+            out = self.model(vision_embeds=vision, text_embeds=emb, attention_mask=mask)
+            score = out.pred_logits[0].sigmoid()
+            if out.presence_logits is not None:
+                score = score * out.presence_logits[0].sigmoid()
+            keep = score > self.threshold
+            if not keep.any():
+                continue
+            prob = torch.nn.functional.interpolate(
+                out.pred_masks[0][keep].sigmoid()[None], size=(h, w), mode="bilinear",
+                align_corners=False)[0]
+            boxes.append(out.pred_boxes[0][keep] * torch.tensor([w, h, w, h],
+                                                                dtype=torch.float32))
+            scores.append(score[keep])
+            labels.append(torch.full((int(keep.sum()),), k))
+            masks.append(prob > self.mask_threshold)
+        if not scores:
+            return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64), classes,
+                              masks=np.zeros((0, h, w), bool))
+        return Detections(torch.cat(boxes).cpu().numpy().astype(np.float64),
+                          torch.cat(scores).cpu().numpy().astype(np.float64),
+                          torch.cat(labels).cpu().numpy().astype(np.int64), classes,
+                          masks=torch.cat(masks).cpu().numpy())
 
 
 class ClipSeg:

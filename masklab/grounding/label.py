@@ -229,8 +229,9 @@ def postprocess(det: Detections, settings: LabelSettings, nms_on: bool = True) -
     else:
         k2 = torch.arange(len(scores))
     k2 = k2[torch.argsort(scores[k2], descending=True, stable=True)].numpy()
+    masks = None if det.masks is None else det.masks[np.flatnonzero(keep)[k2]]
     return Detections(boxes[k2].numpy(), scores[k2].numpy(), cats[k2], list(settings.classes),
-                      [det.classes[k] for k in prompts[k2]])
+                      [det.classes[k] for k in prompts[k2]], masks)
 
 
 @dataclass
@@ -305,7 +306,8 @@ class Labeller:
         self.det = detector if detector is not None else load_detector(
             settings.detector, device=device, **_detector_options(settings))
         self.seg = segmenter if segmenter is not None else (
-            None if hasattr(self.det, "segment_text") else
+            None if hasattr(self.det, "segment_text") or getattr(self.det, "gives_masks",
+                                                                  False) else
             load_segmenter(settings.segmenter, device))
         self.source = f"{getattr(self.det, 'name', settings.detector)}+{settings.segmenter}"
         self.prompts = settings.prompts()
@@ -331,7 +333,10 @@ class Labeller:
             found = postprocess(det.detect(image, self.prompts, **kw), settings,
                                 nms_on=not getattr(det, "exact", False))
             found = found.select(np.arange(min(len(found), PER_IMAGE - 1)))
-            masks, mask_scores = segment_boxes(image, found.boxes, self.seg)
+            if found.masks is not None:  # text → instance masks (SAM 3)
+                masks, mask_scores = found.masks, found.scores
+            else:
+                masks, mask_scores = segment_boxes(image, found.boxes, self.seg)
         anns = []
         for i, (x0, y0, x1, y1) in enumerate(_pixel_boxes(found.boxes, h, w)):
             m = np.zeros((h, w), bool)

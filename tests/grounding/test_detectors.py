@@ -78,6 +78,34 @@ def test_omdet_turbo_equals_transformers_and_caches_the_text(tmp_path):
     assert len(calls) == 2  # the task prompt and the classes, once for three images
 
 
+def test_sam3_equals_transformers_instance_segmentation(tmp_path):
+    """SAM 3 text → instance masks: the image encoded once, each class's text once per run,
+    and per class the scores, boxes and masks of transformers' model called the usual way
+    (pixels + tokens) and its processor's post-processing, on tiny random weights."""
+    model, proc = tiny.sam3(tmp_path / "s3")
+    det = load_detector(tmp_path / "s3", box_threshold=0.2)
+    for img in _images(2, h=50, w=80):
+        got = det.detect(img, CLASSES)
+        want_scores, want_boxes, want_masks, want_labels = [], [], [], []
+        for k, c in enumerate(CLASSES):
+            inputs = proc(images=img, text=c, return_tensors="pt")
+            with torch.no_grad():
+                out = model(**inputs)
+            r = proc.post_process_instance_segmentation(out, threshold=0.2, mask_threshold=0.5,
+                                                        target_sizes=[img.shape[:2]])[0]
+            want_scores += r["scores"].tolist()
+            want_boxes += r["boxes"].tolist()
+            want_masks += list(r["masks"].numpy().astype(bool))
+            want_labels += [k] * len(r["scores"])
+        assert len(got) == len(want_scores) > 0
+        np.testing.assert_allclose(got.scores, want_scores, rtol=1e-5)
+        np.testing.assert_allclose(got.boxes, want_boxes, rtol=1e-5, atol=1e-3)
+        assert got.labels.tolist() == want_labels
+        assert got.masks.shape == (len(got), 50, 80)
+        assert (got.masks != np.stack(want_masks)).mean() < 1e-3
+    assert det.text_calls == 2  # two classes, two images: each text encoded once
+
+
 @pytest.mark.parametrize("v2", [True, False])
 def test_owl_equals_transformers_and_owlv2_boxes_use_the_padded_square(tmp_path, v2):
     model, proc = tiny.owl(tmp_path / "owl", v2=v2)

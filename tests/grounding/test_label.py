@@ -161,3 +161,32 @@ def test_label_cli_with_a_text_detector(tmp_path):
     empty = CliRunner().invoke(main, ["label", str(tmp_path / "in"), "--classes", "a,,b",
                                       "--out", str(tmp_path / "o3")])
     assert empty.exit_code == 2 and "empty class name" in empty.output
+
+
+def test_label_with_sam3_uses_its_masks(tmp_path):
+    """``--detector`` a SAM 3 folder: its instance masks are the annotations (no segmenter),
+    each clipped to its box, with the score, source and prompt kept."""
+    from masklab.grounding import load_detector
+    from masklab.grounding.detectors import check_classes
+    from masklab.rle import decode
+    from tests.grounding import tiny
+
+    tiny.sam3(tmp_path / "s3")
+    img = np.random.default_rng(0).integers(0, 255, (50, 80, 3), dtype=np.uint8)
+    write_image(tmp_path / "in" / "a.png", img)
+    r = CliRunner().invoke(main, ["--quiet", "label", str(tmp_path / "in"), "--classes",
+                                  "cat", "--detector", str(tmp_path / "s3"), "--box-threshold",
+                                  "0.2", "--min-area", "1", "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    coco = json.loads((tmp_path / "out" / "annotations.json").read_text())
+    anns = coco["annotations"]
+    assert anns and all(a["prompt"] == "cat" and a["source"].startswith("s3+") for a in anns)
+    det = load_detector(tmp_path / "s3", box_threshold=0.2).detect(img, check_classes(["cat"]))
+    best = int(np.argmax(det.scores))
+    x0, y0, x1, y1 = np.floor(det.boxes[best]).astype(int).clip(0)
+    top = max(anns, key=lambda a: a["score"])
+    assert top["score"] == pytest.approx(det.scores[best], rel=1e-6)
+    got = decode([top["segmentation"]])[0].astype(bool)
+    assert not got[:, :max(0, x0)].any() and not got[:max(0, y0)].any()  # clipped to its box
+    inside = det.masks[best][y0:y1 + 1, x0:x1 + 1]
+    assert got.sum() <= inside.sum() + 1

@@ -147,3 +147,31 @@ def omdet_turbo(folder):
     model.save_pretrained(folder)
     proc.save_pretrained(folder)
     return model, proc
+
+
+def sam3(folder):
+    """A tiny SAM 3 (ViT backbone, CLIP text tower, DETR encoder/decoder, mask decoder)."""
+    import transformers as T
+
+    torch.manual_seed(0)
+    vit = dict(model_type="sam3_vit_model", hidden_size=32, intermediate_size=64,
+               num_hidden_layers=2, num_attention_heads=2, image_size=112, patch_size=14,
+               window_size=4, global_attn_indexes=[1], pretrain_image_size=56)
+    small = dict(hidden_size=32, num_attention_heads=2, intermediate_size=64)
+    cfg = T.Sam3Config(
+        vision_config=dict(backbone_config=vit, fpn_hidden_size=32),
+        text_config=dict(vocab_size=64, hidden_size=32, intermediate_size=37, projection_dim=32,
+                         num_hidden_layers=1, num_attention_heads=2,
+                         max_position_embeddings=32, bos_token_id=48, eos_token_id=49,
+                         pad_token_id=0),
+        geometry_encoder_config=dict(num_layers=1, **small),
+        detr_encoder_config=dict(num_layers=1, **small),
+        detr_decoder_config=dict(num_layers=1, num_queries=10, **small),
+        mask_decoder_config=dict(hidden_size=32, num_attention_heads=2))
+    model = T.Sam3Model(cfg).eval()
+    proc = T.Sam3Processor(image_processor=T.Sam3ImageProcessor(size={"height": 112,
+                                                                      "width": 112}),
+                           tokenizer=_clip_tokenizer())
+    model.save_pretrained(folder)
+    proc.save_pretrained(folder)
+    return model, proc
