@@ -135,6 +135,15 @@ def _folder(source) -> Path:
     return folder
 
 
+def _load_hf(folder, device: str, model_class: str = "AutoModelForZeroShotObjectDetection"):
+    """A transformers checkpoint folder: its name, the model (eval mode) and its processor."""
+    import transformers as T
+
+    folder = Path(folder)
+    model = getattr(T, model_class).from_pretrained(str(folder)).to(device).eval()
+    return folder.name, model, T.AutoProcessor.from_pretrained(str(folder))
+
+
 def load_detector(name, device: str = "cpu", **options):
     """A detector from a registered name or a local transformers folder (Grounding DINO,
     OWLv2 or OWL-ViT, told apart by its ``model_type``)."""
@@ -173,13 +182,7 @@ class GroundingDino:
 
     def __init__(self, folder, device: str = "cpu", box_threshold: float = 0.35,
                  text_threshold: float = 0.25):
-        import transformers as T
-
-        folder = Path(folder)
-        self.name = folder.name
-        self.model = T.AutoModelForZeroShotObjectDetection.from_pretrained(str(folder)).to(
-            device).eval()
-        self.processor = T.AutoProcessor.from_pretrained(str(folder))
+        self.name, self.model, self.processor = _load_hf(folder, device)
         self.device = device
         self.box_threshold, self.text_threshold = box_threshold, text_threshold
         inner = self.model.model
@@ -240,13 +243,7 @@ class Owl:
 
     def __init__(self, folder, device: str = "cpu", threshold: float = 0.1,
                  template: str = "{}"):
-        import transformers as T
-
-        folder = Path(folder)
-        self.name = folder.name
-        self.model = T.AutoModelForZeroShotObjectDetection.from_pretrained(str(folder)).to(
-            device).eval()
-        self.processor = T.AutoProcessor.from_pretrained(str(folder))
+        self.name, self.model, self.processor = _load_hf(folder, device)
         self.v2 = self.model.config.model_type == "owlv2"
         base = self.model.owlv2 if self.v2 else self.model.owlvit
         base.text_model = _MemoText(base.text_model)
@@ -278,13 +275,7 @@ class OmDetTurbo:
 
     def __init__(self, folder, device: str = "cpu", threshold: float = 0.3,
                  nms_threshold: float = 0.5):
-        import transformers as T
-
-        folder = Path(folder)
-        self.name = folder.name
-        self.model = T.AutoModelForZeroShotObjectDetection.from_pretrained(str(folder)).to(
-            device).eval()
-        self.processor = T.AutoProcessor.from_pretrained(str(folder))
+        self.name, self.model, self.processor = _load_hf(folder, device)
         self.device, self.threshold, self.nms_threshold = device, threshold, nms_threshold
         self.text_tower = self.model.language_backbone  # its calls: the model's own cache
 
@@ -329,12 +320,7 @@ class Sam3:
 
     def __init__(self, folder, device: str = "cpu", threshold: float = 0.5,
                  mask_threshold: float = 0.5):
-        import transformers as T
-
-        folder = Path(folder)
-        self.name = folder.name
-        self.model = T.Sam3Model.from_pretrained(str(folder)).to(device).eval()
-        self.processor = T.AutoProcessor.from_pretrained(str(folder))
+        self.name, self.model, self.processor = _load_hf(folder, device, "Sam3Model")
         self.device, self.threshold, self.mask_threshold = device, threshold, mask_threshold
         self._text: dict[str, tuple] = {}
         self.text_calls = 0
