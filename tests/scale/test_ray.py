@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from masklab.cli import main
 
 ray = pytest.importorskip("ray")
+N_KILL = 24  # images of the killed-worker run: a few seconds of work over 2 workers
 
 
 @pytest.fixture(scope="module")
@@ -320,7 +321,7 @@ def test_a_killed_worker_is_retried_and_every_image_appears_once(tmp_path):
     import time
 
     from masklab.io.images import write_image
-    from masklab.models.objects import load_object_model
+    from masklab.models.objects import load_object_model, save_object_checkpoint
 
     if ray.is_initialized():
         ray.shutdown()
@@ -330,13 +331,17 @@ def test_a_killed_worker_is_retried_and_every_image_appears_once(tmp_path):
     try:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
                  logging_level="ERROR", configure_logging=False)
-        torch.manual_seed(0)
-        m = load_object_model("maskrcnn_resnet50_fpn", weights=None, num_classes=3)
-        torch.save(m.net.state_dict(), tmp_path / "w.pth")
+        torch.manual_seed(0)  # a small Mask R-CNN saved as a checkpoint folder
+        m = load_object_model("maskrcnn_resnet18_fpn", weights=None, num_classes=3,
+                              config={"min_size": 64, "max_size": 64,
+                                      "rpn_pre_nms_top_n_test": 100,
+                                      "rpn_post_nms_top_n_test": 20,
+                                      "box_detections_per_img": 5})
+        save_object_checkpoint(tmp_path / "ckpt", m, {})
         rng = np.random.default_rng(1)
-        for i in range(6):
-            write_image(tmp_path / "img" / f"{i}.jpg", rng.integers(0, 255, (48, 64, 3),
-                                                                    dtype=np.uint8))
+        for i in range(N_KILL):
+            write_image(tmp_path / "img" / f"{i:02d}.jpg", rng.integers(0, 255, (48, 64, 3),
+                                                                        dtype=np.uint8))
         killed = []
 
         def kill_one():
@@ -344,7 +349,7 @@ def test_a_killed_worker_is_retried_and_every_image_appears_once(tmp_path):
             while time.monotonic() < deadline and not killed:
                 found = sorted(pids.iterdir())
                 if found:
-                    time.sleep(1.0)  # let it start on a batch
+                    time.sleep(0.3)  # let it start on a batch
                     os.kill(int(found[0].name), signal.SIGKILL)
                     killed.append(found[0].name)
                 time.sleep(0.05)
@@ -352,19 +357,18 @@ def test_a_killed_worker_is_retried_and_every_image_appears_once(tmp_path):
         t = threading.Thread(target=kill_one)
         t.start()
         r = _invoke("-q", "segment", "instances", tmp_path / "img", "--model",
-                    "maskrcnn_resnet50_fpn", "--weights", tmp_path / "w.pth", "--num-classes",
-                    3, "--score-threshold", 0, "--max-detections", 2, "--batch-size", 1,
-                    "--no-overlay", "--out", tmp_path / "ray", "--engine", "ray",
-                    "--workers", 2)
+                    tmp_path / "ckpt", "--score-threshold", 0, "--max-detections", 2,
+                    "--batch-size", 1, "--no-overlay", "--out", tmp_path / "ray", "--engine",
+                    "ray", "--workers", 2)
         t.join()
         assert killed, "no worker was killed"
         assert r.exit_code == 0, r.output
         assert len(list(pids.iterdir())) >= 3  # the killed actor was replaced
         images = json.loads((tmp_path / "ray" / "images.json").read_text())["images"]
-        assert [im["file_name"] for im in images] == [f"{i}.jpg" for i in range(6)]
+        assert [im["file_name"] for im in images] == [f"{i:02d}.jpg" for i in range(N_KILL)]
         res = json.loads((tmp_path / "ray" / "results.json").read_text())
-        assert sorted({x["image_id"] for x in res}) == list(range(1, 7))
-        assert len(res) == 12
+        assert sorted({x["image_id"] for x in res}) == list(range(1, N_KILL + 1))
+        assert len(res) == 2 * N_KILL
     finally:
         os.environ.pop("MASKLAB_RAY_PID_DIR", None)
         ray.shutdown()
