@@ -11,7 +11,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 from masklab.errors import InputError
 from masklab.manifest import RunManifest
@@ -38,18 +37,10 @@ def test_manifest_records_refuses_other_settings_and_drops_a_cut_line(tmp_path):
 def test_a_killed_run_resumes_and_equals_an_uninterrupted_one(tmp_path):
     """``segment instances`` killed (SIGKILL) part-way, then started again with the same
     command: the finished images are not redone and results.json equals a clean run's."""
-    from masklab.io.images import write_image
-    from masklab.models.objects import load_object_model, save_object_checkpoint
+    from tests.small_models import random_images, small_maskrcnn
 
-    torch.manual_seed(0)
-    m = load_object_model("maskrcnn_resnet18_fpn", weights=None, num_classes=3,
-                          config={"min_size": 64, "max_size": 64, "rpn_pre_nms_top_n_test": 100,
-                                  "rpn_post_nms_top_n_test": 20, "box_detections_per_img": 5})
-    save_object_checkpoint(tmp_path / "ckpt", m, {})
-    rng = np.random.default_rng(0)
-    for i in range(N):
-        write_image(tmp_path / "img" / f"{i}.jpg", rng.integers(0, 255, (64, 80, 3),
-                                                                dtype=np.uint8))
+    small_maskrcnn(tmp_path / "ckpt")
+    random_images(tmp_path / "img", N, 64, 80)
     cmd = [sys.executable, "-m", "masklab.cli", "-q", "segment", "instances",
            str(tmp_path / "img"), "--model", str(tmp_path / "ckpt"), "--score-threshold", "0",
            "--max-detections", "3", "--batch-size", "1", "--no-overlay"]

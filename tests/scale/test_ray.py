@@ -11,6 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from masklab.cli import main
+from tests.small_models import random_images, small_maskrcnn
 
 ray = pytest.importorskip("ray")
 N_KILL = 24  # images of the killed-worker run: a few seconds of work over 2 workers
@@ -138,19 +139,10 @@ def out_pq(tmp_path):
 
 def test_segment_instances_on_ray_equals_local(cluster, tmp_path):
     from masklab.io.coco import load_results
-    from masklab.io.images import write_image
-    from masklab.models.objects import load_object_model, save_object_checkpoint
     from masklab.rle import decode
 
-    torch.manual_seed(0)  # a small Mask R-CNN saved as a checkpoint folder
-    m = load_object_model("maskrcnn_resnet18_fpn", weights=None, num_classes=3,
-                          config={"min_size": 64, "max_size": 64, "rpn_pre_nms_top_n_test": 100,
-                                  "rpn_post_nms_top_n_test": 20, "box_detections_per_img": 5})
-    save_object_checkpoint(tmp_path / "ckpt", m, {})
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        write_image(tmp_path / "img" / f"{i}.jpg", rng.integers(0, 255, (48, 64, 3),
-                                                                dtype=np.uint8))
+    small_maskrcnn(tmp_path / "ckpt")
+    random_images(tmp_path / "img", 3, 48, 64)
     common = ["-q", "segment", "instances", tmp_path / "img", "--model", tmp_path / "ckpt",
               "--score-threshold", 0, "--max-detections", 3, "--batch-size", 2]
     a = _invoke(*common, "--out", tmp_path / "local")
@@ -320,8 +312,6 @@ def test_a_killed_worker_is_retried_and_every_image_appears_once(tmp_path):
     import threading
     import time
 
-    from masklab.io.images import write_image
-    from masklab.models.objects import load_object_model, save_object_checkpoint
 
     if ray.is_initialized():
         ray.shutdown()
@@ -331,17 +321,8 @@ def test_a_killed_worker_is_retried_and_every_image_appears_once(tmp_path):
     try:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
                  logging_level="ERROR", configure_logging=False)
-        torch.manual_seed(0)  # a small Mask R-CNN saved as a checkpoint folder
-        m = load_object_model("maskrcnn_resnet18_fpn", weights=None, num_classes=3,
-                              config={"min_size": 64, "max_size": 64,
-                                      "rpn_pre_nms_top_n_test": 100,
-                                      "rpn_post_nms_top_n_test": 20,
-                                      "box_detections_per_img": 5})
-        save_object_checkpoint(tmp_path / "ckpt", m, {})
-        rng = np.random.default_rng(1)
-        for i in range(N_KILL):
-            write_image(tmp_path / "img" / f"{i:02d}.jpg", rng.integers(0, 255, (48, 64, 3),
-                                                                        dtype=np.uint8))
+        small_maskrcnn(tmp_path / "ckpt")
+        random_images(tmp_path / "img", N_KILL, 48, 64, seed=1, digits=2)
         killed = []
 
         def kill_one():
@@ -375,17 +356,14 @@ def test_a_killed_worker_is_retried_and_every_image_appears_once(tmp_path):
 
 
 def test_segment_semantic_on_ray_equals_local(cluster, tmp_path):
-    from masklab.io.images import read_label_png, write_image
+    from masklab.io.images import read_label_png
     from masklab.models.semantic import load_semantic_model, save_checkpoint
 
     torch.manual_seed(0)
     m = load_semantic_model("unet", weights=None, num_classes=4,
                             config={"depth": 2, "width": 4})
     save_checkpoint(tmp_path / "ckpt", m, {})
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        write_image(tmp_path / "img" / f"{i}.png", rng.integers(0, 255, (40, 56, 3),
-                                                                dtype=np.uint8))
+    random_images(tmp_path / "img", 4, 40, 56, ext="png")
     common = ["-q", "segment", "semantic", tmp_path / "img", "--model", tmp_path / "ckpt",
               "--areas"]
     assert _invoke(*common, "--out", tmp_path / "local").exit_code == 0
