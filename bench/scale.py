@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from masklab.manifest import RunManifest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import report
 
@@ -60,20 +62,16 @@ def _run(*args) -> float:
     return time.perf_counter() - t
 
 
-class _TimedManifest:
+class _TimedManifest(RunManifest):
     """A run manifest that also notes when each image was recorded (the driver sees it)."""
 
-    def __new__(cls, out: Path, settings: dict):
-        from masklab.manifest import RunManifest
+    def __init__(self, out: Path, settings: dict):
+        super().__init__(out, settings)
+        self.times: list[float] = []
 
-        class Timed(RunManifest):
-            def record(self, key, payload):
-                super().record(key, payload)
-                self.times.append(time.perf_counter())
-
-        m = Timed(out, settings)
-        m.times = []
-        return m
+    def record(self, key, payload):
+        super().record(key, payload)
+        self.times.append(time.perf_counter())
 
 
 def _timing(t0: float, times: list[float], n: int) -> dict:

@@ -34,6 +34,21 @@ def test_manifest_records_refuses_other_settings_and_drops_a_cut_line(tmp_path):
         RunManifest(tmp_path, {"model": "a", "t": 0.6})
 
 
+def _image_rows(manifest) -> list[dict]:
+    """The manifest's rows of finished images (not the settings line, not the run's row)."""
+    from masklab.manifest import META
+
+    rows = []
+    for line in manifest.read_text().splitlines()[1:]:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # being written
+        if row["key"] != META:
+            rows.append(row)
+    return rows
+
+
 def test_a_killed_run_resumes_and_equals_an_uninterrupted_one(tmp_path):
     """``segment instances`` killed (SIGKILL) part-way, then started again with the same
     command: the finished images are not redone and results.json equals a clean run's."""
@@ -50,17 +65,17 @@ def test_a_killed_run_resumes_and_equals_an_uninterrupted_one(tmp_path):
     manifest = tmp_path / "run" / "manifest.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and p.poll() is None:
-        if manifest.is_file() and len(manifest.read_text().splitlines()) >= 3:
+        if manifest.is_file() and len(_image_rows(manifest)) >= 2:
             p.send_signal(signal.SIGKILL)
             break
         time.sleep(0.02)
     p.wait(timeout=60)
     assert p.returncode == -signal.SIGKILL, "the run ended before it could be stopped"
-    done_before = len(manifest.read_text().splitlines()) - 1
+    done_before = len(_image_rows(manifest))
     assert 2 <= done_before < N and not (tmp_path / "run" / "results.json").exists()
     subprocess.run([*cmd, "--out", str(tmp_path / "run")], env=env, check=True, timeout=300)
     subprocess.run([*cmd, "--out", str(tmp_path / "clean")], env=env, check=True, timeout=300)
-    keys = [json.loads(x)["key"] for x in manifest.read_text().splitlines()[1:]]
+    keys = [r["key"] for r in _image_rows(manifest)]
     assert len(keys) == len(set(keys)) == N  # nothing done twice
     a = json.loads((tmp_path / "run" / "results.json").read_text())
     b = json.loads((tmp_path / "clean" / "results.json").read_text())

@@ -198,6 +198,7 @@ def segment_objects(spec: dict, files: list[Path], out_dir, *, workers: int,
     """``segment_object_files`` on a Ray cluster: the same ``results.json`` and
     ``images.json`` (merged in input order) and overlays; with a manifest, images already
     done are skipped and each finished one is recorded as it arrives."""
+    from masklab.manifest import META
     from masklab.tasks.instances import _image_ids, write_object_outputs
 
     out, keys, items = _plan(files, out_dir, manifest, _image_ids(files, coco_gt),
@@ -207,9 +208,10 @@ def segment_objects(spec: dict, files: list[Path], out_dir, *, workers: int,
 
     def record(row):
         if manifest is not None:
+            if META not in manifest.done:
+                manifest.record(META, {"classes": json.loads(row["meta"])})
             manifest.record(keys[int(row["index"])], {
-                "image": json.loads(row["image"]), "results": json.loads(row["results"]),
-                "meta": json.loads(row["meta"])})
+                "image": json.loads(row["image"]), "results": json.loads(row["results"])})
 
     rows = _run_pool(_ObjectWorker, items, {"spec": spec, "options": options,
                                             "out": str(out), "overlay": overlay},
@@ -219,7 +221,7 @@ def segment_objects(spec: dict, files: list[Path], out_dir, *, workers: int,
         done = manifest.rows(keys)
         images = [r["image"] for r in done]
         results = [x for r in done for x in r["results"]]
-        meta = done[0]["meta"] if done else None
+        meta = manifest.done[META]["classes"]
     else:
         images = [json.loads(row["image"]) for row in rows]
         results = [x for row in rows for x in json.loads(row["results"])]

@@ -34,13 +34,15 @@ def segment_object_files(model: ObjectModel, files: list[Path], out_dir: str | o
     finished one is recorded, so a stopped run started again resumes."""
     from masklab import viz
     from masklab.io.images import read_image
-    from masklab.manifest import key
+    from masklab.manifest import META, key
     from masklab.progress import progress
 
     out = Path(out_dir)
     ids = _image_ids(files, coco_gt)
     keys = [key(f) for f in files]
     todo = manifest.pending(keys) if manifest is not None else list(range(len(files)))
+    if manifest is not None and META not in manifest.done:
+        manifest.record(META, {"classes": [model.class_names, model.num_classes]})
     results, images = [], []
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
     for batch in progress(batches, desc=f"segment {model.task}", quiet=quiet):
@@ -54,8 +56,7 @@ def segment_object_files(model: ObjectModel, files: list[Path], out_dir: str | o
             if overlay:
                 viz.save(out / f"{files[i].stem}_overlay.png", render(img, det))
             if manifest is not None:
-                manifest.record(keys[i], {"image": rec, "results": res, "meta": [
-                    model.class_names, model.num_classes]})
+                manifest.record(keys[i], {"image": rec, "results": res})
             else:
                 images.append(rec)
                 results += res
