@@ -11,7 +11,10 @@ from masklab.cli.tasks import _engine_options
 
 @click.command("label")
 @click.argument("images", nargs=-1)
-@click.option("--classes", help="Comma-separated class names (the text prompts).")
+@click.option("--classes", help="Comma-separated class names (the text prompts), or 'auto': "
+              "each image's caption names its classes (see --captioner).")
+@click.option("--captioner", help="With --classes auto: blip-base (default), blip-large, "
+              "florence-2-base, florence-2-large or a folder.")
 @click.option("--classes-file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="One class per line, synonyms after a colon: 'person: man, woman'.")
 @click.option("--boxes-from", type=click.Path(path_type=Path, dir_okay=False, exists=True),
@@ -19,11 +22,15 @@ from masklab.cli.tasks import _engine_options
               "detector; the classes default to its categories.")
 @click.option("--detector", default="grounding-dino-tiny", show_default=True,
               help="grounding-dino-tiny/base, mm-grounding-dino-tiny/base/large, "
-              "llmdet-tiny/base/large, omdet-turbo, sam3 (masks too), owlv2-base/large, "
+              "llmdet-tiny/base/large, omdet-turbo, florence-2-base/large[-grounding], sam3 "
+              "(masks too; --exemplar boxes), owlv2-base/large, "
               "owlvit-base, clipseg or a folder.")
 @click.option("--segmenter", default="sam", show_default=True,
               help="sam (SAM 2.1 Hiera-T), another SAM-family name or folder, grabcut "
               "(no weights) or box.")
+@click.option("--exemplar", "exemplars", multiple=True, metavar="CLASS=X0,Y0,X1,Y1[,neg]",
+              help="SAM 3: an example box of CLASS (pixels; ',neg': a look-alike that is "
+              "not one) used on every image with the text (repeatable).")
 @click.option("--box-threshold", type=float, help="Detector score threshold.")
 @click.option("--text-threshold", type=float, help="Grounding DINO token threshold.")
 @click.option("--class-threshold", "class_thresholds", multiple=True,
@@ -48,10 +55,10 @@ from masklab.cli.tasks import _engine_options
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
 @_engine_options
 @click.pass_context
-def label_cmd(ctx, images, classes, classes_file, boxes_from, detector, segmenter,
-              box_threshold, text_threshold, class_thresholds, nms, agnostic_nms, min_area,
-              polygons, no_overlays, recursive, review, review_limit, apply_review, device,
-              out, engine, address, workers, gpus_per_worker) -> None:
+def label_cmd(ctx, images, classes, captioner, classes_file, boxes_from, detector, segmenter,
+              exemplars, box_threshold, text_threshold, class_thresholds, nms, agnostic_nms,
+              min_area, polygons, no_overlays, recursive, review, review_limit, apply_review,
+              device, out, engine, address, workers, gpus_per_worker) -> None:
     """Label images with text prompts: detector boxes → masks → OUT/annotations.json (COCO),
     OUT/yolo/, OUT/overlays/. Run the same command again to resume. --review and
     --apply-review work on the run in OUT."""
@@ -90,8 +97,15 @@ def label_cmd(ctx, images, classes, classes_file, boxes_from, detector, segmente
         raise click.UsageError("give --classes or --classes-file, not both")
     synonyms: dict[str, str] = {}
     names: list[str] = []
+    auto = classes is not None and classes.strip() == "auto"
+    if captioner and not auto:
+        raise click.UsageError("--captioner goes with --classes auto")
     if classes_file:
         names, synonyms = parse_classes_file(classes_file)
+    elif auto:
+        if boxes_from is not None:
+            raise click.UsageError("--classes auto and --boxes-from do not go together")
+        captioner = captioner or "blip-base"
     elif classes is not None:
         names = [c.strip() for c in classes.split(",")]
         if not all(names):
@@ -103,8 +117,9 @@ def label_cmd(ctx, images, classes, classes_file, boxes_from, detector, segmente
         detector = det.name
         if not names:
             names = [det.categories[k] for k in sorted(det.categories)]
-    if not names:
-        raise click.UsageError("give the classes: --classes 'cat,dog' or --classes-file")
+    if not names and not auto:
+        raise click.UsageError("give the classes: --classes 'cat,dog', --classes auto or "
+                               "--classes-file")
     thresholds = {}
     for item in class_thresholds:
         name, _, value = item.partition("=")
@@ -113,9 +128,25 @@ def label_cmd(ctx, images, classes, classes_file, boxes_from, detector, segmente
         except ValueError:
             raise click.BadParameter(f"{item!r} is not NAME=SCORE",
                                      param_hint="--class-threshold") from None
-        if name.strip() not in names:
+        if name.strip() not in names and not auto:  # auto: classes come later
             raise click.BadParameter(f"{name.strip()!r} is not one of the classes",
                                      param_hint="--class-threshold")
+    examples: dict[str, list] = {}
+    for item in exemplars:
+        name, _, rest = item.partition("=")
+        parts = [v.strip() for v in rest.split(",")]
+        neg = len(parts) == 5 and parts[4] == "neg"
+        try:
+            box = [float(v) for v in parts[:4]]
+        except ValueError:
+            box = []
+        if len(box) != 4 or len(parts) not in (4, 5) or (len(parts) == 5 and not neg):
+            raise click.BadParameter(f"{item!r} is not CLASS=X0,Y0,X1,Y1[,neg]",
+                                     param_hint="--exemplar")
+        if name.strip() not in names:
+            raise click.BadParameter(f"{name.strip()!r} is not one of the classes",
+                                     param_hint="--exemplar")
+        examples.setdefault(name.strip(), []).append([*box, 0 if neg else 1])
     files = find_images(images, recursive=recursive)
     if not files:
         raise InputError("no images found", images[0])
@@ -123,7 +154,7 @@ def label_cmd(ctx, images, classes, classes_file, boxes_from, detector, segmente
                              synonyms=synonyms, box_threshold=box_threshold,
                              text_threshold=text_threshold, class_thresholds=thresholds,
                              nms_iou=nms, agnostic_iou=agnostic_nms, min_area=min_area,
-                             polygons=polygons)
+                             polygons=polygons, captioner=captioner, exemplars=examples)
     r = label_images(files, out, settings, detector=det, device=device,
                      overlays=not no_overlays, quiet=ctx.obj["quiet"] or None,
                      boxes_from=boxes_from, workers=workers if engine == "ray" else None,

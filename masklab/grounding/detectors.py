@@ -19,6 +19,13 @@ the outputs are the model's).
   transformers' post-processing. The model caches class and task embeddings itself.
 - SAM 3 (``sam3``): text → instance masks directly (``Detections.masks``); no box
   segmenter is needed.
+- Florence-2 (``florence-2-base|large``: open-vocabulary detection, one generated answer
+  per class, ``Locate cat in the image.``; ``florence-2-base|large-grounding``: phrase
+  grounding, one answer per image for all classes). A generative model: its answer is text
+  with location tokens, parsed exactly as transformers' ``post_process_generation``; it
+  gives no confidence, so a box's score is the geometric mean of the probabilities the
+  model gave its four location tokens. The image is encoded once per image and the
+  class prompts are generated as one batch.
 - OWLv2 / OWL-ViT (``owlv2-base``, ``owlvit-base``): one query per class. OWLv2 pads the
   image to a square (bottom and right) before resizing, so its boxes are fractions of the
   padded square: they are scaled by the longer side, not by (width, height) — scaling by
@@ -47,11 +54,19 @@ DETECTORS = {  # name -> weights source
     "llmdet-base": "hf/llmdet-base",
     "llmdet-large": "hf/llmdet-large",
     "omdet-turbo": "hf/omdet-turbo-swin-tiny",
+    "florence-2-base": "hf/florence-2-base",
+    "florence-2-large": "hf/florence-2-large",
+    "florence-2-base-grounding": "hf/florence-2-base",
+    "florence-2-large-grounding": "hf/florence-2-large",
     "owlv2-base": "hf/owlv2-base-patch16-ensemble",
     "owlv2-large": "hf/owlv2-large-patch14-ensemble",
     "owlvit-base": "hf/owlvit-base-patch32",
     "clipseg": "hf/clipseg-rd64-refined",
     "sam3": "hf/sam3",
+}
+DETECTOR_OPTIONS = {  # name -> fixed options of that detector
+    "florence-2-base-grounding": {"task": "grounding"},
+    "florence-2-large-grounding": {"task": "grounding"},
 }
 
 
@@ -154,13 +169,19 @@ def load_detector(name, device: str = "cpu", **options):
         raise InputError(f"unknown detector {name!r}; one of {', '.join(DETECTORS)} or a "
                          "transformers folder")
     folder = _folder(source)
+    options = {**DETECTOR_OPTIONS.get(str(name), {}), **options}
     kind = json.loads((folder / "config.json").read_text()).get("model_type")
+    if kind != "sam3" and options.get("exemplars"):
+        raise InputError(f"exemplar boxes are a SAM 3 prompt; {kind} takes text only")
+    if kind != "sam3":
+        options.pop("exemplars", None)
     if kind not in ("grounding-dino", "mm-grounding-dino"):
         if options.get("text_threshold") is not None:
             raise InputError("a text threshold applies to Grounding DINO models only, not to "
                              f"{kind}")
         options.pop("text_threshold", None)
-        if kind in ("owlv2", "owlvit", "omdet-turbo", "sam3") and "box_threshold" in options:
+        if kind in ("owlv2", "owlvit", "omdet-turbo", "sam3", "florence2") and \
+                "box_threshold" in options:
             options["threshold"] = options.pop("box_threshold")  # their one score threshold
     if kind in ("grounding-dino", "mm-grounding-dino"):
         return GroundingDino(folder, device=device, **options)
@@ -172,9 +193,11 @@ def load_detector(name, device: str = "cpu", **options):
         return OmDetTurbo(folder, device=device, **options)
     if kind == "sam3":
         return Sam3(folder, device=device, **options)
+    if kind == "florence2":
+        return Florence2(folder, device=device, **options)
     raise WeightsError(f"{folder}: model type {kind!r} is not a supported detector "
                        "(grounding-dino, mm-grounding-dino, omdet-turbo, owlv2, owlvit, "
-                       "clipseg, sam3)")
+                       "clipseg, sam3, florence2)")
 
 
 class GroundingDino:
@@ -314,14 +337,21 @@ class Sam3:
     The image is encoded once per image and each class's text once per run; per class the
     score is the query's probability times the prompt's presence probability, kept above
     ``threshold``; masks are the predicted probabilities resized (bilinear) to the image
-    and cut at ``mask_threshold`` — transformers' ``post_process_instance_segmentation``."""
+    and cut at ``mask_threshold`` — transformers' ``post_process_instance_segmentation``.
+
+    Exemplar boxes (``exemplars={"cat": [[x0, y0, x1, y1, 1], …]}``, image pixels, the last
+    value 1 for an example of the class, 0 for a look-alike that is not): the model's
+    geometry prompt, next to the text, finds every instance that looks like the positives
+    (the SAM 3 paper's "image exemplars"). ``exemplars`` given to the constructor apply to
+    every image; ``detect(..., exemplars=)`` to one."""
 
     gives_masks = True
 
     def __init__(self, folder, device: str = "cpu", threshold: float = 0.5,
-                 mask_threshold: float = 0.5):
+                 mask_threshold: float = 0.5, exemplars: dict | None = None):
         self.name, self.model, self.processor = _load_hf(folder, device, "Sam3Model")
         self.device, self.threshold, self.mask_threshold = device, threshold, mask_threshold
+        self.exemplars = exemplars or {}
         self._text: dict[str, tuple] = {}
         self.text_calls = 0
 
@@ -339,9 +369,34 @@ class Sam3:
             self._text[prompt] = (emb, tok["attention_mask"])
         return self._text[prompt]
 
+    @staticmethod
+    def _geometry(boxes, h: int, w: int) -> dict:
+        """Exemplar boxes ``[[x0, y0, x1, y1, label], …]`` as the model's box prompt: centre
+        and size as fractions of the image (the processor's normalisation)."""
+        b = np.asarray(boxes, np.float64).reshape(-1, 5)
+        if not len(b):
+            return {}
+        x0, y0, x1, y1 = b[:, 0].clip(0, w), b[:, 1].clip(0, h), b[:, 2].clip(0, w), \
+            b[:, 3].clip(0, h)
+        if ((x1 <= x0) | (y1 <= y0)).any():
+            raise InputError(f"an exemplar box is empty inside the {w}x{h} image: "
+                             f"{b[:, :4].tolist()}")
+        if not np.isin(b[:, 4], (0, 1)).all():
+            raise InputError("an exemplar's label is 1 (an example) or 0 (not one)")
+        cxcywh = np.stack([(x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w,
+                           (y1 - y0) / h], 1)
+        return {"input_boxes": torch.tensor(cxcywh[None], dtype=torch.float32),
+                "input_boxes_labels": torch.tensor(b[None, :, 4], dtype=torch.int64)}
+
     @torch.inference_mode()
-    def detect(self, image: np.ndarray, classes: list[str]) -> Detections:
+    def detect(self, image: np.ndarray, classes: list[str],
+               exemplars: dict | None = None) -> Detections:
         classes = check_classes(classes)
+        exemplars = self.exemplars if exemplars is None else exemplars
+        unknown = set(exemplars) - set(classes)
+        if unknown:
+            raise InputError(f"exemplars for {sorted(unknown)}, which are not among the "
+                             f"classes {classes}")
         h, w = image.shape[:2]
         pixels = self.processor(images=np.ascontiguousarray(image[..., :3]),
                                 return_tensors="pt").to(self.device)["pixel_values"]
@@ -349,7 +404,10 @@ class Sam3:
         boxes, scores, labels, masks = [], [], [], []
         for k, c in enumerate(classes):
             emb, mask = self._text_embeds(c)
-            out = self.model(vision_embeds=vision, text_embeds=emb, attention_mask=mask)
+            geo = {n: v.to(self.device) for n, v in
+                   self._geometry(exemplars.get(c, []), h, w).items()}
+            out = self.model(vision_embeds=vision, text_embeds=emb, attention_mask=mask,
+                             **geo)
             score = out.pred_logits[0].sigmoid()
             if out.presence_logits is not None:
                 score = score * out.presence_logits[0].sigmoid()
@@ -371,6 +429,144 @@ class Sam3:
                           torch.cat(scores).cpu().numpy().astype(np.float64),
                           torch.cat(labels).cpu().numpy().astype(np.int64), classes,
                           masks=torch.cat(masks).cpu().numpy())
+
+
+class Florence2:
+    """Florence-2 (Xiao et al., CVPR 2024) as a detector. ``task="ovd"``: open-vocabulary
+    detection, the prompt ``<OPEN_VOCABULARY_DETECTION>cat`` per class, every box of class
+    k's answer labelled k. ``task="grounding"``: one ``<CAPTION_TO_PHRASE_GROUNDING>`` prompt
+    ``"cat. dog."`` per image, each grounded phrase mapped to the class it names (exactly,
+    else the longest class name it contains; other phrases are dropped). ``threshold`` (0:
+    keep all) applies to the box score, the geometric mean probability of its location
+    tokens. ``caption(image)`` gives ``<CAPTION>``'s text (``--classes auto``)."""
+
+    OVD, GROUNDING = "<OPEN_VOCABULARY_DETECTION>", "<CAPTION_TO_PHRASE_GROUNDING>"
+
+    def __init__(self, folder, device: str = "cpu", task: str = "ovd", threshold: float = 0.0,
+                 num_beams: int = 3, max_new_tokens: int = 1024):
+        if task not in ("ovd", "grounding"):
+            raise InputError(f"Florence-2 task {task!r}: ovd or grounding")
+        self.name, self.model, self.processor = _load_hf(
+            folder, device, "Florence2ForConditionalGeneration")
+        self.device, self.task, self.threshold = device, task, threshold
+        self.num_beams, self.max_new_tokens = num_beams, max_new_tokens
+        self._ids: dict[tuple, tuple] = {}  # prompts -> (input ids, attention mask)
+        self.text_calls = 0
+
+    def _inputs(self, prompts: tuple[str, ...]):
+        """Token ids of the prompts (they do not depend on the image: its tokens are a
+        fixed number of placeholders), once per prompt list."""
+        if prompts not in self._ids:
+            blank = np.zeros((8, 8, 3), np.uint8)
+            enc = self.processor(text=list(prompts), images=[blank] * len(prompts),
+                                 return_tensors="pt", padding=True)
+            self._ids[prompts] = (enc["input_ids"].to(self.device),
+                                  enc["attention_mask"].to(self.device))
+            self.text_calls += 1
+        return self._ids[prompts]
+
+    @torch.inference_mode()
+    def generate(self, image: np.ndarray, prompts: list[str]):
+        """One answer per prompt for one image: ``(token ids, log-probabilities)`` each,
+        the special tokens kept. The image is encoded once for all prompts."""
+        from transformers.modeling_outputs import BaseModelOutput
+
+        model = self.model
+        ids, mask = self._inputs(tuple(prompts))
+        pixels = self.processor.image_processor(images=np.ascontiguousarray(image[..., :3]),
+                                                return_tensors="pt")["pixel_values"]
+        feats = model.get_image_features(pixels.to(self.device, model.dtype)).pooler_output
+        emb = model.get_input_embeddings()(ids)
+        where = (ids == model.config.image_token_id)[..., None]
+        emb = emb.masked_scatter(where, feats.expand(len(ids), -1, -1).to(emb.dtype))
+        enc = model.get_encoder()(inputs_embeds=emb, attention_mask=mask)
+        out = model.generate(input_ids=ids, attention_mask=mask,
+                             encoder_outputs=BaseModelOutput(last_hidden_state=enc[0]),
+                             num_beams=self.num_beams, max_new_tokens=self.max_new_tokens,
+                             do_sample=False, output_scores=True, return_dict_in_generate=True)
+        logp = model.compute_transition_scores(out.sequences, out.scores,
+                                               getattr(out, "beam_indices", None),
+                                               normalize_logits=self.num_beams == 1)
+        n = logp.shape[1]  # the generated tokens: after the decoder's start token
+        return [(out.sequences[i, -n:].tolist(), logp[i].float().tolist())
+                for i in range(len(ids))]
+
+    def parse(self, tokens: list[int], logp: list[float], w: int, h: int,
+              grounding: bool = False) -> list[tuple[str, list[float], float]]:
+        """``(phrase, xyxy box, score)`` of an answer, as transformers' post-processing
+        parses it (the same regular expressions on the same text), with the score of the
+        tokens each box was read from."""
+        import re
+
+        tk = self.processor.tokenizer
+        drop = {tk.bos_token_id, tk.eos_token_id, tk.pad_token_id}
+        kept = [(t, lp) for t, lp in zip(tokens, logp, strict=True) if t not in drop]
+        text, spans = self.processor.post_processor.decode_with_spans([t for t, _ in kept])
+        if "<poly>" in text and not grounding:  # polygons, not boxes: the processor keeps
+            return []                           # none as boxes either
+        banned = self.processor.post_processor.banned_grounding_tokens if grounding else set()
+        found = []
+        for m in re.finditer(r"([^<]+(?:<loc_\d+>){4,})", text):
+            chunk, start = m.group(1), m.start(1)
+            head = re.search(r"^\s*(.*?)(?=<od>|</od>|<box>|</box>|<bbox>|</bbox>|<loc_)", chunk)
+            if not head:
+                continue
+            phrase = head.group().strip()
+            if phrase in banned:
+                continue
+            phrase = phrase.encode("ascii", "ignore").decode("ascii")
+            for b in re.finditer(r"<loc_(\d+)><loc_(\d+)><loc_(\d+)><loc_(\d+)>", chunk):
+                bins = torch.tensor([[int(b.group(j)) for j in range(1, 5)]])
+                box = self.processor.post_processor.dequantize(bins, size=(w, h))[0].tolist()
+                a, z = start + b.start(), start + b.end()
+                lps = [kept[i][1] for i, (x, y) in enumerate(spans) if x < z and y > a]
+                found.append((phrase, [float(v) for v in box],
+                              float(np.exp(np.mean(lps))) if lps else 0.0))
+        return found
+
+    def detect(self, image: np.ndarray, classes: list[str]) -> Detections:
+        classes = check_classes(classes)
+        h, w = image.shape[:2]
+        boxes, scores, labels = [], [], []
+        if self.task == "ovd":
+            answers = self.generate(image, [self.OVD + c for c in classes])
+            for k, (tokens, logp) in enumerate(answers):
+                for _, box, score in self.parse(tokens, logp, w, h):
+                    boxes.append(box), scores.append(score), labels.append(k)
+        else:
+            (tokens, logp), = self.generate(image, [self.GROUNDING + self.prompt(classes)])
+            for phrase, box, score in self.parse(tokens, logp, w, h, grounding=True):
+                k = phrase_class(phrase, classes)
+                if k is not None:
+                    boxes.append(box), scores.append(score), labels.append(k)
+        keep = [i for i, s in enumerate(scores) if s >= self.threshold]
+        if not keep:
+            return Detections.empty(classes)
+        return Detections(np.array([boxes[i] for i in keep], np.float64),
+                          np.array([scores[i] for i in keep], np.float64),
+                          np.array([labels[i] for i in keep], np.int64), classes)
+
+    @staticmethod
+    def prompt(classes: list[str]) -> str:
+        return " ".join(f"{c}." for c in classes)
+
+    def caption(self, image: np.ndarray, task: str = "<CAPTION>") -> str:
+        (tokens, _), = self.generate(image, [task])
+        text = self.processor.decode(tokens, skip_special_tokens=False)
+        return self.processor.post_process_generation(text, task=task,
+                                                      image_size=image.shape[1::-1])[task]
+
+
+def phrase_class(phrase: str, classes: list[str]) -> int | None:
+    """The class a grounded phrase names: the same words, else the longest class name
+    among its words (``"a black cat"`` → ``cat``), else None."""
+    p = phrase.lower().strip(" .")
+    low = [c.lower() for c in classes]
+    if p in low:
+        return low.index(p)
+    words = f" {' '.join(p.split())} "
+    hits = [k for k, c in enumerate(low) if f" {c} " in words]
+    return max(hits, key=lambda k: len(low[k])) if hits else None
 
 
 class ClipSeg:

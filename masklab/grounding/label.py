@@ -47,6 +47,8 @@ class LabelSettings:
     agnostic_iou: float = 0.7  # across classes: one object, one label
     min_area: int = 16
     polygons: bool = False
+    captioner: str | None = None  # --classes auto: the classes come from its captions
+    exemplars: dict[str, list] = field(default_factory=dict)  # SAM 3: class -> boxes+label
 
     def prompts(self) -> list[str]:
         """The texts the detector is prompted with: every category and synonym."""
@@ -247,41 +249,51 @@ def label_images(images: list[Path], out: str | os.PathLike, settings: LabelSett
                  detector=None, segmenter=None, device: str = "cpu", overlays: bool = True,
                  quiet: bool | None = None, boxes_from: str | os.PathLike | None = None,
                  workers: int | None = None, address: str | None = None,
-                 gpus_per_worker: float = 0.0) -> LabelResult:
+                 gpus_per_worker: float = 0.0, captioner=None) -> LabelResult:
     """Label ``images`` into ``out`` (see the module docstring); resumable.
 
     With ``workers`` the images are labelled on a Ray cluster (``masklab.scale.ray_engine``:
     one detector + segmenter per worker, ``boxes_from`` read there); each image keeps the id
-    an in-process run gives it, so the dataset is the in-process one."""
+    an in-process run gives it, so the dataset is the in-process one. With
+    ``settings.captioner`` (``--classes auto``) the classes come from captions
+    (``caption_classes``; ``captioner``: a loaded one, any object with ``caption(image)``)."""
     from masklab.io.atomic import atomic_open
 
-    check_classes(settings.classes)
     if not images:
         raise InputError("no images to label")
     out = Path(out)
-    done = _open_run(out, settings)
     root = _common_root(images)
     names = [p.resolve().relative_to(root).as_posix() for p in images]  # symlinks too
     if len(set(names)) != len(names):
         raise InputError("two inputs have the same path")
+    prompts_of = None
+    if settings.captioner:
+        settings, prompts_of = caption_classes(images, names, out, settings, device=device,
+                                               quiet=quiet, captioner=captioner)
+    check_classes(settings.classes)
+    done = _open_run(out, settings, create=False)
     next_id = max((d["id"] for d in done.values()), default=0) + 1
     todo = [(p, n, next_id + j) for j, (p, n) in
             enumerate((p, n) for p, n in zip(images, names, strict=True) if n not in done)]
     records = []
+    labeller = None
+    if todo and workers is None:  # a model that fails to load leaves no run folder behind
+        labeller = Labeller(settings, detector=detector, segmenter=segmenter, device=device,
+                            boxes_from=boxes_from)
+    _open_run(out, settings)
     if workers is not None:
         from masklab.scale import ray_engine
 
         records = ray_engine.label_images(
             todo, out, settings, boxes_from=boxes_from, device=device, overlays=overlays,
             workers=workers, address=address, gpus_per_worker=gpus_per_worker,
-            on_record=lambda r: _append(out / "progress.jsonl", r))
+            on_record=lambda r: _append(out / "progress.jsonl", r), prompts_of=prompts_of)
     elif todo:
         from masklab.progress import progress
 
-        labeller = Labeller(settings, detector=detector, segmenter=segmenter, device=device,
-                            boxes_from=boxes_from)
         for path, name, image_id in progress(todo, desc="label", quiet=quiet, unit="image"):
-            rec = labeller(path, name, image_id, out, overlays)
+            rec = labeller(path, name, image_id, out, overlays,
+                           prompts=None if prompts_of is None else prompts_of[name])
             _append(out / "progress.jsonl", rec)
             records.append(rec)
     total = _assemble(out, settings)
@@ -312,9 +324,10 @@ class Labeller:
         self.source = f"{getattr(self.det, 'name', settings.detector)}+{settings.segmenter}"
         self.prompts = settings.prompts()
 
-    def __call__(self, path: Path, name: str, image_id: int, out: Path, overlays: bool
-                 ) -> dict:
-        """Label one image; its ``progress.jsonl`` record (done, or failed with why)."""
+    def __call__(self, path: Path, name: str, image_id: int, out: Path, overlays: bool,
+                 prompts: list[str] | None = None) -> dict:
+        """Label one image; its ``progress.jsonl`` record (done, or failed with why).
+        ``prompts``: this image's texts (``--classes auto``), else every class and synonym."""
         from masklab.io.atomic import write_json
         from masklab.io.images import read_image, write_image
         from masklab.types import Masks
@@ -326,11 +339,15 @@ class Labeller:
             return {"image": name, "id": image_id, "status": "failed",
                     "reason": str(e).splitlines()[0]}
         h, w = image.shape[:2]
-        if hasattr(det, "segment_text"):  # text → masks directly (CLIPSeg)
-            found, masks, mask_scores = _text_masks(det, image, self.prompts, settings)
+        prompts = self.prompts if prompts is None else list(prompts)
+        if not prompts:  # its caption names nothing
+            found = Detections.empty(settings.classes)
+            masks, mask_scores = np.zeros((0, h, w), bool), np.zeros(0)
+        elif hasattr(det, "segment_text"):  # text → masks directly (CLIPSeg)
+            found, masks, mask_scores = _text_masks(det, image, prompts, settings)
         else:
             kw = {"name": name} if getattr(det, "needs_name", False) else {}
-            found = postprocess(det.detect(image, self.prompts, **kw), settings,
+            found = postprocess(det.detect(image, prompts, **kw), settings,
                                 nms_on=not getattr(det, "exact", False))
             found = found.select(np.arange(min(len(found), PER_IMAGE - 1)))
             if found.masks is not None:  # text → instance masks (SAM 3)
@@ -400,12 +417,75 @@ def _text_masks(det, image: np.ndarray, prompts: list[str], settings: LabelSetti
     return found, np.stack([v[0] for _, v in keep]), found.scores.copy()
 
 
+def caption_classes(images: list[Path], names: list[str], out: Path, settings: LabelSettings,
+                    *, captioner=None, device: str = "cpu", quiet: bool | None = None
+                    ) -> tuple[LabelSettings, dict[str, list[str]]]:
+    """``--classes auto``: caption every image not captioned yet (``OUT/captions.jsonl``, one
+    line per image, resumable like the labels), take each caption's categories
+    (``masklab.grounding.captions``); the run's classes are every category in input order,
+    each image is prompted with its own."""
+    from dataclasses import replace
+
+    from masklab.grounding.captions import classes_from_caption, load_captioner
+    from masklab.io.images import read_image
+    from masklab.progress import progress
+
+    log = out / "captions.jsonl"
+    if out.exists() and any(out.iterdir()) and not log.is_file():
+        raise InputError("the output folder is not empty and holds no masklab label run", out)
+    out.mkdir(parents=True, exist_ok=True)
+    have = {}
+    for rec in _read_log(log):
+        if rec.get("captioner") != settings.captioner:
+            raise InputError(f"this folder holds captions by {rec.get('captioner')!r}, not "
+                             f"{settings.captioner!r}; use another --out or delete it", out)
+        have[rec["image"]] = rec
+    todo = [(p, n) for p, n in zip(images, names, strict=True) if n not in have]
+    if todo:
+        cap = captioner if captioner is not None else load_captioner(settings.captioner,
+                                                                     device)
+        for path, name in progress(todo, desc="caption", quiet=quiet, unit="image"):
+            rec = {"image": name, "captioner": settings.captioner, "caption": None}
+            try:
+                rec["caption"] = cap.caption(read_image(path))
+            except (MasklabError, OSError, ValueError) as e:
+                rec["reason"] = str(e).splitlines()[0]  # labelling logs it as failed
+            _append(log, rec)
+            have[name] = rec
+    prompts_of = {n: classes_from_caption(have[n]["caption"]) if have[n]["caption"] else []
+                  for n in names}
+    classes = list(dict.fromkeys(c for n in names for c in prompts_of[n]))
+    if not classes:
+        raise InputError("the captions name no object: give the classes (--classes)", out)
+    return replace(settings, classes=classes), prompts_of
+
+
+def _read_log(path: Path) -> list[dict]:
+    """The records of a JSON-lines log; a last line cut by an interruption is dropped (and
+    cut off the file, so the next append starts clean)."""
+    if not path.is_file():
+        return []
+    raw = path.read_bytes()
+    if raw and not raw.endswith(b"\n"):
+        with open(path, "r+b") as f:
+            f.truncate(raw.rfind(b"\n") + 1)
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
 def _detector_options(s: LabelSettings) -> dict:
     opts = {}
     if s.box_threshold is not None:
         opts["box_threshold"] = s.box_threshold
     if s.text_threshold is not None:
         opts["text_threshold"] = s.text_threshold
+    if s.exemplars:
+        opts["exemplars"] = s.exemplars
     return opts
 
 
@@ -422,8 +502,9 @@ def _append(path: Path, record: dict) -> None:
         os.fsync(f.fileno())
 
 
-def _open_run(out: Path, settings: LabelSettings) -> dict[str, dict]:
-    """Create the run folder, or check that it holds this run; the images already done."""
+def _open_run(out: Path, settings: LabelSettings, create: bool = True) -> dict[str, dict]:
+    """Create the run folder, or check that it holds this run; the images already done.
+    ``create=False``: check only (the models load before a new run's folder is made)."""
     from masklab.io.atomic import write_json
 
     wanted = {"format": FORMAT, **asdict(settings)}
@@ -440,25 +521,15 @@ def _open_run(out: Path, settings: LabelSettings) -> dict[str, dict]:
             raise InputError(f"this folder holds a run with other settings ({k}: "
                              f"{have.get(k)!r} there, {wanted[k]!r} now); use another --out "
                              "or delete it", out)
-    elif out.exists() and any(out.iterdir()):
+    elif out.exists() and {p.name for p in out.iterdir()} - {"captions.jsonl"}:
         raise InputError("the output folder is not empty and holds no masklab label run", out)
+    elif not create:
+        return {}
     else:
         out.mkdir(parents=True, exist_ok=True)
         write_json(sfile, wanted, indent=1)
-    done: dict[str, dict] = {}
-    log = out / "progress.jsonl"
-    if log.is_file():
-        raw = log.read_bytes()
-        if raw and not raw.endswith(b"\n"):  # cut by an interruption: that image is done
-            with open(log, "r+b") as f:      # again, and the next line starts clean
-                f.truncate(raw.rfind(b"\n") + 1)
-        for line in log.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue  # a line cut by an interruption: that image is done again
-            done[rec["image"]] = rec
-    return done
+    # a line cut by an interruption: that image is done again
+    return {rec["image"]: rec for rec in _read_log(out / "progress.jsonl")}
 
 
 def _assemble(out: Path, settings: LabelSettings) -> int:

@@ -449,22 +449,25 @@ class _LabelWorker:
 
     def __call__(self, batch: dict) -> dict:
         records = [json.dumps(self.labeller(Path(str(p)), str(n), int(i), self.out,
-                                            self.overlays))
-                   for p, n, i in zip(batch["path"], batch["name"], batch["image_id"],
-                                      strict=True)]
+                                            self.overlays, prompts=json.loads(str(t))))
+                   for p, n, i, t in zip(batch["path"], batch["name"], batch["image_id"],
+                                         batch["prompts"], strict=True)]
         return {"index": batch["index"], "record": records}
 
 
 def label_images(todo: list, out, settings, *, boxes_from=None, device: str = "cpu",
                  overlays: bool = True, workers: int, address: str | None = None,
-                 gpus_per_worker: float = 0.0, on_record=None) -> list[dict]:
+                 gpus_per_worker: float = 0.0, on_record=None, prompts_of=None
+                 ) -> list[dict]:
     """The images ``todo`` (``(path, name, image id)``) of a ``masklab label`` run labelled
     by an actor pool; each worker writes its images' parts and overlays, ``on_record`` sees
-    every progress record as it arrives; the records in input order."""
+    every progress record as it arrives; the records in input order. ``prompts_of``: each
+    image's prompts (``--classes auto``)."""
     from dataclasses import asdict
 
     connect(address, workers)
-    items = [{"index": k, "path": str(Path(p).resolve()), "name": n, "image_id": i}
+    items = [{"index": k, "path": str(Path(p).resolve()), "name": n, "image_id": i,
+              "prompts": json.dumps(None if prompts_of is None else prompts_of[n])}
              for k, (p, n, i) in enumerate(todo)]
     rows = _run_pool(_LabelWorker, items, {
         "settings": asdict(settings), "boxes_from": str(boxes_from) if boxes_from else None,

@@ -187,3 +187,101 @@ def test_clipseg_equals_transformers_and_labels_one_mask_per_class(tmp_path):
     per_image = [sorted(a["category_id"] for a in coco["annotations"] if a["image_id"] == i)
                  for i in (1, 2)]
     assert all(len(set(c)) == len(c) for c in per_image) and coco["annotations"]
+
+
+def test_florence2_equals_transformers_generation_and_post_processing(tmp_path):
+    """Open-vocabulary detection: the boxes of every class's answer equal transformers'
+    ``generate`` + ``post_process_generation`` run per class; each box's score is the
+    geometric mean probability of its four location tokens (checked against a forward pass
+    with the answer as decoder input); the prompts are tokenised once per class list."""
+    import transformers as T
+
+    tiny.florence2(tmp_path / "f2", seed=1)
+    det = load_detector(tmp_path / "f2", max_new_tokens=40)
+    model = T.Florence2ForConditionalGeneration.from_pretrained(tmp_path / "f2").eval()
+    proc = T.AutoProcessor.from_pretrained(tmp_path / "f2")
+    task = "<OPEN_VOCABULARY_DETECTION>"
+    for img in _images(2):
+        got = det.detect(img, CLASSES)
+        ref_boxes, ref_labels = [], []
+        for k, c in enumerate(CLASSES):
+            inputs = proc(text=task + c, images=img, return_tensors="pt")
+            seq = model.generate(**inputs, max_new_tokens=40, num_beams=3, do_sample=False)
+            text = proc.batch_decode(seq, skip_special_tokens=False)[0]
+            bb = proc.post_process_generation(text, task=task, image_size=(100, 70))[task]
+            ref_boxes += bb["bboxes"]
+            ref_labels += [k] * len(bb["bboxes"])
+        assert ref_boxes and got.boxes.tolist() == ref_boxes
+        assert got.labels.tolist() == ref_labels
+        assert ((got.scores > 0) & (got.scores <= 1)).all()
+    assert det.text_calls == 1
+    # the score, against the model's own probabilities (the answer teacher-forced)
+    img = _images(1)[0]
+    (tokens, logp), = det.generate(img, [task + "cat"])
+    inputs = proc(text=task + "cat", images=img, return_tensors="pt")
+    start = torch.tensor([[model.config.text_config.decoder_start_token_id, *tokens[:-1]]])
+    with torch.no_grad():
+        lp = model(**inputs, decoder_input_ids=start).logits[0].log_softmax(-1)
+    forced = lp[torch.arange(len(tokens)), torch.tensor(tokens)].numpy()
+    loc = [i for i, t in enumerate(tokens) if proc.tokenizer.convert_ids_to_tokens(t)
+           .startswith("<loc_")]
+    assert len(loc) >= 4 and np.allclose(forced[loc], np.array(logp)[loc], atol=1e-4)
+    found, oracle = det.parse(tokens, logp, 100, 70), det.parse(tokens, forced.tolist(), 100, 70)
+    assert found and np.allclose([f[2] for f in found], [f[2] for f in oracle], rtol=1e-3)
+
+
+def test_florence2_phrase_grounding_parse_and_class_mapping(tmp_path):
+    """Phrase grounding parses a grounded answer as transformers does (the same phrases and
+    boxes), and each phrase goes to the class it names."""
+    import transformers as T
+
+    from masklab.grounding.detectors import Florence2, phrase_class
+
+    tiny.florence2(tmp_path / "f2")
+    det = load_detector(tmp_path / "f2", task="grounding", max_new_tokens=30)
+    assert isinstance(det, Florence2) and det.task == "grounding"
+    proc = T.AutoProcessor.from_pretrained(tmp_path / "f2")
+    tok = proc.tokenizer
+    answer = "<s>a black cat<loc_10><loc_20><loc_500><loc_600>traffic light" \
+             "<loc_1><loc_2><loc_3><loc_4><loc_5><loc_6><loc_7><loc_8>horse<loc_9></s>"
+    ids = tok(answer, add_special_tokens=False)["input_ids"]
+    logp = np.log(np.linspace(0.2, 0.9, len(ids)))  # each token's own probability
+    found = det.parse(ids, logp.tolist(), 100, 70, grounding=True)
+    ref = proc.post_process_generation(answer, task=Florence2.GROUNDING,
+                                       image_size=(100, 70))[Florence2.GROUNDING]
+    assert [f[1] for f in found] == ref["bboxes"] and [f[0] for f in found] == ref["labels"]
+    assert [f[0] for f in found] == ["a black cat", "traffic light", "traffic light"]
+    first = next(i for i, t in enumerate(ids) if tok.convert_ids_to_tokens(t) == "<loc_10>")
+    assert found[0][2] == pytest.approx(np.exp(logp[first:first + 4].mean()))  # geometric mean
+    assert phrase_class("a black cat", CLASSES) == 0
+    assert phrase_class("Traffic Light.", CLASSES) == 1
+    assert phrase_class("light", CLASSES) is None
+    assert phrase_class("cat and traffic light", CLASSES) == 1  # the longest name
+    d = det.detect(_images(1)[0], CLASSES)  # a random model grounds no class name
+    assert d.boxes.shape[1] == 4 and set(d.labels.tolist()) <= {0, 1}
+
+
+def test_sam3_exemplar_boxes_equal_transformers(tmp_path):
+    """Text + exemplar boxes (one example, one counter-example): the processor's box prompt
+    and the model's answer, post-processed as transformers does; bad exemplars are errors."""
+    model, proc = tiny.sam3(tmp_path / "s3")
+    det = load_detector(tmp_path / "s3", box_threshold=0.2)
+    img = _images(1, h=50, w=80)[0]
+    ex = [[10, 5, 40, 30, 1], [50, 20, 70, 45, 0]]
+    got = det.detect(img, ["cat"], exemplars={"cat": ex})
+    plain = det.detect(img, ["cat"])
+    inputs = proc(images=img, text="cat", input_boxes=[[b[:4] for b in ex]],
+                  input_boxes_labels=[[b[4] for b in ex]], return_tensors="pt")
+    with torch.no_grad():
+        out = model(**inputs)
+    r = proc.post_process_instance_segmentation(out, threshold=0.2, mask_threshold=0.5,
+                                                target_sizes=[img.shape[:2]])[0]
+    assert len(got) == len(r["scores"]) > 0
+    np.testing.assert_allclose(got.scores, r["scores"].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(got.boxes, r["boxes"].numpy(), rtol=1e-5, atol=1e-3)
+    assert (got.masks != r["masks"].numpy().astype(bool)).mean() < 1e-3
+    assert len(plain) != len(got) or not np.allclose(plain.scores, got.scores)  # boxes count
+    with pytest.raises(InputError, match="not among the classes"):
+        det.detect(img, ["cat"], exemplars={"dog": ex})
+    with pytest.raises(InputError, match="empty inside"):
+        det.detect(img, ["cat"], exemplars={"cat": [[90, 5, 120, 30, 1]]})

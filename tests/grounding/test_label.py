@@ -190,3 +190,28 @@ def test_label_with_sam3_uses_its_masks(tmp_path):
     assert not got[:, :max(0, x0)].any() and not got[:max(0, y0)].any()  # clipped to its box
     inside = det.masks[best][y0:y1 + 1, x0:x1 + 1]
     assert got.sum() <= inside.sum() + 1
+    # exemplar boxes: recorded in the run's settings, given to the model
+    ex = CliRunner().invoke(main, ["--quiet", "label", str(tmp_path / "in"), "--classes",
+                                   "cat", "--detector", str(tmp_path / "s3"), "--exemplar",
+                                   "cat=10,5,40,30", "--exemplar", "cat=50,20,70,45,neg",
+                                   "--box-threshold", "0.2", "--min-area", "1", "--out",
+                                   str(tmp_path / "ex")])
+    assert ex.exit_code == 0, ex.output
+    settings = json.loads((tmp_path / "ex" / "settings.json").read_text())
+    assert settings["exemplars"] == {"cat": [[10, 5, 40, 30, 1], [50, 20, 70, 45, 0]]}
+    want = load_detector(tmp_path / "s3", box_threshold=0.2).detect(
+        img, ["cat"], exemplars=settings["exemplars"])
+    got_scores = sorted(a["score"] for a in json.loads(
+        (tmp_path / "ex" / "annotations.json").read_text())["annotations"])
+    assert got_scores and set(np.round(got_scores, 6)) <= set(np.round(want.scores, 6))
+    for bad, why in [(["--exemplar", "cat=1,2,3"], "not CLASS=X0"),
+                     (["--exemplar", "dog=1,2,3,4"], "not one of the classes"),
+                     (["--exemplar", "cat=1,2,30,40", "--detector", "box"], "SAM 3 prompt")]:
+        args = ["label", str(tmp_path / "in"), "--classes", "cat", "--detector",
+                str(tmp_path / "s3"), "--out", str(tmp_path / "bad"), *bad]
+        if "box" in bad:
+            tiny.grounding_dino(tmp_path / "gd")
+            args[args.index("box")] = str(tmp_path / "gd")
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 2 and why in r.output, r.output
+        assert not (tmp_path / "bad" / "settings.json").exists()  # nothing left behind

@@ -175,3 +175,77 @@ def sam3(folder):
     model.save_pretrained(folder)
     proc.save_pretrained(folder)
     return model, proc
+
+
+def _bart_tokenizer():
+    """A byte-level BPE tokenizer (BART's kind, no merges: one token per byte) with
+    Florence-2's location and task tokens and its image token."""
+    import transformers as T
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>"]
+    vocab = {t: i for i, t in enumerate(specials + sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    tk = Tokenizer(models.BPE(vocab, [], unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    tok = T.BartTokenizer(tokenizer_object=tk, bos_token="<s>", eos_token="</s>",
+                          pad_token="<pad>", unk_token="<unk>", cls_token="<s>",
+                          sep_token="</s>", mask_token="<unk>",
+                          extra_special_tokens={"image_token": "<image>"})
+    tok.add_tokens([f"<loc_{i}>" for i in range(1000)] + ["<od>", "</od>", "<poly>", "</poly>"])
+    return tok
+
+
+def florence2(folder, seed: int = 0):
+    """Florence-2: a DaViT of 4 stages and a 1+1-layer BART, 64x64 input (5 image tokens)."""
+    import transformers as T
+
+    torch.manual_seed(seed)
+    tok = _bart_tokenizer()
+    vc = T.Florence2VisionConfig(depths=[1, 1, 1, 1], embed_dim=[8, 16, 16, 32],
+                                 num_heads=[1, 1, 2, 2], num_groups=[1, 1, 2, 2], window_size=2,
+                                 projection_dim=32, drop_path_rate=0.0,
+                                 max_position_embeddings=8)
+    tc = T.BartConfig(vocab_size=len(tok), d_model=32, encoder_layers=1, decoder_layers=1,
+                      encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=37,
+                      decoder_ffn_dim=37, max_position_embeddings=128, bos_token_id=0,
+                      pad_token_id=1, eos_token_id=2, decoder_start_token_id=2,
+                      forced_bos_token_id=0, forced_eos_token_id=2)
+    model = T.Florence2ForConditionalGeneration(T.Florence2Config(
+        vision_config=vc, text_config=tc, image_token_id=tok.image_token_id)).eval()
+    ip = T.CLIPImageProcessor(size={"height": 64, "width": 64}, do_center_crop=False,
+                              image_seq_length=5)
+    post = {k: {} for k in ["ocr", "phrase_grounding", "pure_text", "description_with_bboxes",
+                            "description_with_polygons", "polygons", "bboxes",
+                            "description_with_bboxes_or_polygons"]}
+    proc = T.Florence2Processor(image_processor=ip, tokenizer=tok, post_processor_config=post)
+    model.save_pretrained(folder)
+    proc.save_pretrained(folder)
+    return model, proc
+
+
+def blip(folder, favour: str | None = None):
+    """BLIP captioning: a ViT of one layer and a one-layer BERT decoder over ``WORDS``.
+    ``favour``: a large output bias on that word, so every caption repeats it."""
+    import transformers as T
+
+    torch.manual_seed(0)
+    tok = _bert_tokenizer()
+    tok.add_special_tokens({"bos_token": "[DEC]"})
+    tc = T.BlipTextConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1,
+                          num_attention_heads=2, intermediate_size=37, encoder_hidden_size=32,
+                          max_position_embeddings=64, bos_token_id=tok.bos_token_id,
+                          sep_token_id=tok.sep_token_id, pad_token_id=tok.pad_token_id)
+    vc = T.BlipVisionConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                            intermediate_size=37, image_size=32, patch_size=8)
+    model = T.BlipForConditionalGeneration(T.BlipConfig(text_config=tc.to_dict(),
+                                                        vision_config=vc.to_dict())).eval()
+    if favour is not None:
+        with torch.no_grad():
+            model.text_decoder.cls.predictions.bias[tok.convert_tokens_to_ids(favour)] += 50
+    proc = T.BlipProcessor(image_processor=T.BlipImageProcessor(size={"height": 32,
+                                                                      "width": 32}),
+                           tokenizer=tok)
+    model.save_pretrained(folder)
+    proc.save_pretrained(folder)
+    return model, proc
