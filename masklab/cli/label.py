@@ -51,6 +51,11 @@ from masklab.cli.tasks import _engine_options
 @click.option("--apply-review", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="Apply a corrections file ('reject ID…', 'relabel ID CATEGORY') to the "
               "run in OUT and rebuild its COCO / YOLO files (no labelling).")
+@click.option("--tracker", default="flow", show_default=True,
+              help="A video: the tracker between key frames (flow, sam, edgetam, a SAM 2.1 "
+              "name or folder).")
+@click.option("--key-every", type=int, default=10, show_default=True,
+              help="A video: detect on every Nth frame (and the first).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
 @_engine_options
@@ -58,10 +63,12 @@ from masklab.cli.tasks import _engine_options
 def label_cmd(ctx, images, classes, captioner, classes_file, boxes_from, detector, segmenter,
               exemplars, box_threshold, text_threshold, class_thresholds, nms, agnostic_nms,
               min_area, polygons, no_overlays, recursive, review, review_limit, apply_review,
-              device, out, engine, address, workers, gpus_per_worker) -> None:
+              tracker, key_every, device, out, engine, address, workers, gpus_per_worker
+              ) -> None:
     """Label images with text prompts: detector boxes → masks → OUT/annotations.json (COCO),
     OUT/yolo/, OUT/overlays/. Run the same command again to resume. --review and
-    --apply-review work on the run in OUT."""
+    --apply-review work on the run in OUT. A video: detect on key frames, track between
+    (one track id per object)."""
     from masklab.errors import InputError
     from masklab.grounding.label import (
         CocoBoxes,
@@ -147,6 +154,17 @@ def label_cmd(ctx, images, classes, captioner, classes_file, boxes_from, detecto
             raise click.BadParameter(f"{name.strip()!r} is not one of the classes",
                                      param_hint="--exemplar")
         examples.setdefault(name.strip(), []).append([*box, 0 if neg else 1])
+    from masklab.io.video import is_video
+
+    videos = [p for p in images if is_video(p)]
+    if videos:
+        if len(images) != 1 or boxes_from is not None:
+            raise click.UsageError("label one video at a time (or images only), with a "
+                                   "detector (not --boxes-from)")
+        return _label_video(ctx, Path(videos[0]), names, synonyms, detector, segmenter,
+                            box_threshold, text_threshold, thresholds, nms, agnostic_nms,
+                            min_area, examples, tracker, key_every, device, out, no_overlays,
+                            engine)
     files = find_images(images, recursive=recursive)
     if not files:
         raise InputError("no images found", images[0])
@@ -162,3 +180,28 @@ def label_cmd(ctx, images, classes, captioner, classes_file, boxes_from, detecto
     if not ctx.obj["quiet"]:
         click.echo(f"labelled {r.done} image(s) ({r.skipped} done before, {r.failed} failed); "
                    f"{r.annotations} annotations in {out / 'annotations.json'}")
+
+
+def _label_video(ctx, video, names, synonyms, detector, segmenter, box_threshold,
+                 text_threshold, thresholds, nms, agnostic_nms, min_area, examples, tracker,
+                 key_every, device, out, no_overlays, engine) -> None:
+    from masklab.grounding.label import LabelSettings
+    from masklab.grounding.video import label_video
+
+    if engine == "ray":
+        raise click.UsageError("a video is labelled in one process (--engine ray is for "
+                               "folders of images)")
+    if not names:
+        raise click.UsageError("a video needs its classes (--classes or --classes-file)")
+    if key_every < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--key-every")
+    settings = LabelSettings(classes=names, detector=detector, segmenter=segmenter,
+                             synonyms=synonyms, box_threshold=box_threshold,
+                             text_threshold=text_threshold, class_thresholds=thresholds,
+                             nms_iou=nms, agnostic_iou=agnostic_nms, min_area=min_area,
+                             exemplars=examples)
+    r = label_video(video, out, settings, tracker=tracker, key_every=key_every,
+                    device=device, overlay=not no_overlays, quiet=ctx.obj["quiet"] or None)
+    if not ctx.obj["quiet"]:
+        click.echo(f"labelled {r.frames} frames ({r.key_frames} key frames): {r.tracks} "
+                   f"track(s), {r.annotations} annotations in {out / 'annotations.json'}")

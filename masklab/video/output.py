@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
+from masklab.types import Masks
 from masklab.video.session import VideoSession
 
 
@@ -12,7 +15,9 @@ def track_to_folder(session: VideoSession, out: str | os.PathLike, *, sequence: 
                     overlay: bool = True, fps: float = 24.0,
                     quiet: bool | None = None, frames_dir: str | os.PathLike | None = None,
                     overlay_path: str | os.PathLike | None = None,
-                    tracks_path: str | os.PathLike | None = None) -> list[Path]:
+                    tracks_path: str | os.PathLike | None = None,
+                    classes: list[str] | None = None, track_info: dict | None = None,
+                    direction: str = "both") -> list[Path]:
     """Propagate every object and write, frame by frame as each is final,
     ``out/Annotations/<sequence>/<frame>.png`` (DAVIS palette PNGs, object id = palette
     index); then ``out/overlay.mp4`` (with PyAV) and ``out/tracks.json`` (COCO instances:
@@ -21,7 +26,9 @@ def track_to_folder(session: VideoSession, out: str | os.PathLike, *, sequence: 
 
     Each file is written atomically, so an interrupted run leaves the frames it finished
     readable. ``frames_dir``, ``overlay_path`` and ``tracks_path`` put those elsewhere (many
-    sequences in one folder: ``masklab.video.batch``).
+    sequences in one folder: ``masklab.video.batch``). ``classes`` and ``track_info``
+    (track id → dict with ``category_id`` and any other fields, e.g. ``score``) give each
+    track its category (``masklab label`` on a video); otherwise one category ``object``.
     """
     from masklab import viz
     from masklab.io.coco import write_coco
@@ -40,8 +47,18 @@ def track_to_folder(session: VideoSession, out: str | os.PathLike, *, sequence: 
     try:
         if overlay:
             writer = _overlay_writer(overlay_path, fps)
-        for t, masks in progress(session.propagate(), desc=f"track {sequence}",
-                                 total=len(names), quiet=quiet, unit="frame"):
+        def frames():  # every frame; one no object reaches (forward only) is empty
+            nxt = 0
+            for t, masks in session.propagate(direction=direction):
+                for g in range(nxt, t):
+                    yield g, Masks(np.zeros((0, h, w), bool))
+                yield t, masks
+                nxt = t + 1
+            for g in range(nxt, len(names)):
+                yield g, Masks(np.zeros((0, h, w), bool))
+
+        for t, masks in progress(frames(), desc=f"track {sequence}", total=len(names),
+                                 quiet=quiet, unit="frame"):
             written.append(write_frame(ann_dir / f"{names[t]}.png", session.label_map(t)))
             images.append({"id": t + 1, "file_name": f"{sequence}/{names[t]}.jpg",
                            "height": h, "width": w, "frame": t})
@@ -52,7 +69,8 @@ def track_to_folder(session: VideoSession, out: str | os.PathLike, *, sequence: 
                     continue  # the object is out of sight on this frame
                 anns.append({"id": len(anns) + 1, "image_id": t + 1, "category_id": 1,
                              "track_id": int(obj), "segmentation": rle, "area": area,
-                             "bbox": boxes[k].tolist(), "iscrowd": 0})
+                             "bbox": boxes[k].tolist(), "iscrowd": 0,
+                             **(track_info or {}).get(int(obj), {})})
             if writer is not None:
                 writer.write(viz.overlay_masks(session.frames[t], masks, boxes=False,
                                                 color_by="label"))
@@ -65,7 +83,7 @@ def track_to_folder(session: VideoSession, out: str | os.PathLike, *, sequence: 
         written.append(overlay_path)
     written.append(write_coco(tracks_path, {
         "images": images, "annotations": anns,
-        "categories": [{"id": 1, "name": "object"}],
+        "categories": [{"id": i + 1, "name": c} for i, c in enumerate(classes or ["object"])],
         "videos": [{"name": sequence, "frames": len(names), "height": h, "width": w}]}))
     return written
 
