@@ -135,3 +135,19 @@ def test_label_classes_auto_cli_with_blip(tmp_path):
     bad = CliRunner().invoke(main, ["label", str(tmp_path / "in"), "--classes", "cat",
                                     "--captioner", "blip-base", "--out", str(tmp_path / "o")])
     assert bad.exit_code == 2 and "--classes auto" in bad.output
+
+
+def test_florence2_caption_equals_transformers(tmp_path):
+    import transformers as T
+
+    tiny.florence2(tmp_path / "f2")
+    cap = load_captioner(tmp_path / "f2")
+    cap.max_new_tokens = 20
+    model = T.Florence2ForConditionalGeneration.from_pretrained(tmp_path / "f2").eval()
+    proc = T.AutoProcessor.from_pretrained(tmp_path / "f2")
+    img = np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)
+    seq = model.generate(**proc(text="<CAPTION>", images=img, return_tensors="pt"),
+                         num_beams=3, max_new_tokens=20, do_sample=False)
+    text = proc.batch_decode(seq, skip_special_tokens=False)[0]
+    want = proc.post_process_generation(text, task="<CAPTION>", image_size=(60, 40))
+    assert cap.caption(img) == want["<CAPTION>"]
