@@ -245,9 +245,10 @@ class Segmenter:
 
     def text(self, sha: str, path, classes: list[str], *, threshold: float | None = None,
              limit: int = 100):
-        """Text prompts → boxes (the detector) → masks: SAM on the cached embedding (all
-        boxes batched), else GrabCut in each box. ``(Detections, masks (N, H, W), scores)``,
-        best detection first; class names as given."""
+        """Text prompts → boxes (the detector) → masks: a text → mask detector's own (SAM 3),
+        else SAM on the cached embedding (all boxes batched), else GrabCut in each box.
+        ``(Detections, masks (N, H, W), scores)``, best detection first; class names as
+        given."""
         from masklab.grounding.detectors import check_classes
         from masklab.grounding.label import LabelSettings, grabcut_box, postprocess
         from masklab.io.images import read_image
@@ -270,6 +271,8 @@ class Segmenter:
         h, w = image.shape[:2]
         if not len(found):
             return found, np.zeros((0, h, w), bool), np.zeros(0)
+        if found.masks is not None:  # SAM 3: instance masks with the boxes
+            return found, np.asarray(found.masks, bool), np.asarray(found.scores, float)
         if self.is_sam and hasattr(self.backend, "predict_boxes"):
             masks, scores = self.backend.predict_boxes(self.state(sha, path), found.boxes)
         else:

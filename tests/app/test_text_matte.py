@@ -109,3 +109,25 @@ def test_matte_of_a_selection_recovers_the_true_alpha(tmp_path):
         assert name in z.namelist() and "alpha.json" in z.namelist()
         exported = np.asarray(Image.open(io.BytesIO(z.read(name))))
         np.testing.assert_array_equal(exported, got2)
+
+
+def test_text_proposals_from_sam3_are_its_own_masks(tmp_path):
+    """A text → mask detector (SAM 3): the proposals carry its instance masks, not masks
+    cut again from its boxes."""
+    pytest.importorskip("transformers")
+    from masklab.app.segment import Segmenter
+    from masklab.grounding.detectors import load_detector
+    from masklab.grounding.label import LabelSettings, postprocess
+    from masklab.io.images import read_image
+    from tests.grounding.tiny import sam3
+
+    sam3(tmp_path / "s3")
+    make_images(tmp_path / "imgs")
+    seg = Segmenter("grabcut", detector=str(tmp_path / "s3"))
+    path = tmp_path / "imgs" / "a.png"
+    found, masks, scores = seg.text("a", path, ["cat"], threshold=0.2)
+    raw = load_detector(tmp_path / "s3", box_threshold=0.2).detect(read_image(path), ["cat"])
+    want = postprocess(raw, LabelSettings(["cat"], "sam3", "grabcut"))  # NMS as labelling
+    assert len(found) == len(want) > 0
+    np.testing.assert_array_equal(masks, want.masks)
+    np.testing.assert_allclose(scores, want.scores)
