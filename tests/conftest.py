@@ -23,3 +23,12 @@ def rng():
 def _isolated_cache(tmp_path, monkeypatch):
     """Every test gets its own weights cache; nothing touches the user's."""
     monkeypatch.setenv("MASKLAB_HOME", str(tmp_path / "masklab_home"))
+
+
+# The longest tests start first: pytest-xdist hands out tests in collection order, and a
+# five-minute test collected near the end would run alone while the other worker idles.
+LONGEST_FIRST = ("test_small_mask_rcnn_learns_shapes_to_mask_ap50_of_0_7",)
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.name not in LONGEST_FIRST)  # stable: the rest in order
