@@ -27,10 +27,12 @@ def require_ray():
 
 
 def connect(address: str | None = None, workers: int | None = None):
-    """Ray, initialised: a new local cluster (``address=None``), the running one
-    (``"auto"``) or ``ray://HOST:PORT`` / ``HOST:PORT``."""
+    """Ray, initialised: a new local cluster (``address=None`` or ``"none"``), the running
+    one (``"auto"``) or ``ray://HOST:PORT`` / ``HOST:PORT``."""
     if workers is not None and workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
+    if address is not None and address.strip().lower() in ("", "none"):
+        address = None  # what --address none means: a new local cluster
     ray = require_ray()
     if ray.is_initialized():
         return ray

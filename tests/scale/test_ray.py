@@ -205,6 +205,22 @@ def test_label_on_ray_equals_local_and_resumes_across_engines(cluster, tmp_path)
             assert (tmp_path / run / "yolo" / "labels" / f.name).read_text() == f.read_text()
     lines = (tmp_path / "mixed" / "progress.jsonl").read_text().splitlines()
     assert sorted(json.loads(x)["image"] for x in lines) == sorted(f.name for f in files)
+    # --classes auto: captions on the driver, each image's own prompts travel to the workers
+    from tests.grounding import tiny
+
+    tiny.blip(tmp_path / "blip", favour="dog")
+    tiny.grounding_dino(tmp_path / "gd")
+    auto = ["-q", "label", *files[:3], "--classes", "auto", "--captioner", tmp_path / "blip",
+            "--detector", tmp_path / "gd", "--segmenter", "box", "--box-threshold", 0.2]
+    assert _invoke(*auto, "--out", tmp_path / "auto_local").exit_code == 0
+    r = _invoke(*auto, "--out", tmp_path / "auto_ray", "--engine", "ray", "--workers", 1)
+    assert r.exit_code == 0, r.output
+    want = json.loads((tmp_path / "auto_local" / "annotations.json").read_text())
+    got = json.loads((tmp_path / "auto_ray" / "annotations.json").read_text())
+    assert want["annotations"] and [a["prompt"] for a in want["annotations"]] == \
+        [a["prompt"] for a in got["annotations"]] and want["categories"] == got["categories"]
+    np.testing.assert_allclose([a["bbox"] for a in got["annotations"]],
+                               [a["bbox"] for a in want["annotations"]], atol=1e-3)
 
 
 def test_segment_panoptic_on_ray_equals_local(cluster, tmp_path):
@@ -292,6 +308,27 @@ def test_track_many_videos_on_ray_equals_local(cluster, tmp_path):
                 tmp_path / "ray", "--json", tmp_path / "jf.json")
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "jf.json").read_text())["J-Mean"] > 0.8
+
+
+def test_address_none_is_a_new_local_cluster(monkeypatch):
+    """``--address none`` (as the help says) starts a local cluster; it is not a host name."""
+    from masklab.scale import ray_engine
+
+    seen = []
+
+    class FakeRay:
+        @staticmethod
+        def is_initialized():
+            return False
+
+        @staticmethod
+        def init(address=None, **kwargs):
+            seen.append(address)
+
+    monkeypatch.setattr(ray_engine, "require_ray", lambda: FakeRay)
+    for a in ("none", "None", ""):
+        ray_engine.connect(a, 1)
+    assert seen == [None, None, None]
 
 
 def test_engine_settings_fail_before_any_work(tmp_path):
