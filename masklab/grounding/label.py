@@ -332,36 +332,14 @@ class Labeller:
         from masklab.io.images import read_image, write_image
         from masklab.types import Masks
 
-        settings, det = self.settings, self.det
+        settings = self.settings
         try:
             image = read_image(path)
         except (MasklabError, OSError, ValueError) as e:
             return {"image": name, "id": image_id, "status": "failed",
                     "reason": str(e).splitlines()[0]}
         h, w = image.shape[:2]
-        prompts = self.prompts if prompts is None else list(prompts)
-        if not prompts:  # its caption names nothing
-            found = Detections.empty(settings.classes)
-            masks, mask_scores = np.zeros((0, h, w), bool), np.zeros(0)
-        elif hasattr(det, "segment_text"):  # text → masks directly (CLIPSeg)
-            found, masks, mask_scores = _text_masks(det, image, prompts, settings)
-        else:
-            kw = {"name": name} if getattr(det, "needs_name", False) else {}
-            found = postprocess(det.detect(image, prompts, **kw), settings,
-                                nms_on=not getattr(det, "exact", False))
-            found = found.select(np.arange(min(len(found), PER_IMAGE - 1)))
-            if found.masks is not None:  # text → instance masks (SAM 3)
-                masks, mask_scores = found.masks, found.scores
-            else:
-                masks, mask_scores = segment_boxes(image, found.boxes, self.seg)
-        anns = []
-        for i, (x0, y0, x1, y1) in enumerate(_pixel_boxes(found.boxes, h, w)):
-            m = np.zeros((h, w), bool)
-            m[y0:y1, x0:x1] = masks[i, y0:y1, x0:x1]  # clipped to its box; holes kept
-            if m.sum() < settings.min_area:
-                continue
-            anns.append((m, int(found.labels[i]) + 1, float(found.scores[i]),
-                         float(mask_scores[i]), found.prompts[i]))
+        anns = self.find(image, prompts, name)
         part = {"image": {"id": image_id, "file_name": name, "height": h, "width": w},
                 "path": str(Path(path).resolve()),
                 "annotations": []}
@@ -385,6 +363,37 @@ class Labeller:
             write_image(out / "overlays" / (Path(name).with_suffix(".jpg")),
                         viz.overlay_masks(image, shown))
         return {"image": name, "id": image_id, "status": "done", "annotations": len(anns)}
+
+
+    def find(self, image: np.ndarray, prompts: list[str] | None = None, name: str = ""
+             ) -> list[tuple[np.ndarray, int, float, float, str]]:
+        """The objects of one image: ``(mask, category id, score, mask score, prompt)`` each,
+        best first, masks clipped to their box (holes kept), under ``min_area`` dropped.
+        ``prompts``: this image's texts (``--classes auto``), else every class and synonym."""
+        settings, det = self.settings, self.det
+        h, w = image.shape[:2]
+        prompts = self.prompts if prompts is None else list(prompts)
+        if not prompts:  # its caption names nothing
+            return []
+        if hasattr(det, "segment_text"):  # text → masks directly (CLIPSeg)
+            found, masks, mask_scores = _text_masks(det, image, prompts, settings)
+        else:
+            kw = {"name": name} if getattr(det, "needs_name", False) else {}
+            found = postprocess(det.detect(image, prompts, **kw), settings,
+                                nms_on=not getattr(det, "exact", False))
+            found = found.select(np.arange(min(len(found), PER_IMAGE - 1)))
+            if found.masks is not None:  # text → instance masks (SAM 3)
+                masks, mask_scores = found.masks, found.scores
+            else:
+                masks, mask_scores = segment_boxes(image, found.boxes, self.seg)
+        anns = []
+        for i, (x0, y0, x1, y1) in enumerate(_pixel_boxes(found.boxes, h, w)):
+            m = np.zeros((h, w), bool)
+            m[y0:y1, x0:x1] = masks[i, y0:y1, x0:x1]  # clipped to its box; holes kept
+            if m.sum() >= settings.min_area:
+                anns.append((m, int(found.labels[i]) + 1, float(found.scores[i]),
+                             float(mask_scores[i]), found.prompts[i]))
+        return anns
 
 
 def _text_masks(det, image: np.ndarray, prompts: list[str], settings: LabelSettings):

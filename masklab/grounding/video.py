@@ -26,13 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from masklab.errors import InputError
-from masklab.grounding.label import (
-    Labeller,
-    LabelSettings,
-    _pixel_boxes,
-    postprocess,
-    segment_boxes,
-)
+from masklab.grounding.label import Labeller, LabelSettings
 
 
 @dataclass
@@ -42,27 +36,6 @@ class VideoLabelResult:
     tracks: int
     annotations: int
     out: Path
-
-
-def detect_frame(labeller: Labeller, image: np.ndarray) -> list[tuple[np.ndarray, int, float,
-                                                                      str]]:
-    """One frame labelled as an image is: ``(mask, class index, score, prompt)`` each, masks
-    clipped to their box, under ``min_area`` dropped."""
-    settings, det = labeller.settings, labeller.det
-    found = postprocess(det.detect(image, labeller.prompts), settings,
-                        nms_on=not getattr(det, "exact", False))
-    if found.masks is not None:
-        masks = found.masks
-    else:
-        masks, _ = segment_boxes(image, found.boxes, labeller.seg)
-    h, w = image.shape[:2]
-    out = []
-    for i, (x0, y0, x1, y1) in enumerate(_pixel_boxes(found.boxes, h, w)):
-        m = np.zeros((h, w), bool)
-        m[y0:y1, x0:x1] = masks[i, y0:y1, x0:x1]
-        if m.sum() >= settings.min_area:
-            out.append((m, int(found.labels[i]), float(found.scores[i]), found.prompts[i]))
-    return out
 
 
 def label_video(video, out: str | os.PathLike, settings: LabelSettings, *, tracker="flow",
@@ -98,7 +71,7 @@ def label_video(video, out: str | os.PathLike, settings: LabelSettings, *, track
     info: dict[int, dict] = {}  # track id -> category, score, prompt
     confirmed: dict[int, list[int]] = {}
     for t in progress(keys, desc="detect", quiet=quiet, unit="key frame"):
-        found = detect_frame(labeller, frames[t])
+        found = labeller.find(frames[t])  # as an image is labelled
         tracked = {}
         if session.objects:
             for _ in session.propagate(end=t, direction="forward"):
@@ -107,9 +80,9 @@ def label_video(video, out: str | os.PathLike, settings: LabelSettings, *, track
             tracked = {int(k): m for k, m in zip(current.labels, current.to_dense(),
                                                  strict=True) if m.any()}
         pairs = []
-        for i, (m, c, _, _) in enumerate(found):
+        for i, (m, c, _, _, _) in enumerate(found):
             for k, tm in tracked.items():
-                if info[k]["category_id"] != c + 1:
+                if info[k]["category_id"] != c:
                     continue
                 iou = (m & tm).sum() / max(1, (m | tm).sum())
                 if iou >= match_iou:
@@ -122,7 +95,7 @@ def label_video(video, out: str | os.PathLike, settings: LabelSettings, *, track
             used_t.add(k)
             session.add_prompt(t, k, mask=found[i][0])  # re-anchored on the detection
             confirmed[k].append(t)
-        for i, (m, c, score, prompt) in enumerate(found):
+        for i, (m, c, score, _, prompt) in enumerate(found):
             if i in used_d:
                 continue
             k = max(info, default=0) + 1
@@ -130,7 +103,7 @@ def label_video(video, out: str | os.PathLike, settings: LabelSettings, *, track
                 raise InputError(f"more than 255 tracks by frame {t}: raise the thresholds "
                                  "or label a shorter clip", frames.path)
             session.add_prompt(t, k, mask=m)
-            info[k] = {"category_id": c + 1, "score": score, "prompt": prompt,
+            info[k] = {"category_id": c, "score": score, "prompt": prompt,
                        "source": labeller.source}
             confirmed[k] = [t]
     sequence = frames.path.stem if frames.path is not None and frames.path.is_file() else (
