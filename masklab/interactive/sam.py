@@ -67,6 +67,9 @@ class SamBackend:
         self.family = _family(folder)
         model_cls, proc_cls = (getattr(transformers, n) for n in SAM_FAMILIES[self.family])
         self.model = model_cls.from_pretrained(str(folder)).to(device).eval()
+        from masklab.models.positions import cache_position_encodings
+
+        cache_position_encodings(self.model)  # once per shape, not once per image and level
         self.processor = proc_cls.from_pretrained(str(folder)) \
             if _has_processor(folder) else proc_cls(
                 image_processor=_default_image_processor(self.family))

@@ -86,6 +86,9 @@ class SamVideoTracker:
         model_name, session_name = VIDEO_FAMILIES[self.family]
         self.model = getattr(transformers, model_name).from_pretrained(str(folder)).to(
             device).eval()
+        from masklab.models.positions import cache_position_encodings
+
+        cache_position_encodings(self.model)  # once per shape, not once per frame and level
         session_cls = getattr(transformers, session_name)
         # the model reads num_frames for the pointer window; pruned sessions hold one frame
         self._session_cls = type("BoundedSession", (session_cls,), {
