@@ -271,7 +271,7 @@ def label_images(images: list[Path], out: str | os.PathLike, settings: LabelSett
         settings, prompts_of = caption_classes(images, names, out, settings, device=device,
                                                quiet=quiet, captioner=captioner)
     check_classes(settings.classes)
-    done = _open_run(out, settings, create=False)
+    done = _check_run(out, settings)
     next_id = max((d["id"] for d in done.values()), default=0) + 1
     todo = [(p, n, next_id + j) for j, (p, n) in
             enumerate((p, n) for p, n in zip(images, names, strict=True) if n not in done)]
@@ -280,7 +280,7 @@ def label_images(images: list[Path], out: str | os.PathLike, settings: LabelSett
     if todo and workers is None:  # a model that fails to load leaves no run folder behind
         labeller = Labeller(settings, detector=detector, segmenter=segmenter, device=device,
                             boxes_from=boxes_from)
-    _open_run(out, settings)
+    _start_run(out, settings)
     if workers is not None:
         from masklab.scale import ray_engine
 
@@ -511,11 +511,9 @@ def _append(path: Path, record: dict) -> None:
         os.fsync(f.fileno())
 
 
-def _open_run(out: Path, settings: LabelSettings, create: bool = True) -> dict[str, dict]:
-    """Create the run folder, or check that it holds this run; the images already done.
-    ``create=False``: check only (the models load before a new run's folder is made)."""
-    from masklab.io.atomic import write_json
-
+def _check_run(out: Path, settings: LabelSettings) -> dict[str, dict]:
+    """Check that ``out`` holds this run, or nothing yet (``_start_run`` makes it, once the
+    models have loaded); the images already done."""
     wanted = {"format": FORMAT, **asdict(settings)}
     sfile = out / "settings.json"
     if sfile.is_file():
@@ -532,13 +530,17 @@ def _open_run(out: Path, settings: LabelSettings, create: bool = True) -> dict[s
                              "or delete it", out)
     elif out.exists() and {p.name for p in out.iterdir()} - {"captions.jsonl"}:
         raise InputError("the output folder is not empty and holds no masklab label run", out)
-    elif not create:
-        return {}
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(sfile, wanted, indent=1)
     # a line cut by an interruption: that image is done again
     return {rec["image"]: rec for rec in _read_log(out / "progress.jsonl")}
+
+
+def _start_run(out: Path, settings: LabelSettings) -> None:
+    """The run folder and its ``settings.json``, unless they are there already."""
+    from masklab.io.atomic import write_json
+
+    if not (out / "settings.json").is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "settings.json", {"format": FORMAT, **asdict(settings)}, indent=1)
 
 
 def _assemble(out: Path, settings: LabelSettings) -> int:

@@ -23,8 +23,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from masklab.errors import InputError
 from masklab.grounding.label import Labeller, LabelSettings
 
@@ -109,16 +107,9 @@ def label_video(video, out: str | os.PathLike, settings: LabelSettings, *, track
     sequence = frames.path.stem if frames.path is not None and frames.path.is_file() else (
         frames.path.name if frames.path is not None else "video")
     out.mkdir(parents=True, exist_ok=True)
-    if not info:  # nothing found: every frame empty, still a complete dataset
-        anns_total = 0
-        _empty_outputs(out, frames, sequence, settings.classes)
-    else:
-        track_to_folder(session, out, sequence=sequence, overlay=overlay, quiet=quiet,
-                        tracks_path=out / "annotations.json", classes=settings.classes,
-                        track_info=info, direction="forward")
-        import json
-
-        anns_total = len(json.loads((out / "annotations.json").read_text())["annotations"])
+    track_to_folder(session, out, sequence=sequence, overlay=overlay, quiet=quiet,
+                    tracks_path=out / "annotations.json", classes=settings.classes,
+                    track_info=info, direction="forward")
     write_json(out / "tracks.json", {
         "video": str(frames.path) if frames.path is not None else None,
         "frames": n, "key_frames": keys, "classes": settings.classes,
@@ -129,18 +120,11 @@ def label_video(video, out: str | os.PathLike, settings: LabelSettings, *, track
                     "score": v["score"], "prompt": v["prompt"], "first_frame": confirmed[k][0],
                     "confirmed_on": confirmed[k]} for k, v in sorted(info.items())]},
         indent=1)
-    return VideoLabelResult(n, len(keys), len(info), anns_total, out)
+    return VideoLabelResult(n, len(keys), len(info), _count_annotations(out), out)
 
 
-def _empty_outputs(out: Path, frames, sequence: str, classes: list[str]) -> None:
-    from masklab.io.coco import write_coco
-    from masklab.io.davis import write_frame
+def _count_annotations(out: Path) -> int:
+    import json
 
-    h, w = frames.size
-    for name in frames.names:
-        write_frame(out / "Annotations" / sequence / f"{name}.png", np.zeros((h, w), np.uint8))
-    write_coco(out / "annotations.json", {
-        "images": [{"id": t + 1, "file_name": f"{sequence}/{name}.jpg", "height": h,
-                    "width": w, "frame": t} for t, name in enumerate(frames.names)],
-        "annotations": [], "categories": [{"id": i + 1, "name": c}
-                                          for i, c in enumerate(classes)]})
+    return len(json.loads((out / "annotations.json").read_text(encoding="utf-8"))
+               ["annotations"])

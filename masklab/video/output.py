@@ -49,7 +49,8 @@ def track_to_folder(session: VideoSession, out: str | os.PathLike, *, sequence: 
             writer = _overlay_writer(overlay_path, fps)
         def frames():  # every frame; one no object reaches (forward only) is empty
             nxt = 0
-            for t, masks in session.propagate(direction=direction):
+            for t, masks in (session.propagate(direction=direction) if session.objects
+                             else ()):
                 for g in range(nxt, t):
                     yield g, Masks(np.zeros((0, h, w), bool))
                 yield t, masks

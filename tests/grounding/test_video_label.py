@@ -10,6 +10,7 @@ from masklab.grounding.label import LabelSettings
 from masklab.grounding.video import label_video
 from masklab.io.images import read_label_png
 from tests.conftest import shared_path
+from tests.video.test_session import iou
 
 COLOURS = {"cat": (220, 40, 40), "dog": (40, 40, 220)}
 
@@ -58,10 +59,6 @@ def _clip(n=24):
     return frames, cats, dogs
 
 
-def _iou(a, b):
-    return (a & b).sum() / max(1, (a | b).sum())
-
-
 def test_label_video_one_track_id_per_object(tmp_path):
     frames, cats, dogs = _clip()
     det = _ColourDetector()
@@ -82,11 +79,23 @@ def test_label_video_one_track_id_per_object(tmp_path):
         [("cat", 0, [0, 6, 12, 18]), ("dog", 12, [12, 18])]
     for t in range(24):
         ids = read_label_png(tmp_path / "out" / "Annotations" / "video" / f"{t:05d}.png")
-        assert _iou(ids == 1, cats[t]) > 0.8, t
+        assert iou(ids == 1, cats[t]) > 0.8, t
         if t < 12:
             assert not (ids == 2).any()  # a track starts where it was first detected
         else:
-            assert _iou(ids == 2, dogs[t]) > 0.8, t
+            assert iou(ids == 2, dogs[t]) > 0.8, t
+
+
+def test_label_video_with_nothing_found_is_a_complete_empty_dataset(tmp_path):
+    frames = [np.full((30, 40, 3), 120, np.uint8)] * 5
+    settings = LabelSettings(classes=["cat"], detector="colour", segmenter="box")
+    r = label_video(frames, tmp_path / "out", settings, detector=_ColourDetector(),
+                    key_every=2, quiet=True, overlay=False)
+    assert (r.tracks, r.annotations, r.key_frames) == (0, 0, 3)
+    coco = json.loads((tmp_path / "out" / "annotations.json").read_text())
+    assert len(coco["images"]) == 5 and coco["categories"] == [{"id": 1, "name": "cat"}]
+    pngs = sorted((tmp_path / "out" / "Annotations" / "video").glob("*.png"))
+    assert len(pngs) == 5 and not read_label_png(pngs[0]).any()
 
 
 def test_label_video_cli_on_an_mp4(tmp_path):
@@ -145,6 +154,6 @@ def test_label_video_on_real_davis_frames(tmp_path):
     r = label_video(frames, tmp_path / "out", settings, detector=TrueBox(), key_every=7,
                     quiet=True, overlay=False)
     assert r.tracks == 1
-    js = [_iou(read_label_png(tmp_path / "out" / "Annotations" / "video" / f"{t:05d}.png")
+    js = [iou(read_label_png(tmp_path / "out" / "Annotations" / "video" / f"{t:05d}.png")
                == 1, gts[t]) for t in range(15)]
     assert np.mean(js) >= 0.7, js
