@@ -219,6 +219,8 @@ class VideoSession:
         """``(H, W)`` uint8 object ids on ``frame`` (0 background; later ids on top)."""
         out = np.zeros(self.frames.size, np.uint8)
         masks = self.masks(frame)
+        if not len(masks):  # no object on this frame (none reaches it)
+            return out
         for k, m in zip(masks.labels, masks.to_dense(), strict=True):
             out[m] = k
         return out
