@@ -52,11 +52,11 @@ def track_to_folder(session: VideoSession, out: str | os.PathLike, *, sequence: 
             for t, masks in (session.propagate(direction=direction) if session.objects
                              else ()):
                 for g in range(nxt, t):
-                    yield g, Masks(np.zeros((0, h, w), bool))
+                    yield g, Masks(np.zeros((0, h, w), bool), labels=[])
                 yield t, masks
                 nxt = t + 1
             for g in range(nxt, len(names)):
-                yield g, Masks(np.zeros((0, h, w), bool))
+                yield g, Masks(np.zeros((0, h, w), bool), labels=[])
 
         for t, masks in progress(frames(), desc=f"track {sequence}", total=len(names),
                                  quiet=quiet, unit="frame"):
