@@ -60,6 +60,8 @@ def main() -> None:
                     help="sequence: train on 0016E5 + 0001TP, validate on all of 0006R0 (a "
                          "video the model never sees); segnet: SegNet's train / val lists")
     ap.add_argument("--eval-scale", type=float, default=0.5)
+    ap.add_argument("--cpu-precision", choices=["fp32", "bf16"], default="fp32",
+                    help="bf16: bfloat16 autocast on a CPU with native bf16 units")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", help="run folder (default runs/<name>)")
@@ -83,6 +85,7 @@ def main() -> None:
         jitter=args.jitter, hue=args.hue, gamma=tuple(float(v) for v in args.gamma.split(",")),
         **SPLITS[args.split],
         ema=args.ema or None, loss="ce", schedule="poly", workers=args.workers, device=args.device,
+        cpu_precision=args.cpu_precision,
         eval_scale=args.eval_scale, val_every=5, resume=args.resume, tensorboard=False, quiet=True)
     t = time.perf_counter()
     r = train_semantic(cfg)
@@ -99,7 +102,7 @@ def main() -> None:
         "scale": args.scale, "eval_scale": args.eval_scale, "split": args.split,
         "jitter": args.jitter, "hue": args.hue, "gamma": args.gamma,
         "class_weights": args.class_weights, "weight_decay": args.weight_decay,
-        "ema": args.ema})
+        "ema": args.ema, "cpu_precision": args.cpu_precision})
     print(f"val mIoU {res.miou:.4f} (best epoch {r.best_epoch}), {r.images_per_second:.1f} "
           f"train images/s, {minutes:.1f} min")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata as md
+import logging
 import os
 import platform
 import subprocess
@@ -44,6 +45,27 @@ def cpu_has_bf16() -> bool:
         except (OSError, subprocess.SubprocessError):
             return False
     return False
+
+
+def precision_for(precision: str, device) -> str:
+    """The precision to run: ``precision`` ('fp32' or 'bf16'), except that bf16 on a CPU
+    without native bfloat16 (where torch emulates it, 4-7x slower than fp32) becomes fp32
+    with a warning, once per process."""
+    import torch
+
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    if precision == "bf16" and torch.device(device).type == "cpu" and not cpu_has_bf16():
+        _warn_emulated_bf16()
+        return "fp32"
+    return precision
+
+
+@functools.cache
+def _warn_emulated_bf16() -> None:
+    logging.getLogger("masklab").warning(
+        "this CPU has no native bfloat16 (AVX512-BF16 / AMX / Arm BF16): precision bf16 "
+        "would be several times slower, running fp32")
 
 
 def _cpuinfo_has_bf16(text: str) -> bool:

@@ -3,6 +3,7 @@ import logging
 import numpy as np
 import pytest
 
+from masklab import sysinfo
 from masklab.sysinfo import _cpuinfo_has_bf16, cpu_has_bf16
 
 EPYC_NO_BF16 = """processor\t: 0
@@ -33,10 +34,10 @@ def test_bf16_on_a_cpu_without_native_units_runs_fp32(tmp_path, monkeypatch, cap
     _tiny_family("sam2", tmp_path / "sam2")
     monkeypatch.setenv("MASKLAB_CPU_BF16", "0")
     cpu_has_bf16.cache_clear()
-    sam_mod._warn_emulated_bf16.cache_clear()
+    sysinfo._warn_emulated_bf16.cache_clear()
     try:
         img = np.random.default_rng(3).integers(0, 255, (90, 120, 3), dtype=np.uint8)
-        with caplog.at_level(logging.WARNING, logger="masklab.interactive.sam"):
+        with caplog.at_level(logging.WARNING, logger="masklab"):
             a = sam_mod.SamBackend(tmp_path / "sam2", precision="bf16")
             b = sam_mod.SamBackend(tmp_path / "sam2", precision="bf16")
         assert a.precision == b.precision == "fp32"

@@ -132,6 +132,9 @@ def train_group() -> None:
 @click.option("--class-weights", help="'median' (median frequency), 'sqrt-median' (its "
               "square root) or comma-separated.")
 @click.option("--no-amp", is_flag=True, help="Disable mixed precision (CUDA).")
+@click.option("--cpu-precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
+              show_default=True, help="bf16: bfloat16 autocast when training on the CPU "
+              "(about 2x faster on CPUs with native bf16 units; fp32 with a warning elsewhere).")
 @click.option("--accumulate", type=int, default=1, show_default=True,
               help="Gradient accumulation steps.")
 @click.option("--ema", type=float, help="Validate and keep an exponential moving average of "
@@ -159,7 +162,8 @@ def train_semantic_cmd(ctx, data, layout, images, model, model_arg, pretrained, 
                        ignore_index, epochs, max_steps, batch_size, crop, scale, jitter, hue,
                        gamma, train_split, val_split, train_sequences, val_sequences,
                        eval_scale, optimizer, lr, weight_decay, schedule, loss, class_weights,
-                       no_amp, accumulate, ema, workers, seed, device, val_every, resume,
+                       no_amp, cpu_precision, accumulate, ema, workers, seed, device,
+                       val_every, resume,
                        no_flip, nproc, sync_bn, engine, address, gpus_per_worker, out) -> None:
     """Train a semantic segmentation model; writes OUT/best, OUT/last, log.csv, tb/.
 
@@ -194,7 +198,8 @@ def train_semantic_cmd(ctx, data, layout, images, model, model_arg, pretrained, 
                       val_sequences=val_sequences.split(",") if val_sequences else None,
                       eval_scale=eval_scale,
                       optimizer=optimizer, lr=lr, weight_decay=weight_decay, schedule=schedule,
-                      loss=loss, class_weights=weights, amp=not no_amp, accumulate=accumulate,
+                      loss=loss, class_weights=weights, amp=not no_amp,
+                      cpu_precision=cpu_precision, accumulate=accumulate,
                       ema=ema, flip=not no_flip, sync_bn=sync_bn,
                       workers=workers, seed=seed, device=device, val_every=val_every,
                       resume=resume, pretrained=pretrained, quiet=ctx.obj["quiet"] or None)

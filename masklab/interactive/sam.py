@@ -12,9 +12,6 @@ function); SAM-HQ and ``decoder="onnx"`` use transformers' decoder.
 
 from __future__ import annotations
 
-import functools
-import logging
-
 import numpy as np
 import torch
 
@@ -22,8 +19,6 @@ from masklab.errors import WeightsError
 from masklab.interactive.sam_decoder import FAMILIES as FAST_FAMILIES
 from masklab.interactive.sam_decoder import FastSamDecoder
 from masklab.types import Prompts
-
-_log = logging.getLogger(__name__)
 
 SAM_FAMILIES = {
     # model_type: (model class, processor class)
@@ -80,15 +75,9 @@ class SamBackend:
         self._fast = None
         if decoder == "torch" and self.family in FAST_FAMILIES:
             self._fast = FastSamDecoder(self.model, self.family)
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-        if precision == "bf16" and torch.device(device).type == "cpu":
-            from masklab.sysinfo import cpu_has_bf16
+        from masklab.sysinfo import precision_for
 
-            if not cpu_has_bf16():
-                _warn_emulated_bf16()
-                precision = "fp32"
-        self.precision = precision
+        self.precision = precision_for(precision, device)
         self._onnx: dict[bool, object] = {}  # multimask -> ONNX Runtime session
         self._onnx_dir = None
 
@@ -341,10 +330,3 @@ def _has_processor(folder) -> bool:
 
     return any((Path(folder) / n).is_file()
                for n in ("preprocessor_config.json", "processor_config.json"))
-
-
-@functools.cache
-def _warn_emulated_bf16() -> None:
-    """Once per process: bf16 asked for on a CPU that would emulate it (4-7x slower)."""
-    _log.warning("this CPU has no native bfloat16 (AVX512-BF16 / AMX / Arm BF16): "
-                 "precision bf16 would be several times slower, running fp32")

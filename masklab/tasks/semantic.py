@@ -181,7 +181,9 @@ class TrainConfig:
     schedule: str = "poly"
     loss: str = "ce"  # ce, ce+dice, focal
     class_weights: str | list[float] | None = None  # None, "median", "sqrt-median", explicit
-    amp: bool = True  # used on CUDA only
+    amp: bool = True  # fp16 mixed precision on CUDA
+    cpu_precision: str = "fp32"  # "bf16": bfloat16 autocast on the CPU (2-2.5x faster where
+    # the CPU has native bf16 units; elsewhere it runs fp32 with a warning)
     accumulate: int = 1
     ema: float | None = None  # decay of an exponential moving average of the weights, which
     # is then what is validated and saved as best (e.g. 0.999)
@@ -388,8 +390,13 @@ def _train(cfg: TrainConfig, dist_, device) -> TrainResult:
     if cfg.ema is not None and not 0.0 < cfg.ema < 1.0:
         raise InputError(f"ema must be a decay in (0, 1), got {cfg.ema}")
     ema = _Ema(model, cfg.ema) if cfg.ema else None
+    from masklab.sysinfo import precision_for
+
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    cpu_bf16 = device.type == "cpu" and precision_for(cfg.cpu_precision, device) == "bf16"
+    autocast = (dict(device_type="cuda", enabled=use_amp) if device.type == "cuda" else
+                dict(device_type="cpu", dtype=torch.bfloat16, enabled=cpu_bf16))
 
     state_file = out / "train_state.pt"
     history: list[dict] = []
@@ -424,7 +431,7 @@ def _train(cfg: TrainConfig, dist_, device) -> TrainResult:
         for i, (x, y) in enumerate(progress(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                                             quiet=cfg.quiet if main else True)):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with torch.autocast(device.type, enabled=use_amp):
+            with torch.autocast(**autocast):
                 loss = loss_fn(ddp(model.normalize(x)), y) / cfg.accumulate
             scaler.scale(loss).backward()
             running += float(loss.detach()) * cfg.accumulate

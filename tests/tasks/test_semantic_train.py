@@ -88,3 +88,39 @@ def test_ema_is_the_ramped_moving_average_and_is_what_is_kept(shapes, tmp_path):
         assert torch.equal(best[key], last_ema[key])
     with pytest.raises(Exception, match="ema"):
         train_semantic(TrainConfig(**{**base, "ema": 1.5}, epochs=1))
+
+
+def test_cpu_bf16_trains_under_autocast_and_falls_back_to_fp32_without_native_units(
+        shapes, tmp_path, monkeypatch, caplog):
+    import logging
+
+    from masklab import sysinfo
+    from masklab.weights import load_state_dict
+
+    base = dict(data=str(shapes), model="unet", model_config={"depth": 2, "width": 4},
+                num_classes=4, batch_size=16, crop=(48, 48), workers=0, quiet=True,
+                tensorboard=False, epochs=1, max_steps=3)
+
+    def weights(name, precision):
+        train_semantic(TrainConfig(**base, out=str(tmp_path / name), cpu_precision=precision))
+        return load_state_dict(tmp_path / name / "last" / "model.safetensors")
+
+    fp32 = weights("fp32", "fp32")
+    monkeypatch.setenv("MASKLAB_CPU_BF16", "1")
+    sysinfo.cpu_has_bf16.cache_clear()
+    sysinfo._warn_emulated_bf16.cache_clear()
+    try:
+        bf16 = weights("bf16", "bf16")
+        # bfloat16 products change every step's gradients, yet training stays sound
+        assert any(not torch.equal(fp32[k], bf16[k]) for k in fp32)
+        assert all(torch.isfinite(v).all() for v in bf16.values())
+        monkeypatch.setenv("MASKLAB_CPU_BF16", "0")  # a CPU that would emulate bfloat16
+        sysinfo.cpu_has_bf16.cache_clear()
+        with caplog.at_level(logging.WARNING, logger="masklab"):
+            emulated = weights("emulated", "bf16")
+        assert any("no native bfloat16" in r.getMessage() for r in caplog.records)
+        assert all(torch.equal(fp32[k], emulated[k]) for k in fp32)  # it ran fp32
+    finally:
+        sysinfo.cpu_has_bf16.cache_clear()
+    with pytest.raises(ValueError, match="precision"):
+        train_semantic(TrainConfig(**base, out=str(tmp_path / "bad"), cpu_precision="fp8"))
