@@ -8,11 +8,19 @@ architecture otherwise (the same computation per frame: memory attention runs ei
 transformers' loop: ``init_video_session(video=frames)``, the click, then
 ``propagate_in_video_iterator`` and ``post_process_masks`` per frame.
 
+Arithmetic (``--flops``): floating-point operations per frame once the memory bank is full
+(frame 8: the prompted frame and six previous frames in memory), counted op by op for
+masklab's tracker and for transformers' loop on the same frame, against the fp32 (and bf16)
+matrix-product rate this machine reaches: the speed any implementation of the model can
+have here. The bf16 column is masklab's tracker under ``torch.autocast(bfloat16)`` — timed
+only: its masks are not comparable on random weights.
+
 Memory: a tiny random model of each family (the bank's size does not depend on the weights)
 over a synthetic 480p video of ``--long`` frames: resident memory after 200 frames and at
 the end; transformers' streaming session on the same model for comparison.
 
     python bench/video_sam.py --frames 6 --long 2000
+    python bench/video_sam.py --flops             # writes bench/results/video_sam_flops.json
 """
 
 from __future__ import annotations
@@ -109,6 +117,116 @@ def theirs(folder: Path, frames, click) -> tuple[float, list[np.ndarray]]:
     return time.perf_counter() - t0, masks
 
 
+class _Flops:
+    """Counts floating-point operations of the aten ops run inside it (``torch.utils.
+    flop_counter``'s formulas; composite ops such as ``linear`` are decomposed first, as
+    under inference mode they arrive undecomposed)."""
+
+    def __init__(self):
+        from torch.utils._python_dispatch import TorchDispatchMode
+        from torch.utils.flop_counter import flop_registry, register_flop_formula, sdpa_flop_count
+
+        cpu_flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+        if cpu_flash not in flop_registry:  # torch counts the CUDA kernels only
+            register_flop_formula([cpu_flash])(
+                lambda q, k, v, *a, out_shape=None, **kw: sdpa_flop_count(q, k, v))
+        counter = self
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                kwargs = kwargs or {}
+                formula = flop_registry.get(func._overloadpacket)
+                if formula is None:
+                    with self:
+                        out = func.decompose(*args, **kwargs)
+                    if out is not NotImplemented:
+                        return out
+                out = func(*args, **kwargs)
+                if formula is not None:
+                    counter.total += formula(*args, **kwargs, out_val=out)
+                return out
+
+        self.total, self.mode = 0, Mode()
+
+    def __enter__(self):
+        self.mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.mode.__exit__(*exc)
+
+
+def matmul_rate(dtype: torch.dtype) -> float:
+    """GFLOP/s of a large matrix product on this machine (best of 5)."""
+    a, b = torch.randn(4096, 1024, dtype=dtype), torch.randn(1024, 1024, dtype=dtype)
+    a @ b
+    t = min(_timed(lambda: a @ b) for _ in range(5))
+    return 2 * 4096 * 1024 * 1024 / t / 1e9
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def steady_frame(folder: Path, frames, click, which: str) -> tuple[float, float]:
+    """(GFLOP, seconds) of frame 8 for masklab's tracker, transformers' loop, or masklab's
+    tracker under bf16 autocast."""
+    import contextlib
+
+    import transformers as T
+
+    if which == "transformers":
+        model = getattr(T, _model_class(folder)).from_pretrained(str(folder)).eval()
+        proc = T.Sam2VideoProcessor.from_pretrained(str(folder))
+        with torch.inference_mode():
+            s = proc.init_video_session(video=frames, inference_device="cpu")
+            proc.add_inputs_to_inference_session(s, frame_idx=0, obj_ids=1,
+                                                 input_points=[[[list(click)]]],
+                                                 input_labels=[[[1]]])
+            it = iter(model.propagate_in_video_iterator(s, start_frame_idx=0))
+            step = lambda: next(it)  # noqa: E731
+            for _ in range(8):
+                step()
+            with _Flops() as f:
+                t = _timed(step)
+        return f.total / 1e9, t
+    s = VideoSession(frames, backend=SamVideoTracker(folder))
+    s.add_prompt(0, 1, points=[click], labels=[1])
+    it = s.propagate()
+    cast = torch.autocast("cpu", dtype=torch.bfloat16) if which == "bf16" else \
+        contextlib.nullcontext()
+    with cast:
+        for _ in range(8):
+            next(it)
+        with _Flops() as f:
+            t = _timed(lambda: next(it))
+    return f.total / 1e9, t
+
+
+def flops(args) -> None:
+    rates = {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)}
+    frames = clip_frames(10)
+    click = (427.0, 240.0)
+    target = {"sam2": 0.5, "edgetam": 2.0}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for fam in args.families.split(","):
+            folder = full_size(fam, Path(tmp))
+            g_ours, t_ours = steady_frame(folder, frames, click, "masklab")
+            g_ref, t_ref = steady_frame(folder, frames, click, "transformers")
+            _, t_bf16 = steady_frame(folder, frames, click, "bf16")
+            rows.append({
+                "model": fam, "gflop_per_frame": g_ours, "transformers_gflop": g_ref,
+                "masklab_s": t_ours, "transformers_s": t_ref, "masklab_gflop_s":
+                g_ours / t_ours, "target_fps": target[fam],
+                "needs_gflop_s": g_ours * target[fam],
+                "fp32_bound_fps": rates["fp32"] / g_ours, "bf16_s": t_bf16})
+    report("video_sam_flops", rows, {"matmul_gflop_s": rates, "frame": 8, "size": "854x480",
+                                     "threads": torch.get_num_threads()})
+
+
 def memory(folder: Path, n: int, streaming_reference: int) -> dict:
     """RSS after 200 frames and after ``n`` for ours; transformers' streaming session over
     ``streaming_reference`` frames."""
@@ -155,7 +273,12 @@ def main() -> None:
     ap.add_argument("--reference-frames", type=int, default=400,
                     help="frames of transformers' streaming session for its memory")
     ap.add_argument("--families", default="edgetam,sam2")
+    ap.add_argument("--flops", action="store_true",
+                    help="arithmetic per frame against this machine's matrix-product rate")
     args = ap.parse_args()
+    if args.flops:
+        flops(args)
+        return
     torch.set_num_threads(max(1, torch.get_num_threads()))
     rows, meta = [], {"frames": args.frames, "size": "854x480", "threads":
                       torch.get_num_threads()}
