@@ -118,3 +118,21 @@ def test_cli_modules_one_per_verb_group():
             "export", "prompt", "everything", "matte", "composite", "track"} <= verbs
     for mod in ("general", "eval", "tasks", "interactive", "matting", "video"):
         __import__(f"masklab.cli.{mod}")
+
+
+def test_a_device_that_is_not_there_is_bad_input_before_any_work(tmp_path):
+    import torch
+
+    img = tmp_path / "a.png"
+    from masklab.io.images import write_image
+
+    write_image(img, np.zeros((20, 30, 3), np.uint8))
+    for verb in (["track", img, "--point", "0,5,5"], ["prompt", img, "--point", "5,5"],
+                 ["segment", "semantic", img, "--model", "unet"]):
+        out = run(*verb, "--device", "tpu", "--out", tmp_path / "o")
+        assert out.returncode == 2 and "'tpu'" in out.stderr, (verb, out.stderr)
+        assert "Traceback" not in out.stderr and not (tmp_path / "o").exists()
+    if not torch.cuda.is_available():
+        out = run("track", img, "--point", "0,5,5", "--device", "cuda:0", "--out",
+                  tmp_path / "o")
+        assert out.returncode == 2 and "no CUDA device here" in out.stderr

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from masklab.cli.options import device_option
+
 
 def _loopback(host: str) -> bool:
     if host == "localhost":
@@ -37,7 +39,7 @@ def _loopback(host: str) -> bool:
 @click.option("--video-backend", default="flow", show_default=True,
               help="Tracking through videos: flow (no weights), sam, sam2.1-*, edgetam or a "
               "SAM 2 / EdgeTAM folder.")
-@click.option("--device", default="cpu", show_default=True)
+@device_option("cpu")
 @click.option("--root", "roots", multiple=True, type=click.Path(path_type=Path,
               file_okay=False, exists=True),
               help="A server folder images may be imported from (repeatable; default: the "

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from masklab.cli.eval import _engine_opts, _json_opt, _runner, _write_json, eval_group
+from masklab.cli.options import device_option
 from masklab.cli.tasks import _engine_options
 
 _BACKEND_HELP = ("grabcut (default), graphcut, random_walker, ncut, sam-vit-b/l/h, "
@@ -53,7 +54,7 @@ def _painted(path: Path, size: tuple[int, int]):
               help="PNG mask prompt (non-zero = object).")
 @click.option("--backend", default="grabcut", show_default=True, help=_BACKEND_HELP)
 @click.option("--multimask", is_flag=True, help="Three masks for an ambiguous prompt (SAM).")
-@click.option("--device", default="cpu", show_default=True)
+@device_option("cpu")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
               show_default=True, help="SAM decoder precision (bf16: CPUs with AVX512-BF16 "
               "or AMX, GPUs).")
@@ -138,7 +139,7 @@ def prompt_cmd(ctx, image, points, box, extremes, scribbles, neg_scribbles, mask
               help="Superpixels (slic).")
 @click.option("--merge-threshold", type=float, default=30.0, show_default=True,
               help="Merge neighbouring regions whose mean colours differ less (classical).")
-@click.option("--device", default="cpu", show_default=True)
+@device_option("cpu")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
 @_engine_options
 @click.pass_context
@@ -188,7 +189,7 @@ def everything_cmd(ctx, inputs, backend, points_per_side, points_per_batch, pred
               help="PNGs named like the images; each non-zero value is one object.")
 @click.option("--max-clicks", type=int, default=20, show_default=True)
 @click.option("--thresholds", default="0.85,0.90", show_default=True)
-@click.option("--device", default="cpu", show_default=True)
+@device_option("cpu")
 @_engine_opts
 @_json_opt
 @click.pass_context

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from masklab.cli.options import device_option
 from masklab.cli.tasks import _engine_options
 
 
@@ -56,7 +57,7 @@ from masklab.cli.tasks import _engine_options
               "name or folder).")
 @click.option("--key-every", type=int, default=10, show_default=True,
               help="A video: detect on every Nth frame (and the first).")
-@click.option("--device", default="cpu", show_default=True)
+@device_option("cpu")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
 @_engine_options
 @click.pass_context

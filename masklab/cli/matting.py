@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from masklab.cli.options import device_option
+
 
 def _colour_or_file(text: str):
     """``r,g,b``, ``#rrggbb``, ``blur``, or an image file."""
@@ -55,7 +57,7 @@ def _colour_or_file(text: str):
               help="For the composite: an image, r,g,b, #rrggbb or blur.")
 @click.option("--smoothing", type=click.FloatRange(0, 0.99), default=0.5, show_default=True,
               help="Video: temporal smoothing of the plate difference (0 = none).")
-@click.option("--device", default="cpu", show_default=True, help="For --solver vitmatte.")
+@device_option("cpu", help="For --solver vitmatte.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
 @click.pass_context
 def matte_cmd(ctx, image, trimap, mask, plate, points, band, solver, weights, coarse_to_fine,

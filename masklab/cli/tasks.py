@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from masklab.cli.options import device_option
+
 
 def _parse_kv(items: tuple[str, ...]) -> dict:
     out = {}
@@ -141,7 +143,7 @@ def train_group() -> None:
               "the weights with this decay (e.g. 0.998).")
 @click.option("--workers", type=int, default=2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True)
+@device_option("auto")
 @click.option("--val-every", type=int, default=1, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.")
 @click.option("--no-flip", is_flag=True, help="No random horizontal flips.")
@@ -258,7 +260,7 @@ def segment_group() -> None:
 @click.option("--areas", is_flag=True, help="Write areas.csv with per-class pixel areas.")
 @click.option("--batch-size", type=int, default=4, show_default=True,
               help="Windows per forward pass.")
-@click.option("--device", default="cpu", show_default=True)
+@device_option("cpu")
 @_engine_options
 @click.pass_context
 def segment_semantic_cmd(ctx, inputs, model, weights, num_classes, out, tile, overlap, scales,
@@ -345,7 +347,7 @@ def _object_command(task: str):
     @click.option("--coco-gt", type=click.Path(path_type=Path, dir_okay=False),
                   help="Take image ids from this ground truth (matched by file name).")
     @click.option("--no-overlay", is_flag=True)
-    @click.option("--device", default="cpu", show_default=True)
+    @device_option("cpu")
     @_engine_options
     @click.pass_context
     def cmd(ctx, inputs, model, weights, num_classes, class_names, out, score_threshold,
@@ -434,7 +436,7 @@ for _task in ("instances", "boxes", "keypoints"):
               help="Fusion: minimum stuff segment area in pixels.")
 @click.option("--things", type=int, help="Leading classes that are things (universal models).")
 @click.option("--no-overlay", is_flag=True)
-@click.option("--device", default="cpu", show_default=True)
+@device_option("cpu")
 @_engine_options
 @click.pass_context
 def segment_panoptic_cmd(ctx, inputs, model, weights, semantic_model, semantic_weights, out,
@@ -565,7 +567,7 @@ def _train_objects_command(task: str):
     @click.option("--no-amp", is_flag=True)
     @click.option("--workers", type=int, default=2, show_default=True)
     @click.option("--seed", type=int, default=0, show_default=True)
-    @click.option("--device", default="auto", show_default=True)
+    @device_option("auto")
     @click.option("--eval-every", type=int, default=1, show_default=True)
     @click.option("--resume", is_flag=True)
     @click.option("--no-flip", is_flag=True, help="No random horizontal flips.")

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from masklab.cli.eval import _engine_opts
+from masklab.cli.options import device_option
 from masklab.cli.tasks import _engine_options
 
 
@@ -50,7 +51,7 @@ def _prompt(text: str, n: tuple[int, ...], what: str) -> tuple[list[float], int 
 @click.option("--backend", default="flow", show_default=True,
               help="flow (no weights), sam (SAM 2.1 Hiera-T), sam2.1-small, "
               "sam2.1-base-plus, sam2.1-large, edgetam, or a SAM 2 / EdgeTAM folder.")
-@click.option("--device", default="cpu", show_default=True, help="With a SAM backend.")
+@device_option("cpu", help="With a SAM backend.")
 @click.option("--image-backend", default="grabcut", show_default=True,
               help="flow: turns point/box prompts into masks on their frame.")
 @click.option("--no-overlay", is_flag=True, help="Skip overlay.mp4.")
@@ -161,12 +162,13 @@ def _track_davis(ctx, root, sequences, subset, unsupervised, max_objects, backen
 @click.option("--interactions", type=int, default=8, show_default=True)
 @click.option("--backend", default="flow", show_default=True,
               help="flow, sam, sam2.1-small/base-plus/large, edgetam or a SAM 2 folder.")
+@device_option("cpu", help="With a SAM backend.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the figures as JSON.")
 @_engine_opts
 @click.pass_context
-def eval_video_interactive(ctx, davis_root, sequences, interactions, backend, json_out,
-                           engine, address, workers, gpus_per_worker) -> None:
+def eval_video_interactive(ctx, davis_root, sequences, interactions, backend, device,
+                           json_out, engine, address, workers, gpus_per_worker) -> None:
     """Interactive VOS: a simulated user corrects the worst frame with a click after each
     propagation; J&F per interaction, AUC, J&F@8."""
     from masklab.cli.eval import _runner, _write_json
@@ -176,7 +178,7 @@ def eval_video_interactive(ctx, davis_root, sequences, interactions, backend, js
         raise click.BadParameter("must be at least 1", param_hint="--interactions")
     r = evaluate_davis_interactive(davis_root, backend=backend, interactions=interactions,
                                    sequences=sequences.split(",") if sequences else None,
-                                   quiet=ctx.obj["quiet"] or None,
+                                   quiet=ctx.obj["quiet"] or None, device=device,
                                    runner=_runner(engine, address, workers,
                                                   gpus_per_worker))
     click.echo("interaction  J       F       J&F")

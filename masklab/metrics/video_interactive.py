@@ -146,7 +146,8 @@ class VideoInteractiveEvaluator:
 
 
 def _davis_interactive_shard(seqs: list, root: str, backend: str, interactions: int,
-                             resolution: str, quiet) -> VideoInteractiveEvaluator:
+                             resolution: str, quiet, device: str = "cpu"
+                             ) -> VideoInteractiveEvaluator:
     from pathlib import Path
 
     from masklab.errors import InputError
@@ -156,7 +157,8 @@ def _davis_interactive_shard(seqs: list, root: str, backend: str, interactions: 
     from masklab.video.session import make_video_backend
 
     root = Path(root)
-    model = make_video_backend(backend)  # loaded once for all the shard's sequences
+    options = {} if backend == "flow" else {"device": device}
+    model = make_video_backend(backend, **options)  # once for all the shard's sequences
     ev = VideoInteractiveEvaluator(interactions)
     for seq in progress(seqs, desc="interactive J&F", quiet=quiet):
         frames_dir = root / "JPEGImages" / resolution / seq
@@ -175,11 +177,12 @@ def _davis_interactive_shard(seqs: list, root: str, backend: str, interactions: 
 
 def evaluate_davis_interactive(davis_root, *, sequences=None, backend: str = "flow",
                                interactions: int = 8, resolution: str = "480p",
-                               quiet: bool | None = None, runner=None
+                               quiet: bool | None = None, runner=None, device: str = "cpu"
                                ) -> VideoInteractiveResult:
     """The simulated user on each sequence of a DAVIS folder (``JPEGImages/<res>/<seq>`` and
     ``Annotations/<res>/<seq>``; a 0/255 annotation is one object, otherwise 255 is void).
-    ``runner``: where shards of sequences are evaluated (``masklab.metrics._shards``)."""
+    ``runner``: where shards of sequences are evaluated (``masklab.metrics._shards``);
+    ``device``: where a SAM backend runs (each Ray worker's own device with a runner)."""
     from pathlib import Path
 
     from masklab.errors import InputError
@@ -193,4 +196,4 @@ def evaluate_davis_interactive(davis_root, *, sequences=None, backend: str = "fl
             raise InputError(f"no annotations for sequence {seq}", root)
     VideoInteractiveEvaluator(interactions)
     return merged(_davis_interactive_shard, seqs, str(root), backend, interactions,
-                  resolution, quiet, runner=runner)
+                  resolution, quiet, device, runner=runner)

@@ -64,3 +64,28 @@ def test_eval_video_interactive_cli(tmp_path):
     assert r["J_per_interaction"][-1] >= 0.85
     bad = run("eval", "video-interactive", "--davis-root", tmp_path, "--sequences", "nope")
     assert bad.returncode == 2 and "no annotations for sequence nope" in bad.stderr
+
+
+def test_eval_video_interactive_runs_a_sam_backend_on_the_device_given(tmp_path):
+    import json
+
+    pytest.importorskip("transformers")
+    from masklab.io.images import write_image, write_label_png
+    from tests.test_cli import run
+    from tests.video.test_sam_video import tiny_video_model
+
+    tiny_video_model("sam2_video", tmp_path / "sam2")
+    frames, red, _ = moving_squares(5)
+    for t, fr in enumerate(frames):
+        write_image(tmp_path / "d" / "JPEGImages" / "480p" / "sq" / f"{t:05d}.jpg", fr)
+        write_label_png(tmp_path / "d" / "Annotations" / "480p" / "sq" / f"{t:05d}.png",
+                        red[t].astype(np.uint8) * 255)
+    args = ("eval", "video-interactive", "--davis-root", tmp_path / "d", "--interactions", 2,
+            "--backend", tmp_path / "sam2")
+    out = run(*args, "--device", "cpu", "--json", tmp_path / "r.json")
+    assert out.returncode == 0, out.stderr
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert len(r["J&F_per_interaction"]) == 2 and r["sequences"] == 1
+    bad = run(*args, "--device", "gpu0")
+    assert bad.returncode == 2 and "'gpu0' is not a device" in bad.stderr
+    assert "Traceback" not in bad.stderr
