@@ -268,8 +268,9 @@ def label_images(images: list[Path], out: str | os.PathLike, settings: LabelSett
         raise InputError("two inputs have the same path")
     prompts_of = None
     if settings.captioner:
-        settings, prompts_of = caption_classes(images, names, out, settings, device=device,
-                                               quiet=quiet, captioner=captioner)
+        settings, prompts_of = caption_classes(
+            images, names, out, settings, device=device, quiet=quiet, captioner=captioner,
+            workers=workers, address=address, gpus_per_worker=gpus_per_worker)
     check_classes(settings.classes)
     done = _check_run(out, settings)
     next_id = max((d["id"] for d in done.values()), default=0) + 1
@@ -427,17 +428,18 @@ def _text_masks(det, image: np.ndarray, prompts: list[str], settings: LabelSetti
 
 
 def caption_classes(images: list[Path], names: list[str], out: Path, settings: LabelSettings,
-                    *, captioner=None, device: str = "cpu", quiet: bool | None = None
+                    *, captioner=None, device: str = "cpu", quiet: bool | None = None,
+                    workers: int | None = None, address: str | None = None,
+                    gpus_per_worker: float = 0.0
                     ) -> tuple[LabelSettings, dict[str, list[str]]]:
     """``--classes auto``: caption every image not captioned yet (``OUT/captions.jsonl``, one
     line per image, resumable like the labels), take each caption's categories
     (``masklab.grounding.captions``); the run's classes are every category in input order,
-    each image is prompted with its own."""
+    each image is prompted with its own. With ``workers`` the captions are made by a
+    captioner on each Ray worker (each record is logged as it arrives)."""
     from dataclasses import replace
 
     from masklab.grounding.captions import classes_from_caption, load_captioner
-    from masklab.io.images import read_image
-    from masklab.progress import progress
 
     log = out / "captions.jsonl"
     if out.exists() and any(out.iterdir()) and not log.is_file():
@@ -450,23 +452,43 @@ def caption_classes(images: list[Path], names: list[str], out: Path, settings: L
                              f"{settings.captioner!r}; use another --out or delete it", out)
         have[rec["image"]] = rec
     todo = [(p, n) for p, n in zip(images, names, strict=True) if n not in have]
-    if todo:
+
+    def keep(rec: dict) -> None:
+        _append(log, rec)
+        have[rec["image"]] = rec
+
+    if todo and workers is not None and captioner is None:
+        from masklab.scale import ray_engine
+
+        ray_engine.caption_images(todo, settings.captioner, device=device, workers=workers,
+                                  address=address, gpus_per_worker=gpus_per_worker,
+                                  on_record=keep)
+    elif todo:
+        from masklab.progress import progress
+
         cap = captioner if captioner is not None else load_captioner(settings.captioner,
                                                                      device)
         for path, name in progress(todo, desc="caption", quiet=quiet, unit="image"):
-            rec = {"image": name, "captioner": settings.captioner, "caption": None}
-            try:
-                rec["caption"] = cap.caption(read_image(path))
-            except (MasklabError, OSError, ValueError) as e:
-                rec["reason"] = str(e).splitlines()[0]  # labelling logs it as failed
-            _append(log, rec)
-            have[name] = rec
+            keep(caption_record(cap, settings.captioner, path, name))
     prompts_of = {n: classes_from_caption(have[n]["caption"]) if have[n]["caption"] else []
                   for n in names}
     classes = list(dict.fromkeys(c for n in names for c in prompts_of[n]))
     if not classes:
         raise InputError("the captions name no object: give the classes (--classes)", out)
     return replace(settings, classes=classes), prompts_of
+
+
+def caption_record(cap, captioner: str, path, name: str) -> dict:
+    """One line of ``captions.jsonl``: the image's caption, or why there is none (the
+    labelling then logs the image as failed)."""
+    from masklab.io.images import read_image
+
+    rec = {"image": name, "captioner": captioner, "caption": None}
+    try:
+        rec["caption"] = cap.caption(read_image(path))
+    except (MasklabError, OSError, ValueError) as e:
+        rec["reason"] = str(e).splitlines()[0]
+    return rec
 
 
 def _read_log(path: Path) -> list[dict]:

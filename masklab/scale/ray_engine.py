@@ -154,11 +154,7 @@ class _ObjectWorker:
         from masklab.models.universal import is_universal, load_universal_model
 
         _threads(threads)
-        device = spec.get("device", "cpu")
-        if device == "cuda":
-            import torch
-
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = _worker_device(spec.get("device", "cpu"))
         if is_universal(spec["model"]):
             self.model = load_universal_model(spec["model"], weights=spec.get("weights") or
                                               "default", device=device)
@@ -441,11 +437,7 @@ class _LabelWorker:
         from masklab.grounding.label import Labeller, LabelSettings
 
         _threads(threads)
-        if device == "cuda":
-            import torch
-
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.labeller = Labeller(LabelSettings(**settings), device=device,
+        self.labeller = Labeller(LabelSettings(**settings), device=_worker_device(device),
                                  boxes_from=boxes_from)
         self.out, self.overlays = Path(out), overlays
 
@@ -455,6 +447,47 @@ class _LabelWorker:
                    for p, n, i, t in zip(batch["path"], batch["name"], batch["image_id"],
                                          batch["prompts"], strict=True)]
         return {"index": batch["index"], "record": records}
+
+
+class _CaptionWorker:
+    def __init__(self, captioner: str, device: str, threads: int = 1):
+        from masklab.grounding.captions import load_captioner
+
+        _threads(threads)
+        self.captioner = captioner
+        self.cap = load_captioner(captioner, _worker_device(device))
+
+    def __call__(self, batch: dict) -> dict:
+        from masklab.grounding.label import caption_record
+
+        records = [json.dumps(caption_record(self.cap, self.captioner, Path(str(p)), str(n)))
+                   for p, n in zip(batch["path"], batch["name"], strict=True)]
+        return {"index": batch["index"], "record": records}
+
+
+def caption_images(todo: list, captioner: str, *, device: str = "cpu", workers: int,
+                   address: str | None = None, gpus_per_worker: float = 0.0,
+                   on_record=None) -> list[dict]:
+    """``--classes auto`` on a cluster: the images ``todo`` (``(path, name)``) captioned by
+    an actor pool (one captioner per worker); ``on_record`` sees each ``captions.jsonl``
+    record as it arrives; the records in input order."""
+    connect(address, workers)
+    items = [{"index": k, "path": str(Path(p).resolve()), "name": n}
+             for k, (p, n) in enumerate(todo)]
+    rows = _run_pool(_CaptionWorker, items, {
+        "captioner": captioner, "device": "cuda" if gpus_per_worker else device},
+        workers=workers, gpus_per_worker=gpus_per_worker, batch_size=1,
+        on_row=(lambda r: on_record(json.loads(r["record"]))) if on_record else None)
+    return [json.loads(r["record"]) for r in rows]
+
+
+def _worker_device(device: str) -> str:
+    """A worker asked for ``cuda`` runs on the CPU when its node has no GPU."""
+    if device == "cuda":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
 
 
 def label_images(todo: list, out, settings, *, boxes_from=None, device: str = "cpu",

@@ -182,7 +182,8 @@ def test_segment_instances_on_ray_equals_local(cluster, tmp_path):
     assert other.exit_code == 2 and "other settings (max_detections: 3, now 5)" in other.output
 
 
-def test_label_on_ray_equals_local_and_resumes_across_engines(cluster, tmp_path):
+def test_label_on_ray_equals_local_and_resumes_across_engines(cluster, tmp_path,
+                                                               monkeypatch):
     """``masklab label --boxes-from`` (boxes of a COCO file → GrabCut masks): the dataset of
     a Ray run, and of a run started in-process and finished on Ray, is the in-process one."""
     from masklab.data.synthetic import write_shapes_coco
@@ -205,7 +206,9 @@ def test_label_on_ray_equals_local_and_resumes_across_engines(cluster, tmp_path)
             assert (tmp_path / run / "yolo" / "labels" / f.name).read_text() == f.read_text()
     lines = (tmp_path / "mixed" / "progress.jsonl").read_text().splitlines()
     assert sorted(json.loads(x)["image"] for x in lines) == sorted(f.name for f in files)
-    # --classes auto: captions on the driver, each image's own prompts travel to the workers
+    # --classes auto: the captions are made on the workers (this process cannot load a
+    # captioner), each image's own prompts travel to the labelling workers
+    import masklab.grounding.captions as captions
     from tests.grounding import tiny
 
     tiny.blip(tmp_path / "blip", favour="dog")
@@ -213,8 +216,15 @@ def test_label_on_ray_equals_local_and_resumes_across_engines(cluster, tmp_path)
     auto = ["-q", "label", *files[:3], "--classes", "auto", "--captioner", tmp_path / "blip",
             "--detector", tmp_path / "gd", "--segmenter", "box", "--box-threshold", 0.2]
     assert _invoke(*auto, "--out", tmp_path / "auto_local").exit_code == 0
+
+    def not_here(*a, **k):
+        raise AssertionError("captioned on the driver")
+
+    monkeypatch.setattr(captions, "load_captioner", not_here)
     r = _invoke(*auto, "--out", tmp_path / "auto_ray", "--engine", "ray", "--workers", 1)
     assert r.exit_code == 0, r.output
+    assert sorted((tmp_path / "auto_ray" / "captions.jsonl").read_text().splitlines()) == \
+        sorted((tmp_path / "auto_local" / "captions.jsonl").read_text().splitlines())
     want = json.loads((tmp_path / "auto_local" / "annotations.json").read_text())
     got = json.loads((tmp_path / "auto_ray" / "annotations.json").read_text())
     assert want["annotations"] and [a["prompt"] for a in want["annotations"]] == \
