@@ -42,6 +42,8 @@ def main() -> None:
     ap.add_argument("--model", default="unet")
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--depth", type=int, default=4)
+    ap.add_argument("--lcn", action="store_true",
+                    help="U-Net input: the image and its local contrast normalisation")
     ap.add_argument("--epochs", type=int, default=80)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -75,7 +77,8 @@ def main() -> None:
         return
     cfg = TrainConfig(
         data=args.data, out=args.out, model=args.model,
-        model_config={"width": args.width, "depth": args.depth} if args.model == "unet"
+        model_config={"width": args.width, "depth": args.depth, "lcn": args.lcn}
+        if args.model == "unet"
         else {"width": args.width},
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         crop=tuple(int(v) for v in args.crop.split(",")),
@@ -102,7 +105,7 @@ def main() -> None:
         "scale": args.scale, "eval_scale": args.eval_scale, "split": args.split,
         "jitter": args.jitter, "hue": args.hue, "gamma": args.gamma,
         "class_weights": args.class_weights, "weight_decay": args.weight_decay,
-        "ema": args.ema, "cpu_precision": args.cpu_precision})
+        "ema": args.ema, "cpu_precision": args.cpu_precision, "lcn": args.lcn})
     print(f"val mIoU {res.miou:.4f} (best epoch {r.best_epoch}), {r.images_per_second:.1f} "
           f"train images/s, {minutes:.1f} min")
 

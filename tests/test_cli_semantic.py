@@ -105,3 +105,10 @@ def test_train_on_a_sequence_disjoint_split_through_the_cli(tmp_path):
     bad = run("train", "semantic", "--data", root, "--val-split", "train+val",
               "--val-sequences", "Z_", "--out", tmp_path / "r2")
     assert bad.returncode == 2 and "no image of split 'train+val' starts with Z_" in bad.stderr
+
+
+def test_model_args_parse_numbers_and_booleans():
+    from masklab.cli.tasks import _parse_kv
+
+    assert _parse_kv(("depth=3", "lr=0.5", "lcn=true", "x=False", "norm=group")) == {
+        "depth": 3, "lr": 0.5, "lcn": True, "x": False, "norm": "group"}

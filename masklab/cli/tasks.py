@@ -17,6 +17,9 @@ def _parse_kv(items: tuple[str, ...]) -> dict:
         if "=" not in item:
             raise click.BadParameter(f"{item!r} must be KEY=VALUE")
         k, v = item.split("=", 1)
+        if v.lower() in ("true", "false"):
+            out[k] = v.lower() == "true"
+            continue
         for cast in (int, float):
             try:
                 v = cast(v)

@@ -69,10 +69,11 @@ def build_fcn(num_classes: int, variant: str = "8s", width: int = 32) -> nn.Modu
 
 
 def build_unet(num_classes: int, depth: int = 4, width: int = 32,
-               upsampling: str = "bilinear", norm: str = "batch") -> nn.Module:
+               upsampling: str = "bilinear", norm: str = "batch", lcn: bool = False
+               ) -> nn.Module:
     from masklab.nn.unet import UNet
 
-    return UNet(num_classes, depth, width, upsampling, norm=norm)
+    return UNet(num_classes, depth, width, upsampling, norm=norm, lcn=lcn)
 
 
 def _tv(fn_name: str):

@@ -21,6 +21,26 @@ def test_unet_upsampling_methods_and_odd_sizes(up):
         assert m(torch.randn(1, 3, *size)).shape == (1, 3, *size)
 
 
+def test_local_contrast_norm_by_hand_and_invariant_to_brightness_and_contrast():
+    from masklab.nn.unet import local_contrast_norm
+
+    flat = torch.full((1, 3, 20, 24), 0.7)
+    assert local_contrast_norm(flat).abs().max() < 1e-6  # nothing local to keep
+    # a step edge: zero mean far from it, opposite signs either side, symmetric
+    step = torch.zeros(1, 1, 20, 40)
+    step[..., 20:] = 1.0
+    y = local_contrast_norm(step)[0, 0]
+    assert y[:, :10].abs().max() < 1e-5 and y[:, 30:].abs().max() < 1e-5
+    torch.testing.assert_close(y[:, 19], -y[:, 20])
+    assert y[0, 19] < 0 < y[0, 20]
+    x = torch.rand(2, 3, 33, 41)
+    gain = torch.tensor([0.3, 2.0, 5.0]).view(1, 3, 1, 1)
+    torch.testing.assert_close(local_contrast_norm(gain * x + 0.4), local_contrast_norm(x),
+                               atol=1e-5, rtol=1e-4)
+    m = UNet(4, depth=2, width=4, lcn=True).eval()
+    assert m.enc[0][0].in_channels == 6 and m(x).shape == (2, 4, 33, 41)
+
+
 def test_losses_hand_values():
     logits = torch.zeros(1, 2, 1, 2)
     target = torch.tensor([[[0, 255]]])
