@@ -136,3 +136,7 @@ def test_a_device_that_is_not_there_is_bad_input_before_any_work(tmp_path):
         out = run("track", img, "--point", "0,5,5", "--device", "cuda:0", "--out",
                   tmp_path / "o")
         assert out.returncode == 2 and "no CUDA device here" in out.stderr
+    from masklab.cli.options import check_device
+
+    assert check_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert check_device("cpu:0") == "cpu:0"

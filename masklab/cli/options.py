@@ -5,19 +5,19 @@ from __future__ import annotations
 import click
 
 
-def check_device(name: str, *, allow_auto: bool = True) -> str:
-    """``name`` if torch can run on it here (``auto``: CUDA when there is one, else the CPU),
-    else ``click.BadParameter`` naming what is missing — not a traceback from deep inside a
-    model's ``.to(device)``."""
+def check_device(name: str) -> str:
+    """``name`` if torch can run on it here (``auto``: ``cuda`` when there is a GPU, else
+    ``cpu``), else ``click.BadParameter`` naming what is missing — not a traceback from deep
+    inside a model's ``.to(device)``."""
     import torch
 
-    if name == "auto" and allow_auto:
-        return name
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(name)
     except RuntimeError:
-        raise click.BadParameter(f"{name!r} is not a device (cpu, cuda, cuda:N, mps"
-                                 f"{', auto' if allow_auto else ''})") from None
+        raise click.BadParameter(f"{name!r} is not a device (cpu, cuda, cuda:N, mps, "
+                                 "auto)") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise click.BadParameter(f"{name!r}: no CUDA device here (torch "
