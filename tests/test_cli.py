@@ -127,9 +127,10 @@ def test_a_device_that_is_not_there_is_bad_input_before_any_work(tmp_path):
     from masklab.io.images import write_image
 
     write_image(img, np.zeros((20, 30, 3), np.uint8))
-    for verb in (["track", img, "--point", "0,5,5"], ["prompt", img, "--point", "5,5"],
-                 ["segment", "semantic", img, "--model", "unet"]):
-        out = run(*verb, "--device", "tpu", "--out", tmp_path / "o")
+    # checked by the shared option itself, so on every verb that takes --device
+    for verb in (["track", img, "--point", "0,5,5", "--out", tmp_path / "o"],
+                 ["eval", "video-interactive", "--davis-root", tmp_path]):
+        out = run(*verb, "--device", "tpu")
         assert out.returncode == 2 and "'tpu'" in out.stderr, (verb, out.stderr)
         assert "Traceback" not in out.stderr and not (tmp_path / "o").exists()
     if not torch.cuda.is_available():

@@ -86,6 +86,3 @@ def test_eval_video_interactive_runs_a_sam_backend_on_the_device_given(tmp_path)
     assert out.returncode == 0, out.stderr
     r = json.loads((tmp_path / "r.json").read_text())
     assert len(r["J&F_per_interaction"]) == 2 and r["sequences"] == 1
-    bad = run(*args, "--device", "gpu0")
-    assert bad.returncode == 2 and "'gpu0' is not a device" in bad.stderr
-    assert "Traceback" not in bad.stderr
