@@ -66,7 +66,7 @@ def track_cmd(ctx, video, davis_root, sequences, subset, mask_file, mask_frame, 
     every sequence of a DAVIS folder (resumable; --engine ray spreads them over a cluster)."""
     from masklab.errors import InputError
     from masklab.io.images import read_label_png
-    from masklab.video.batch import prompt_objects
+    from masklab.video.batch import load_video_backend, prompt_objects
     from masklab.video.output import track_to_folder
     from masklab.video.session import VideoSession
 
@@ -86,8 +86,8 @@ def track_cmd(ctx, video, davis_root, sequences, subset, mask_file, mask_frame, 
         raise click.UsageError("--unsupervised takes no prompt")
     if not unsupervised and mask_file is None and not points and not boxes:
         raise click.UsageError("give a prompt: --mask, --point or --box (or --unsupervised)")
-    options = {} if backend == "flow" else {"device": device}
-    session = VideoSession(video, backend, image_backend=image_backend, **options)
+    session = VideoSession(video, load_video_backend(backend, device),
+                           image_backend=image_backend)
     h, w = session.frames.size
     # every prompt is checked before anything is written
     if mask_file is not None:

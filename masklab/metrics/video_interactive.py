@@ -154,11 +154,10 @@ def _davis_interactive_shard(seqs: list, root: str, backend: str, interactions: 
     from masklab.io.davis import annotations_dir, read_sequence
     from masklab.progress import progress
     from masklab.video import VideoSession
-    from masklab.video.session import make_video_backend
+    from masklab.video.batch import load_video_backend
 
     root = Path(root)
-    options = {} if backend == "flow" else {"device": device}
-    model = make_video_backend(backend, **options)  # once for all the shard's sequences
+    model = load_video_backend(backend, device)  # once for all the shard's sequences
     ev = VideoInteractiveEvaluator(interactions)
     for seq in progress(seqs, desc="interactive J&F", quiet=quiet):
         frames_dir = root / "JPEGImages" / resolution / seq
