@@ -97,10 +97,11 @@ def label_cmd(ctx, images, classes, captioner, classes_file, boxes_from, detecto
         return
     if not images:
         raise click.UsageError("give images to label (files, folders or globs)")
-    if engine == "ray":
-        from masklab.scale import ray_engine
+    runner = None
+    if engine == "ray":  # connected here: every check before any work
+        from masklab.scale.ray_engine import LabelRunner
 
-        ray_engine.connect(address, workers)  # every check before any work
+        runner = LabelRunner(workers, address, gpus_per_worker)
     if classes and classes_file:
         raise click.UsageError("give --classes or --classes-file, not both")
     synonyms: dict[str, str] = {}
@@ -176,8 +177,7 @@ def label_cmd(ctx, images, classes, captioner, classes_file, boxes_from, detecto
                              polygons=polygons, captioner=captioner, exemplars=examples)
     r = label_images(files, out, settings, detector=det, device=device,
                      overlays=not no_overlays, quiet=ctx.obj["quiet"] or None,
-                     boxes_from=boxes_from, workers=workers if engine == "ray" else None,
-                     address=address, gpus_per_worker=gpus_per_worker)
+                     boxes_from=boxes_from, runner=runner)
     if not ctx.obj["quiet"]:
         click.echo(f"labelled {r.done} image(s) ({r.skipped} done before, {r.failed} failed); "
                    f"{r.annotations} annotations in {out / 'annotations.json'}")

@@ -248,15 +248,16 @@ class LabelResult:
 def label_images(images: list[Path], out: str | os.PathLike, settings: LabelSettings, *,
                  detector=None, segmenter=None, device: str = "cpu", overlays: bool = True,
                  quiet: bool | None = None, boxes_from: str | os.PathLike | None = None,
-                 workers: int | None = None, address: str | None = None,
-                 gpus_per_worker: float = 0.0, captioner=None) -> LabelResult:
+                 runner=None, captioner=None) -> LabelResult:
     """Label ``images`` into ``out`` (see the module docstring); resumable.
 
-    With ``workers`` the images are labelled on a Ray cluster (``masklab.scale.ray_engine``:
-    one detector + segmenter per worker, ``boxes_from`` read there); each image keeps the id
-    an in-process run gives it, so the dataset is the in-process one. With
-    ``settings.captioner`` (``--classes auto``) the classes come from captions
-    (``caption_classes``; ``captioner``: a loaded one, any object with ``caption(image)``)."""
+    ``runner``: None labels in this process; otherwise an object with ``label(todo, out,
+    settings, ...)`` and ``caption(todo, captioner, ...)`` that does the work elsewhere
+    (``masklab.scale.ray_engine.LabelRunner``: one detector + segmenter per Ray worker,
+    ``boxes_from`` read there); each image keeps the id an in-process run gives it, so the
+    dataset is the in-process one. With ``settings.captioner`` (``--classes auto``) the
+    classes come from captions (``caption_classes``; ``captioner``: a loaded one, any object
+    with ``caption(image)``)."""
     from masklab.io.atomic import atomic_open
 
     if not images:
@@ -270,7 +271,7 @@ def label_images(images: list[Path], out: str | os.PathLike, settings: LabelSett
     if settings.captioner:
         settings, prompts_of = caption_classes(
             images, names, out, settings, device=device, quiet=quiet, captioner=captioner,
-            workers=workers, address=address, gpus_per_worker=gpus_per_worker)
+            runner=runner)
     check_classes(settings.classes)
     done = _check_run(out, settings)
     next_id = max((d["id"] for d in done.values()), default=0) + 1
@@ -278,16 +279,13 @@ def label_images(images: list[Path], out: str | os.PathLike, settings: LabelSett
             enumerate((p, n) for p, n in zip(images, names, strict=True) if n not in done)]
     records = []
     labeller = None
-    if todo and workers is None:  # a model that fails to load leaves no run folder behind
+    if todo and runner is None:  # a model that fails to load leaves no run folder behind
         labeller = Labeller(settings, detector=detector, segmenter=segmenter, device=device,
                             boxes_from=boxes_from)
     _start_run(out, settings)
-    if workers is not None:
-        from masklab.scale import ray_engine
-
-        records = ray_engine.label_images(
+    if runner is not None:
+        records = runner.label(
             todo, out, settings, boxes_from=boxes_from, device=device, overlays=overlays,
-            workers=workers, address=address, gpus_per_worker=gpus_per_worker,
             on_record=lambda r: _append(out / "progress.jsonl", r), prompts_of=prompts_of)
     elif todo:
         from masklab.progress import progress
@@ -429,14 +427,12 @@ def _text_masks(det, image: np.ndarray, prompts: list[str], settings: LabelSetti
 
 def caption_classes(images: list[Path], names: list[str], out: Path, settings: LabelSettings,
                     *, captioner=None, device: str = "cpu", quiet: bool | None = None,
-                    workers: int | None = None, address: str | None = None,
-                    gpus_per_worker: float = 0.0
-                    ) -> tuple[LabelSettings, dict[str, list[str]]]:
+                    runner=None) -> tuple[LabelSettings, dict[str, list[str]]]:
     """``--classes auto``: caption every image not captioned yet (``OUT/captions.jsonl``, one
     line per image, resumable like the labels), take each caption's categories
     (``masklab.grounding.captions``); the run's classes are every category in input order,
-    each image is prompted with its own. With ``workers`` the captions are made by a
-    captioner on each Ray worker (each record is logged as it arrives)."""
+    each image is prompted with its own. With a ``runner`` (``label_images``) the captions are
+    made where it runs them (each record is logged as it arrives)."""
     from dataclasses import replace
 
     from masklab.grounding.captions import classes_from_caption, load_captioner
@@ -457,12 +453,8 @@ def caption_classes(images: list[Path], names: list[str], out: Path, settings: L
         _append(log, rec)
         have[rec["image"]] = rec
 
-    if todo and workers is not None and captioner is None:
-        from masklab.scale import ray_engine
-
-        ray_engine.caption_images(todo, settings.captioner, device=device, workers=workers,
-                                  address=address, gpus_per_worker=gpus_per_worker,
-                                  on_record=keep)
+    if todo and runner is not None and captioner is None:
+        runner.caption(todo, settings.captioner, device=device, on_record=keep)
     elif todo:
         from masklab.progress import progress
 

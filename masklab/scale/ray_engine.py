@@ -465,20 +465,50 @@ class _CaptionWorker:
         return {"index": batch["index"], "record": records}
 
 
-def caption_images(todo: list, captioner: str, *, device: str = "cpu", workers: int,
-                   address: str | None = None, gpus_per_worker: float = 0.0,
-                   on_record=None) -> list[dict]:
-    """``--classes auto`` on a cluster: the images ``todo`` (``(path, name)``) captioned by
-    an actor pool (one captioner per worker); ``on_record`` sees each ``captions.jsonl``
-    record as it arrives; the records in input order."""
-    connect(address, workers)
-    items = [{"index": k, "path": str(Path(p).resolve()), "name": n}
-             for k, (p, n) in enumerate(todo)]
-    rows = _run_pool(_CaptionWorker, items, {
-        "captioner": captioner, "device": "cuda" if gpus_per_worker else device},
-        workers=workers, gpus_per_worker=gpus_per_worker, batch_size=1,
-        on_row=(lambda r: on_record(json.loads(r["record"]))) if on_record else None)
-    return [json.loads(r["record"]) for r in rows]
+class LabelRunner:
+    """The ``runner`` of ``masklab.grounding.label.label_images`` on a Ray cluster: captions
+    and labels made by actor pools (one captioner, or one detector + segmenter, per worker).
+    Connects when made, so every check comes before any work."""
+
+    def __init__(self, workers: int, address: str | None = None, gpus_per_worker: float = 0.0):
+        connect(address, workers)
+        self.workers, self.gpus_per_worker = workers, gpus_per_worker
+
+    def _device(self, device: str) -> str:
+        return "cuda" if self.gpus_per_worker else device
+
+    def caption(self, todo: list, captioner: str, *, device: str = "cpu",
+                on_record=None) -> list[dict]:
+        """``--classes auto``: the images ``todo`` (``(path, name)``) captioned;
+        ``on_record`` sees each ``captions.jsonl`` record as it arrives; the records in
+        input order."""
+        items = [{"index": k, "path": str(Path(p).resolve()), "name": n}
+                 for k, (p, n) in enumerate(todo)]
+        return self._pool(_CaptionWorker, items, {
+            "captioner": captioner, "device": self._device(device)}, on_record)
+
+    def label(self, todo: list, out, settings, *, boxes_from=None, device: str = "cpu",
+              overlays: bool = True, on_record=None, prompts_of=None) -> list[dict]:
+        """The images ``todo`` (``(path, name, image id)``) of a ``masklab label`` run
+        labelled; each worker writes its images' parts and overlays, ``on_record`` sees every
+        progress record as it arrives; the records in input order. ``prompts_of``: each
+        image's prompts (``--classes auto``)."""
+        from dataclasses import asdict
+
+        items = [{"index": k, "path": str(Path(p).resolve()), "name": n, "image_id": i,
+                  "prompts": json.dumps(None if prompts_of is None else prompts_of[n])}
+                 for k, (p, n, i) in enumerate(todo)]
+        return self._pool(_LabelWorker, items, {
+            "settings": asdict(settings), "boxes_from": str(boxes_from) if boxes_from else None,
+            "device": self._device(device), "out": str(Path(out).resolve()),
+            "overlays": overlays}, on_record)
+
+    def _pool(self, worker_cls, items: list[dict], kwargs: dict, on_record) -> list[dict]:
+        rows = _run_pool(worker_cls, items, kwargs, workers=self.workers,
+                         gpus_per_worker=self.gpus_per_worker, batch_size=1,
+                         on_row=(lambda r: on_record(json.loads(r["record"]))) if on_record
+                         else None)
+        return [json.loads(r["record"]) for r in rows]
 
 
 def _worker_device(device: str) -> str:
@@ -488,26 +518,3 @@ def _worker_device(device: str) -> str:
 
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
-
-
-def label_images(todo: list, out, settings, *, boxes_from=None, device: str = "cpu",
-                 overlays: bool = True, workers: int, address: str | None = None,
-                 gpus_per_worker: float = 0.0, on_record=None, prompts_of=None
-                 ) -> list[dict]:
-    """The images ``todo`` (``(path, name, image id)``) of a ``masklab label`` run labelled
-    by an actor pool; each worker writes its images' parts and overlays, ``on_record`` sees
-    every progress record as it arrives; the records in input order. ``prompts_of``: each
-    image's prompts (``--classes auto``)."""
-    from dataclasses import asdict
-
-    connect(address, workers)
-    items = [{"index": k, "path": str(Path(p).resolve()), "name": n, "image_id": i,
-              "prompts": json.dumps(None if prompts_of is None else prompts_of[n])}
-             for k, (p, n, i) in enumerate(todo)]
-    rows = _run_pool(_LabelWorker, items, {
-        "settings": asdict(settings), "boxes_from": str(boxes_from) if boxes_from else None,
-        "device": "cuda" if gpus_per_worker else device, "out": str(Path(out).resolve()),
-        "overlays": overlays}, workers=workers, gpus_per_worker=gpus_per_worker,
-        batch_size=1, on_row=(lambda r: on_record(json.loads(r["record"]))) if on_record
-        else None)
-    return [json.loads(r["record"]) for r in rows]

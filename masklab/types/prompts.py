@@ -102,6 +102,11 @@ class Prompts:
         return (len(self.points) == 0 and self.box is None and self.mask is None
                 and not self.scribbles and not self.text)
 
+    def is_mask_only(self) -> bool:
+        """A mask and nothing else (no points, box or scribbles): the object as given."""
+        return (self.mask is not None and not len(self.points) and self.box is None
+                and not self.scribbles)
+
     def fit_to(self, height: int, width: int) -> tuple[Prompts, list[str]]:
         """These prompts checked against an ``height × width`` image: a point, a box or a
         scribble that lies wholly outside it is a ``ValueError``; a box partly outside is

@@ -113,12 +113,10 @@ class SamVideoTracker:
     def prompt(self, frames, t: int, prompts: Prompts) -> tuple[np.ndarray, dict]:
         """The object's mask on prompted frame ``t`` and its conditioning output (what
         later frames read), from points/box or a mask."""
-        from masklab.video.session import _mask_only
-
         h, w = frames.size
         s = self._new_session(len(frames), h, w)
         self._set_features(s, t, frames[t])
-        if _mask_only(prompts):
+        if prompts.is_mask_only():
             self.processor.add_inputs_to_inference_session(
                 s, frame_idx=t, obj_ids=1, input_masks=prompts.mask.astype(bool))
         else:

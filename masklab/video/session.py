@@ -106,7 +106,7 @@ class VideoSession:
             anchor, look = self.backend.prompt(self.frames, frame, new)
         else:
             anchor = self._anchor_mask(frame, new, obj_id)
-        if _mask_only(new) and not anchor.any():
+        if new.is_mask_only() and not anchor.any():
             raise InputError(f"the mask of object {obj_id} on frame {frame} is empty")
         self._checkpoint()
         self._prompts.setdefault(obj_id, {})[frame] = new
@@ -234,7 +234,7 @@ class VideoSession:
         return int(frame)
 
     def _anchor_mask(self, frame: int, prompts: Prompts, obj: int) -> np.ndarray:
-        if _mask_only(prompts):
+        if prompts.is_mask_only():
             return prompts.mask.astype(bool)
         correction = (prompts.mask is not None and len(prompts.points)
                       and prompts.box is None and not prompts.scribbles)
@@ -336,8 +336,3 @@ class VideoSession:
         self._prompts, self._anchors, self._looks = state
         self._results.clear()
         self._source.clear()
-
-
-
-def _mask_only(p: Prompts) -> bool:
-    return p.mask is not None and not len(p.points) and p.box is None and not p.scribbles
