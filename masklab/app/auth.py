@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ SESSION_COOKIE = "masklab_session"
 CSRF_COOKIE = "masklab_csrf"
 CSRF_HEADER = "x-csrf-token"
 SESSION_DAYS = 7
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -127,3 +129,64 @@ _DUMMY: list[str] = []
 def _init_dummy() -> None:
     if not _DUMMY:
         _DUMMY.append(_hasher().hash(secrets.token_urlsafe(16)))
+
+
+class LoginThrottle:
+    """Back-off for wrong passwords, per account and per client address.
+
+    Each key (an account name, an address) may fail ``free`` times in a row; every failure
+    after that locks the key for ``base · 2^k`` seconds (k = 0, 1, 2 … , at most ``cap``).
+    While either key of a login is locked the server answers 429 with ``Retry-After`` and
+    checks no password; a correct login clears both keys. An address gets more free tries
+    than an account (an office behind one NAT address shares them). The state is kept in
+    memory, per server process; keys idle for ``forget`` seconds are dropped, and at most
+    ``max_keys`` are kept (the oldest go first), so a flood of names cannot fill memory.
+    """
+
+    def __init__(self, *, free_account: int = 5, free_address: int = 20, base: float = 1.0,
+                 cap: float = 900.0, forget: float = 3600.0, max_keys: int = 100_000,
+                 clock=None):
+        import time
+
+        self.free = {"account": free_account, "address": free_address}
+        self.base, self.cap, self.forget, self.max_keys = base, cap, forget, max_keys
+        self.clock = clock or time.monotonic
+        self._state: dict[tuple[str, str], tuple[int, float, float]] = {}  # fails, until, last
+
+    def _keys(self, name: str, address: str | None) -> list[tuple[str, str]]:
+        keys = [("account", str(name).strip().lower())]
+        if address:
+            keys.append(("address", address))
+        return keys
+
+    def retry_after(self, name: str, address: str | None) -> float:
+        """Seconds until this login may be tried (0: now)."""
+        now = self.clock()
+        return max([0.0] + [self._state[k][1] - now for k in self._keys(name, address)
+                            if k in self._state])
+
+    def failed(self, name: str, address: str | None) -> float:
+        """Record a wrong password; the seconds this login is now locked for."""
+        now = self.clock()
+        self._prune(now)
+        for k in self._keys(name, address):
+            fails, until, _ = self._state.pop(k, (0, 0.0, now))
+            fails += 1
+            over = fails - self.free[k[0]]
+            if over > 0:
+                until = now + min(self.cap, self.base * 2.0 ** min(over - 1, 60))
+            self._state[k] = (fails, until, now)  # re-inserted: the dict stays oldest first
+        _log.warning("login failed for %r from %s (%d in a row for the account)", name,
+                     address or "?", self._state[self._keys(name, address)[0]][0])
+        return self.retry_after(name, address)
+
+    def succeeded(self, name: str, address: str | None) -> None:
+        for k in self._keys(name, address):
+            self._state.pop(k, None)
+
+    def _prune(self, now: float) -> None:
+        while self._state:
+            k, (_, until, last) = next(iter(self._state.items()))
+            if len(self._state) < self.max_keys and now - max(last, until) < self.forget:
+                break
+            del self._state[k]

@@ -5,12 +5,13 @@
 
 Errors are JSON ``{"detail": "..."}``: 400 bad input, 401 not logged in, 403 not allowed or
 outside the import roots, 404 unknown id, 409 stale version (reload and retry), 413 upload too
-large; never a 500 for malformed input.
+large, 429 too many wrong passwords (with ``Retry-After``); never a 500 for malformed input.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -306,13 +307,27 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
                                         or request.state.new_csrf)
         return {"user": p.name, "role": p.role, "csrf": csrf, "auth": cfg.auth}
 
+    throttle = app.state.login_throttle = _auth.LoginThrottle()
+
+    def _too_many(wait: float) -> JSONResponse:
+        seconds = max(1, math.ceil(wait))
+        r = _err(429, f"too many wrong passwords: try again in {seconds} s")
+        r.headers["Retry-After"] = str(seconds)
+        return r
+
     @app.post("/api/login")
-    def login(body: LoginIn, response: Response):
+    def login(body: LoginIn, request: Request, response: Response):
         if not cfg.auth:
             raise InputError("this server has no accounts (it runs on 127.0.0.1)")
+        address = request.client.host if request.client else None
+        wait = throttle.retry_after(body.name, address)
+        if wait > 0:  # no password is checked while locked
+            return _too_many(wait)
         got = _auth.login(store, body.name, body.password)
         if got is None:
-            return _err(401, "wrong user name or password")
+            wait = throttle.failed(body.name, address)
+            return _too_many(wait) if wait > 0 else _err(401, "wrong user name or password")
+        throttle.succeeded(body.name, address)
         token, p = got
         response.set_cookie(_auth.SESSION_COOKIE, token, httponly=True, samesite="strict",
                             max_age=_auth.SESSION_DAYS * 86400)

@@ -333,3 +333,74 @@ def test_attributes_schema_and_values(app_env):
     api.put(f"/api/projects/{p['id']}/attributes", json={"attributes": [{"name": "note"}]})
     assert api.get(f"/api/projects/{p['id']}")["attributes"] == [{"name": "note",
                                                                    "type": "text"}]
+
+
+def test_login_backoff_per_account_and_address(tmp_path, caplog):
+    """Wrong passwords: free tries, then 429 with a Retry-After that doubles; no password is
+    checked while locked; a success resets; another account from another address is not
+    slowed; every failure is logged."""
+    from masklab.app import auth
+
+    app = create_app(tmp_path / "data", backend="grabcut", auth=True)
+    auth.add_user(app.state.store, "ada", "correct horse", "admin")
+    auth.add_user(app.state.store, "bob", "bob's password", "annotator")
+    now = [1000.0]
+    throttle = app.state.login_throttle
+    throttle.clock = lambda: now[0]
+    attacker = TestClient(app, client=("203.0.113.7", 5000))
+
+    def try_login(c, name, pw):
+        return c.post("/api/login", json={"name": name, "password": pw})
+
+    with caplog.at_level("WARNING", logger="masklab.app.auth"):
+        codes = [try_login(attacker, "ada", f"guess {i}").status_code for i in range(5)]
+    assert codes == [401] * 5
+    assert sum("login failed for 'ada' from 203.0.113.7" in r.message
+               for r in caplog.records) == 5
+    waits = []
+    for _ in range(4):  # each failure past the free ones doubles the lock: 1, 2, 4, 8 s
+        r = try_login(attacker, "ada", "still wrong")
+        assert r.status_code == 429 and "try again" in r.json()["detail"]
+        waits.append(int(r.headers["Retry-After"]))
+        now[0] += waits[-1]
+    assert waits == [1, 2, 4, 8]
+    try_login(attacker, "ada", "wrong again")  # locked for 16 s now
+    now[0] += 5
+    r = try_login(attacker, "ada", "correct horse")  # even the right password waits
+    assert r.status_code == 429 and r.headers["Retry-After"] == "11"
+    # the same account from another address is locked too (the account is the target) …
+    assert try_login(TestClient(app, client=("198.51.100.2", 1)), "ada",
+                     "correct horse").status_code == 429
+    # … but another account from another address logs in at once
+    assert try_login(TestClient(app, client=("198.51.100.2", 1)), "bob",
+                     "bob's password").status_code == 200
+    now[0] += 11
+    assert try_login(attacker, "ada", "correct horse").status_code == 200  # resets
+    assert [try_login(attacker, "ada", "x").status_code for _ in range(5)] == [401] * 5
+    assert try_login(attacker, "ada", "x").status_code == 429
+
+    # per address: one address guessing many accounts is slowed after its own free tries
+    app2 = create_app(tmp_path / "data2", backend="grabcut", auth=True)
+    app2.state.login_throttle.clock = lambda: now[0]
+    auth.add_user(app2.state.store, "bob", "bob's password", "annotator")
+    sprayer = TestClient(app2, client=("192.0.2.9", 1))
+    got = [try_login(sprayer, f"user{i}", "password1").status_code for i in range(21)]
+    assert got == [401] * 20 + [429]
+    assert try_login(TestClient(app2, client=("192.0.2.10", 1)), "bob",
+                     "bob's password").status_code == 200
+
+
+def test_login_throttle_memory_is_bounded():
+    from masklab.app.auth import LoginThrottle
+
+    now = [0.0]
+    t = LoginThrottle(max_keys=50, forget=60, clock=lambda: now[0])
+    for i in range(500):
+        t.failed(f"name{i}", "10.0.0.1")
+    assert len(t._state) <= 51 and ("address", "10.0.0.1") in t._state
+    now[0] += 61  # idle keys are forgotten; the address is still locked (900 s), so kept
+    t.failed("late", None)
+    assert set(t._state) == {("address", "10.0.0.1"), ("account", "late")}
+    now[0] += 900
+    t.failed("later", None)
+    assert set(t._state) == {("account", "later")}

@@ -158,3 +158,33 @@ def test_python_client_over_http(tmp_path):
             assert len(ds.annotations) == 1
     finally:
         stop_server(proc)
+
+
+def test_login_backoff_over_http(tmp_path):
+    """A running server with accounts: 30 wrong passwords in a row from one address are
+    slowed (429 + Retry-After after 5 tries), while another account logs in at once from
+    another loopback address (127.0.0.2)."""
+    import os
+
+    data = tmp_path / "data"
+    env = {**os.environ, "MASKLAB_APP_PASSWORD": "correct horse"}
+    for name, role in (("ada", "admin"), ("bob", "annotator")):
+        subprocess.run([sys.executable, "-m", "masklab.cli", "app", "--data", str(data),
+                        "--add-user", name, "--role", role], env=env, check=True,
+                       capture_output=True, timeout=120)
+    port = _free_port()
+    proc = start_server(data, port, "--auth")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, timeout=10) as c:
+            codes = [c.post("/api/login", json={"name": "ada", "password": f"guess{i}"})
+                     for i in range(30)]
+        assert [r.status_code for r in codes[:5]] == [401] * 5
+        assert all(r.status_code == 429 for r in codes[5:])
+        assert int(codes[5].headers["Retry-After"]) >= 1
+        other = httpx.HTTPTransport(local_address="127.0.0.2")
+        with httpx.Client(base_url=url, timeout=10, transport=other) as c:
+            r = c.post("/api/login", json={"name": "bob", "password": "correct horse"})
+            assert r.status_code == 200, r.text
+    finally:
+        stop_server(proc)
