@@ -45,7 +45,10 @@ def _unflatten(tensors: dict, prefix: str):
 
 class Segmenter:
     """``backend``: a masklab interactive backend name (``grabcut``, ``sam``, ...), a SAM
-    folder, or ``"auto"``: SAM when its weights are in the cache or a folder, else GrabCut."""
+    folder, or ``"auto"``: SAM 2.1 Hiera-T, loaded in the background — downloaded first when
+    it is not in the weights cache and the machine is online. Until it is ready the clicks
+    go to GrabCut, and ``status()`` says what is happening (for the editor's status line);
+    where SAM cannot be had (offline, no transformers) the app stays on GrabCut."""
 
     def __init__(self, backend: str = "auto", *, device: str = "cpu",
                  cache_dir: str | Path | None = None, memory_items: int = 8,
@@ -57,6 +60,9 @@ class Segmenter:
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self._backend = None
         self.name = None
+        self._fallback = None  # GrabCut while SAM loads ("auto")
+        self._loader: threading.Thread | None = None
+        self._status = {"state": "idle", "message": ""}
         self._states: collections.OrderedDict = collections.OrderedDict()
         self._memory_items = memory_items
         self._lock = threading.Lock()
@@ -70,38 +76,111 @@ class Segmenter:
     # --- the backend -----------------------------------------------------------------------
     @property
     def backend(self):
+        return self._current()[0]
+
+    def _current(self) -> tuple:
+        """The backend answering now and its name, read together (with ``auto`` the GrabCut
+        fallback gives way to SAM once it has loaded)."""
         with self._lock:
-            if self._backend is None:
-                self._backend, self.name = self._load()
-            return self._backend
+            if self._backend is not None:
+                return self._backend, self.name
+            if self.requested != "auto":
+                from masklab.interactive.session import make_backend
 
-    def _load(self):
+                name = self.requested
+                self._backend = make_backend(name, device=self.device)
+                self.name = Path(str(name)).name
+                self._status = {"state": "ready", "message": f"{self.name} ready"}
+                return self._backend, self.name
+            self._start_loading()
+            if self._fallback is None:
+                from masklab.interactive.session import make_backend
+
+                self._fallback = make_backend("grabcut")
+            return self._fallback, "grabcut"
+
+    def start(self) -> None:
+        """Begin loading the backend now (with ``auto``, SAM in the background)."""
+        if self.requested == "auto":
+            with self._lock:
+                self._start_loading()
+
+    def _start_loading(self) -> None:
+        if self._loader is not None:
+            return
+        self._status = {"state": "loading", "message": "loading SAM 2.1 Hiera-T; clicks use "
+                        "GrabCut until it is ready"}
+        self._loader = threading.Thread(target=self._load_sam, name="masklab-sam-loader",
+                                        daemon=True)
+        self._loader.start()
+
+    def _load_sam(self) -> None:
         from masklab.errors import WeightsError
-        from masklab.interactive.session import make_backend
 
-        name = self.requested
-        if name != "auto":
-            return make_backend(name, device=self.device), Path(str(name)).name
+        done = threading.Event()
+        watcher = threading.Thread(target=self._watch_download, args=(done,), daemon=True)
+        watcher.start()
         try:
-            return make_backend("sam", device=self.device), "sam"
+            sam = load_default_sam(self.device)
         except (WeightsError, ImportError, OSError) as e:
             _log.warning("SAM weights are not available (%s); the app uses GrabCut", e)
-            return make_backend("grabcut"), "grabcut"
+            with self._lock:
+                self._status = {"state": "failed", "message": "SAM is not available "
+                                f"({str(e).splitlines()[0]}); clicks use GrabCut"}
+            return
+        finally:
+            done.set()
+        with self._lock:
+            self._backend, self.name = sam, "sam"
+            self._status = {"state": "ready", "message": "SAM 2.1 Hiera-T ready"}
+
+    def _watch_download(self, done: threading.Event) -> None:
+        """While SAM loads, the bytes in its download folder, as a progress line."""
+        folder = default_sam_folder()
+        start = _folder_bytes(folder)
+        while not done.wait(0.5):
+            got = _folder_bytes(folder) - start
+            if got > 0:
+                with self._lock:
+                    if self._status["state"] == "loading":
+                        self._status = {"state": "loading", "bytes": got, "message":
+                                        f"downloading SAM 2.1 Hiera-T weights: "
+                                        f"{got / 1e6:.0f} MB so far; clicks use GrabCut "
+                                        "until it is ready"}
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the background load has finished (True: SAM or the named backend)."""
+        if self._loader is not None:
+            self._loader.join(timeout)
+        return self._backend is not None
+
+    def status(self) -> dict:
+        """What answers the clicks and what is happening: ``backend``, ``sam``, ``state``
+        (idle, loading, ready, failed), a ``message`` for the editor (``bytes`` while
+        downloading)."""
+        backend, name = self._current()
+        with self._lock:
+            return {"backend": name, "sam": hasattr(backend, "processor"), **self._status}
+
+    @property
+    def current_name(self) -> str:
+        """The name of the backend answering now."""
+        return self._current()[1]
 
     @property
     def is_sam(self) -> bool:
         return hasattr(self.backend, "processor")
 
     def describe(self) -> dict:
-        b = self.backend
-        return {"backend": self.name, "sam": hasattr(b, "processor"), "device": self.device}
+        b, name = self._current()
+        return {"backend": name, "sam": hasattr(b, "processor"), "device": self.device}
 
     # --- per-image state ---------------------------------------------------------------------
-    def _cache_file(self, sha: str) -> Path | None:
-        if self.cache_dir is None or not self.is_sam:
+    def _cache_file(self, sha: str, backend, name: str) -> Path | None:
+        if self.cache_dir is None or not hasattr(backend, "processor"):
             return None
-        model = hashlib.sha256(repr((self.name, type(self.backend.model).__name__,
-                                     self.backend.model.config.to_json_string()))
+        model = hashlib.sha256(repr((name, type(backend.model).__name__,
+                                     backend.model.config.to_json_string()))
                                .encode()).hexdigest()[:16]
         return self.cache_dir / model / f"{sha}.safetensors"
 
@@ -142,16 +221,19 @@ class Segmenter:
             state["reshaped_input_sizes"] = tensors["reshaped_input_sizes"]
         return state
 
-    def state(self, sha: str, path: str | Path):
-        """The backend's state for an image: memory, then disk, then computed."""
+    def state(self, sha: str, path: str | Path, current: tuple | None = None):
+        """The backend's state for an image: memory, then disk, then computed.
+        ``current``: the ``(backend, name)`` the state is for (default: the one answering
+        now), so that a switch from GrabCut to SAM never mixes their states."""
+        backend, name = current or self._current()
+        key = (name, sha)
         with self._key_locks[sha]:
             with self._lock:
-                if sha in self._states:
-                    self._states.move_to_end(sha)
+                if key in self._states:
+                    self._states.move_to_end(key)
                     self.stats["memory_hits"] += 1
-                    return self._states[sha]
-            backend = self.backend
-            cache = self._cache_file(sha)
+                    return self._states[key]
+            cache = self._cache_file(sha, backend, name)
             state = self._read(cache) if cache is not None and cache.is_file() else None
             if state is not None:
                 self.stats["disk_hits"] += 1
@@ -165,16 +247,17 @@ class Segmenter:
                     self._save(cache, state)
                     state = self._read(cache) or state  # fp16 from now on, as after a restart
             with self._lock:
-                self._states[sha] = state
+                self._states[key] = state
                 while len(self._states) > self._memory_items:
                     self._states.popitem(last=False)
             return state
 
     def prefetch(self, items) -> None:
         """Compute the states of ``(sha, path)`` items in the background."""
+        name = self._current()[1]
         for sha, path in items:
             with self._lock:
-                if sha in self._states:
+                if (name, sha) in self._states:
                     continue
             self._pool.submit(self._quiet_state, sha, path)
 
@@ -192,7 +275,8 @@ class Segmenter:
                 mask: np.ndarray | None = None, scribbles=None, multimask: bool = False
                 ) -> Masks:
         """Masks for one object's prompts, best first."""
-        state = self.state(sha, path)
+        current = self._current()
+        state = self.state(sha, path, current)
         h, w = state["size"] if isinstance(state, dict) and "size" in state else \
             self._size(path)
         pts = np.asarray(points if points else np.zeros((0, 2)), np.float64).reshape(-1, 2)
@@ -208,7 +292,7 @@ class Segmenter:
             raise ValueError("no prompt given")
         prompts, _notes = prompts.fit_to(h, w)
         with self._decode_lock:
-            masks, scores, _ = self.backend.predict(state, prompts, multimask=multimask)
+            masks, scores, _ = current[0].predict(state, prompts, multimask=multimask)
         return Masks(np.asarray(masks, bool).reshape(-1, h, w),
                      scores=np.asarray(scores, np.float64))
 
@@ -225,8 +309,9 @@ class Segmenter:
         from masklab.io.images import read_image
 
         image = read_image(path)
-        if self.is_sam:
-            out = segment_everything(image, self.backend, points_per_side=points_per_side,
+        backend = self.backend
+        if hasattr(backend, "processor"):
+            out = segment_everything(image, backend, points_per_side=points_per_side,
                                      quiet=True)
         else:
             out = segment_everything(image, "felzenszwalb", min_region_area=image.shape[0]
@@ -266,16 +351,41 @@ class Segmenter:
                 setattr(det, attr, old)
         else:
             found = det.detect(image, classes)
-        found = postprocess(found, LabelSettings(classes, self.detector_name, self.name or ""))
+        found = postprocess(found, LabelSettings(classes, self.detector_name,
+                                                 self._current()[1]))
         found = found.select(np.arange(min(limit, len(found))))
         h, w = image.shape[:2]
         if not len(found):
             return found, np.zeros((0, h, w), bool), np.zeros(0)
         if found.masks is not None:  # SAM 3: instance masks with the boxes
             return found, np.asarray(found.masks, bool), np.asarray(found.scores, float)
-        if self.is_sam and hasattr(self.backend, "predict_boxes"):
-            masks, scores = self.backend.predict_boxes(self.state(sha, path), found.boxes)
+        current = self._current()
+        if hasattr(current[0], "processor") and hasattr(current[0], "predict_boxes"):
+            masks, scores = current[0].predict_boxes(self.state(sha, path, current),
+                                                     found.boxes)
         else:
             masks = np.stack([grabcut_box(image, b) for b in found.boxes])
             scores = np.ones(len(found))
         return found, np.asarray(masks, bool), np.asarray(scores, float)
+
+
+def default_sam_folder() -> Path:
+    """Where the default SAM's weights download to (the hub cache of ``masklab.weights``)."""
+    from masklab.interactive.session import SAM_BACKENDS
+    from masklab.weights import cached_path, get_source
+
+    return cached_path(get_source(SAM_BACKENDS["sam"]))
+
+
+def load_default_sam(device: str):
+    """SAM 2.1 Hiera-T (``make_backend("sam")``), downloaded first when not cached."""
+    from masklab.interactive.session import make_backend
+
+    return make_backend("sam", device=device)
+
+
+def _folder_bytes(folder: Path) -> int:
+    try:
+        return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    except OSError:  # a file renamed while we looked: count it next time
+        return 0

@@ -195,6 +195,7 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
+        seg.start()  # with --backend auto, SAM loads (or downloads) in the background now
         yield
         seg.close()
         engine.dispose()
@@ -297,6 +298,12 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
         return {"version": __version__, "auth": cfg.auth, "export_formats": EXPORT_FORMATS,
                 "statuses": db.STATUSES, "roles": db.ROLES,
                 "backend": cfg.backend if seg._backend is None else seg.name}
+
+    @app.get("/api/segmenter")
+    def segmenter_status():
+        """What answers the clicks now, and SAM's loading (``state``: idle, loading, ready,
+        failed; ``message``: a line for the editor; ``bytes`` while downloading)."""
+        return seg.status()
 
     @app.get("/api/session")
     def session(request: Request):
@@ -444,7 +451,7 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
         t = time.perf_counter()
         seg.state(img["sha256"], store.image_path(image_id))
         _prefetch(image_id, include_self=False)
-        return {"seconds": round(time.perf_counter() - t, 4), "backend": seg.name}
+        return {"seconds": round(time.perf_counter() - t, 4), "backend": seg.current_name}
 
     @app.post("/api/images/{image_id}/segment")
     def segment(image_id: Id, body: SegmentIn):
@@ -465,7 +472,7 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
         out = [{"mask": r, "score": float(s)} for r, s in zip(masks.to_rle(), masks.scores,
                                                              strict=True)]
         return {"masks": out, "ms": round(1000 * (time.perf_counter() - t), 2),
-                "backend": seg.name}
+                "backend": seg.current_name}
 
     @app.post("/api/images/{image_id}/everything")
     def everything(image_id: Id):

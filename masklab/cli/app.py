@@ -30,8 +30,11 @@ def _loopback(host: str) -> bool:
 @click.option("--db", "db_url", help="Database URL (default: sqlite in the data folder; "
               "postgresql://user:pw@host/db for teams).")
 @click.option("--backend", default="auto", show_default=True,
-              help="auto (SAM 2.1 Hiera-T when its weights are cached, else GrabCut), "
-              "grabcut, graphcut, sam, another SAM-family name, or a SAM folder.")
+              help="auto: SAM 2.1 Hiera-T, loaded in the background when the server "
+              "starts; its weights (~160 MB) are downloaded on first use when not cached "
+              "and the machine is online (MASKLAB_OFFLINE=1 forbids it). Until SAM is ready, "
+              "or where it cannot be had, clicks use GrabCut and the editor says so. Or "
+              "grabcut, graphcut, sam (waits for SAM), another SAM-family name, a SAM folder.")
 @click.option("--detector", default="grounding-dino-tiny", show_default=True,
               help="Text prompts: grounding-dino-tiny/base, mm-grounding-dino-tiny/"
               "base/large, llmdet-tiny/base/large, omdet-turbo, sam3, owlv2-base/large, "

@@ -96,6 +96,9 @@ def test_annotate_review_export_in_a_browser(server, page, tmp_path):
     page.click("a.image-link >> text=a.png")
     page.wait_for_selector("#canvas")
     page.wait_for_function("window.masklabEditor.imageId() === 1")
+    # the line that says what answers the clicks (while SAM loads: GrabCut, and progress)
+    page.wait_for_selector("#model[data-state=ready]")
+    assert page.inner_text("#model") == "grabcut ready"
     page.wait_for_timeout(300)
     # click the object: the mask appears over it, not around it
     x, y = 80, 60

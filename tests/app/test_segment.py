@@ -101,3 +101,65 @@ def test_prefetch_computes_the_next_images(tmp_path):
         api.get("/api/images/2/annotations")
         api.post("/api/images/2/segment", json={"points": [[40, 50]], "labels": [1]})
         assert len(seg.stats["embed_seconds"]) == n  # already there: no new embedding
+
+
+def test_auto_backend_clicks_use_grabcut_while_sam_downloads(tmp_path, monkeypatch):
+    """``--backend auto``: SAM loads in the background from the server's start; until it is
+    ready a click is answered at once by GrabCut and /api/segmenter reports the download's
+    progress; then clicks go to SAM. A SAM that cannot be had leaves GrabCut, said so."""
+    import threading
+
+    import masklab.app.segment as segment
+    from masklab.errors import OfflineError
+    from masklab.interactive.sam import SamBackend
+
+    _tiny_family("sam2", tmp_path / "sam")
+    truth = make_images(tmp_path / "data" / "imgs")
+    release = threading.Event()
+    dl = tmp_path / "hub"
+    dl.mkdir()
+
+    def slow_sam(device):
+        assert release.wait(60)
+        return SamBackend(tmp_path / "sam", device=device)
+
+    monkeypatch.setattr(segment, "load_default_sam", slow_sam)
+    monkeypatch.setattr(segment, "default_sam_folder", lambda: dl)
+    app = create_app(tmp_path / "data", backend="auto")
+    click = {"points": [[80, 60]], "labels": [1]}
+    with TestClient(app) as c:
+        api = Api(c)
+        s = api.get("/api/segmenter")
+        assert s["state"] == "loading" and s["backend"] == "grabcut" and not s["sam"]
+        assert "GrabCut" in s["message"]
+        p = api.post("/api/projects", json={"name": "p", "classes": ["box"]})
+        api.post(f"/api/projects/{p['id']}/import", json={"folder": "imgs"})
+        r = api.post("/api/images/1/segment", json=click)
+        assert r["backend"] == "grabcut"
+        assert (rle.decode([r["masks"][0]["mask"]])[0] == truth["a.png"]).mean() > 0.95
+        (dl / "blob.incomplete").write_bytes(b"\0" * 3_000_000)  # the download grows
+        for _ in range(40):
+            s = api.get("/api/segmenter")
+            if "MB so far" in s["message"]:
+                break
+            threading.Event().wait(0.1)
+        assert s["message"].startswith("downloading SAM 2.1 Hiera-T weights: 3 MB so far")
+        assert s["bytes"] == 3_000_000
+        release.set()
+        assert app.state.segmenter.wait_ready(60)
+        s = api.get("/api/segmenter")
+        assert s == {"backend": "sam", "sam": True, "state": "ready",
+                     "message": "SAM 2.1 Hiera-T ready"}
+        r = api.post("/api/images/1/segment", json=click)
+        assert r["backend"] == "sam"  # its own state: the GrabCut state is not reused
+
+    def offline(device):
+        raise OfflineError("weights 'hf/sam2.1-hiera-tiny' are not in the cache")
+
+    monkeypatch.setattr(segment, "load_default_sam", offline)
+    app = create_app(tmp_path / "data2", backend="auto")
+    with TestClient(app) as c:
+        app.state.segmenter.wait_ready(60)
+        s = Api(c).get("/api/segmenter")
+        assert s["state"] == "failed" and s["backend"] == "grabcut"
+        assert "not in the cache" in s["message"] and "clicks use GrabCut" in s["message"]

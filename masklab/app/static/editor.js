@@ -90,13 +90,35 @@ export async function openEditor(view, imageId) {
   fit();
   redraw();
   api.post(`/api/images/${imageId}/embed`).then((r) => hint(`ready (${r.backend})`)).catch(() => {});
+  watchModel(imageId);
+}
+
+// --- the click model: while SAM loads (or downloads) the server answers with GrabCut -----
+async function watchModel(imageId) {
+  let waited = false;
+  while (E && E.image.id === imageId) {
+    let s;
+    try { s = await api.get("/api/segmenter"); } catch { return; }
+    const line = document.getElementById("model");
+    if (line) {
+      line.textContent = s.message || `clicks: ${s.backend}`;
+      line.dataset.state = s.state;
+    }
+    if (s.state !== "loading") {
+      // SAM has just become ready: embed this image now, so the next click is quick
+      if (waited && s.sam) api.post(`/api/images/${imageId}/embed`).catch(() => {});
+      return;
+    }
+    waited = true;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 }
 
 function emptyPending() { return { points: [], labels: [], box: null, scribbles: [], preview: null, score: null }; }
 
 function buildUi(view) {
   const canvas = el("canvas", { id: "canvas" });
-  const stage = el("div", { id: "stage" }, canvas, el("div", { id: "hint" }));
+  const stage = el("div", { id: "stage" }, canvas, el("div", { id: "hint" }), el("div", { id: "model" }));
   const tools = el("div", { id: "tools" }, ...TOOLS.map(([t, k, help]) =>
     el("button", { "data-tool": t, title: help, text: k.toUpperCase(), onclick: () => setTool(t) })));
   const classSel = el("select", { id: "class", onchange: () => { E.classId = +classSel.value; if (E.selected) changeClass(E.selected, E.classId); } },
