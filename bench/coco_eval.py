@@ -5,7 +5,12 @@ A seeded synthetic set: 5,000 images of 480x640, 80 categories, ~7 ground-truth 
 plus false positives). Segmentation is timed three ways: detections as polygons with boxes,
 as compressed RLE with boxes (Detectron2 / MMDetection files), and as compressed RLE without
 boxes (cocoapi's own example results; areas then come from the masks).
-Usage: python bench/coco_eval.py [--images N]
+
+End to end (`--cli`): what a user runs, timed from the files: `masklab eval coco GT PRED` as a
+process (interpreter start, imports, JSON loading, validation, evaluation, printing) against
+the equivalent pycocotools and faster-coco-eval scripts, on 400 and 3,000 images (best of 3),
+with the 12 stats checked equal.
+Usage: python bench/coco_eval.py [--images N] [--cli 400,3000] [--skip-in-process]
 """
 
 from __future__ import annotations
@@ -121,10 +126,84 @@ def run_masklab(gt, results, iou_type):
     return time.perf_counter() - t, r.stats
 
 
+_PEER = """import json, sys
+from {mod} import COCO, {ev}
+gt = COCO(sys.argv[1])
+ev = {ev}(gt, gt.loadRes(sys.argv[2]), sys.argv[3])
+ev.evaluate(); ev.accumulate(); ev.summarize()
+json.dump([float(v) for v in ev.stats[:12]], open(sys.argv[4], "w"))
+"""
+
+
+def _timed(cmd: list[str], repeat: int = 3) -> float:
+    import subprocess
+
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def cli_rows(sizes: list[int]) -> list[dict]:
+    """``masklab eval coco`` from files, as a process, against the peers' scripts."""
+    import json
+    import tempfile
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        peers = {"pycocotools": _PEER.format(mod="pycocotools.coco", ev="COCOeval")
+                 .replace("from pycocotools.coco import COCO, COCOeval",
+                          "from pycocotools.coco import COCO\n"
+                          "from pycocotools.cocoeval import COCOeval"),
+                 "faster_coco_eval": _PEER.format(mod="faster_coco_eval",
+                                                  ev="COCOeval_faster")}
+        for name, code in peers.items():
+            (tmp / f"run_{name}.py").write_text(code)
+        for n in sizes:
+            gt, results = make(n, seed=7)
+            files = {"gt": tmp / f"gt{n}.json", "polygons": tmp / f"poly{n}.json",
+                     "RLE": tmp / f"rle{n}.json"}
+            files["gt"].write_text(json.dumps(gt))
+            files["polygons"].write_text(json.dumps(results))
+            files["RLE"].write_text(json.dumps(as_rle(gt, results, keep_bbox=True)))
+            for iou_type, det in (("bbox", "polygons"), ("segm", "polygons"), ("segm", "RLE")):
+                gt_f, dt_f = str(files["gt"]), str(files[det])
+                out = tmp / "masklab.json"
+                t_ml = _timed([sys.executable, "-m", "masklab.cli", "eval", "coco", gt_f, dt_f,
+                               "--iou-type", iou_type, "--json", str(out)])
+                stats = {"masklab": np.asarray(json.loads(out.read_text())["stats"])}
+                times = {}
+                for peer in peers:
+                    o = tmp / f"{peer}.json"
+                    times[peer] = _timed([sys.executable, str(tmp / f"run_{peer}.py"), gt_f, dt_f,
+                                          iou_type, str(o)])
+                    stats[peer] = np.asarray(json.loads(o.read_text()))
+                rows.append({"images": n, "detections": f"{iou_type} {det}",
+                             "masklab_cli_s": t_ml, "pycocotools_s": times["pycocotools"],
+                             "faster_coco_eval_s": times["faster_coco_eval"],
+                             "vs_pycocotools": times["pycocotools"] / t_ml,
+                             "vs_faster_coco_eval": times["faster_coco_eval"] / t_ml,
+                             "max_abs_diff_pycocotools": float(np.abs(
+                                 stats["masklab"] - stats["pycocotools"]).max())})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=5000)
+    ap.add_argument("--cli", default="400,3000",
+                    help="image counts for the end-to-end CLI timing ('' to skip)")
+    ap.add_argument("--skip-in-process", action="store_true")
     args = ap.parse_args()
+    if args.cli:
+        sizes = [int(v) for v in args.cli.split(",")]
+        report("coco_eval_cli", cli_rows(sizes), {"sizes": sizes, "repeat": "best of 3",
+                                                  "what": "process from files, as run"})
+    if args.skip_in_process:
+        return
     t = time.perf_counter()
     gt, results = make(args.images)
     print(f"{args.images} images, {len(gt['annotations'])} ground truth, {len(results)} "

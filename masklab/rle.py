@@ -9,6 +9,7 @@ Our strings are byte-identical to pycocotools' and decode theirs.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -84,6 +85,88 @@ def string_to_counts(s: str | bytes) -> np.ndarray:
     if cnts.size > 2:
         cnts[2::2] = np.cumsum(x[2::2])
     return cnts
+
+
+def check_strings(strings: Sequence[str], areas: Sequence[int] | np.ndarray
+                  ) -> tuple[int, str] | None:
+    """Validate many COCO ``counts`` strings at once: the index and fault of the first string
+    that does not decode (bad character, truncated, a count too large), has a negative run, or
+    whose runs do not sum to its ``areas`` entry (h·w); None when all are sound.
+
+    The decoding of ``string_to_counts``, vectorised over every string together (a few passes
+    over all their characters and counts, no Python loop per string).
+    """
+    n = len(strings)
+    lens = np.fromiter(map(len, strings), np.int64, n)
+    areas = np.asarray(areas, np.int64)
+    # batches of about 256k characters: the arrays stay in cache (and the allocator reuses
+    # them), which is several times faster than one pass over millions of characters
+    cut = np.searchsorted(np.cumsum(lens), np.arange(1, 1 + lens.sum() // _BATCH) * _BATCH)
+    bounds = np.unique(np.concatenate(([0], cut + 1, [n])).clip(0, n))
+    for lo, hi in itertools.pairwise(bounds):
+        fault = _check_batch(strings[lo:hi], lens[lo:hi], areas[lo:hi])
+        if fault is not None:
+            return int(lo) + fault[0], fault[1]
+    return None
+
+
+_BATCH = 1 << 18
+
+
+def _check_batch(strings: Sequence[str], lens: np.ndarray, areas: np.ndarray
+                 ) -> tuple[int, str] | None:
+    n = len(strings)
+    ends_at = np.cumsum(lens)
+    starts = ends_at - lens
+    try:
+        raw = np.frombuffer("".join(strings).encode("ascii"), np.uint8)
+    except UnicodeEncodeError as e:
+        return int(np.searchsorted(ends_at, e.start, side="right")), \
+            "invalid character in RLE counts string"
+    faults: dict[int, str] = {}
+
+    def fault(chars: np.ndarray, why: str) -> None:
+        if chars.size:
+            faults.setdefault(int(np.searchsorted(ends_at, chars.min(), side="right")), why)
+
+    fault(np.flatnonzero((raw < 48) | (raw > 111)), "invalid character in RLE counts string")
+    b = raw - np.uint8(48)  # wraps for bad characters, which are reported above
+    ends = b < 32  # no continuation bit: the last character of a count
+    full = lens > 0
+    last = ends_at[full] - 1
+    fault(last[~ends[last]], "truncated RLE counts string")
+    ends[last] = True  # a truncated string's last count ends with it (it is reported)
+    E = np.flatnonzero(ends)  # the last character of every count
+    L = np.diff(E, prepend=-1)  # characters per count
+    fault(E[L > _CHUNKS], "RLE count too large")
+    head = E - L + 1
+    x = (b[head] & 0x1F).astype(np.int64)
+    for j in range(1, min(int(L.max(initial=1)), _CHUNKS)):
+        more = np.flatnonzero(L > j)
+        x[more] |= (b[head[more] + j] & 0x1F).astype(np.int64) << (5 * j)
+    neg = (b[E] & 0x10) != 0
+    x[neg] -= np.left_shift(1, 5 * np.minimum(L[neg], _CHUNKS))
+    first = np.searchsorted(E, starts)  # each string's first count
+    per = np.searchsorted(E, ends_at) - first  # counts per string
+    owner = np.repeat(np.arange(n), per)
+    pos = np.arange(E.size) - first[owner]  # index of each count within its string
+    odd = (pos & 1) == 1
+    c = x
+    for chain in (odd, ~odd & (pos >= 2)):  # counts after the third add the one 2 before
+        run = np.cumsum(np.where(chain, x, 0))
+        before = np.where(first > 0, run[np.maximum(first - 1, 0)], 0)  # earlier strings'
+        c = np.where(chain, run - before[owner], c)
+    fault(E[c < 0], "negative run in RLE counts")
+    totals = np.zeros(n, np.int64)
+    totals[per > 0] = np.add.reduceat(c, first[per > 0]) if c.size else 0
+    bad = np.flatnonzero(totals != areas)
+    if bad.size and int(bad[0]) not in faults:
+        i = int(bad[0])
+        faults[i] = f"RLE counts sum to {int(totals[i])}, expected h*w = {int(areas[i])}"
+    if not faults:
+        return None
+    i = min(faults)
+    return i, faults[i]
 
 
 def counts_to_dense(counts: np.ndarray, h: int, w: int) -> np.ndarray:

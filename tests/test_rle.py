@@ -71,3 +71,57 @@ def test_decode_rejects_bad_input():
         rle.string_to_counts("ab ")
     with pytest.raises(ValueError, match="truncated"):
         rle.string_to_counts("0P")  # continuation bit set on the last character
+
+
+def test_check_strings_equals_decoding_each_string(rng, monkeypatch):
+    """The vectorised check of many strings finds exactly the strings that the one-string
+    decoder rejects (or whose runs are negative or miss h*w), and names the first, also
+    when the strings span several batches."""
+    h, w = 13, 17
+    good = [r["counts"] for r in rle.encode(rng.random((40, h, w)) < rng.random((40, 1, 1)))]
+    assert rle.check_strings(good, [h * w] * 40) is None
+    assert rle.check_strings([*good, ""], [h * w] * 40 + [0]) is None
+    assert rle.check_strings([], []) is None
+
+    def one(s):
+        try:
+            c = rle.string_to_counts(s)
+        except ValueError as e:
+            return str(e)
+        return None if (c >= 0).all() and c.sum() == h * w else "runs"
+
+    monkeypatch.setattr(rle, "_BATCH", 64)  # many batches: faults in any of them
+    bad_seen = 0
+    for t in range(600):
+        s = list(good[t % 40])
+        op = t % 4
+        if op == 0:
+            s[rng.integers(len(s))] = chr(int(rng.integers(40, 115)))
+        elif op == 1:
+            s.pop(int(rng.integers(len(s))))
+        elif op == 2:
+            s.insert(int(rng.integers(len(s) + 1)), chr(int(rng.integers(48, 112))))
+        else:
+            s.append("é")
+        s = "".join(s)
+        k = int(rng.integers(0, 40))
+        strings = [*good[:k], s, *good[k:]]
+        got = rle.check_strings(strings, [h * w] * len(strings))
+        want = one(s)
+        if want is None:
+            assert got is None, s
+            continue
+        bad_seen += 1
+        assert got is not None and got[0] == k, (s, got, want)
+        if want != "runs":
+            assert got[1] == want or "invalid character" in got[1]
+    assert bad_seen > 400
+
+
+def test_check_strings_hand_cases():
+    ok = rle.encode(np.eye(3, dtype=bool))[0]["counts"]
+    assert rle.check_strings([ok], [9]) is None
+    assert rle.check_strings([ok, ok], [9, 10]) == (1, "RLE counts sum to 9, expected h*w = 10")
+    assert rle.check_strings(["0", "A"], [0, 1])[0] == 1  # "A" (17) is a continuation: cut
+    assert rle.check_strings([ok, "0!"], [9, 0]) == (1, "invalid character in RLE counts "
+                                                        "string")

@@ -212,6 +212,12 @@ def validate_coco(data, path=None) -> None:
         cats[cat["id"]] = cat
 
     seen: set[int] = set()
+    with _RleStrings(path) as strings:
+        _check_annotations(anns, sizes, cats, path, seen, strings)
+
+
+def _check_annotations(anns: list, sizes: dict, cats: dict, path, seen: set,
+                       strings: _RleStrings) -> None:
     for i, ann in enumerate(anns):
         where = f"annotation at index {i}"
         if not isinstance(ann, dict):
@@ -232,7 +238,7 @@ def validate_coco(data, path=None) -> None:
             _fail(path, f"{where}: unknown category_id {ann['category_id']!r}")
         h, w = sizes[ann["image_id"]]
         if "segmentation" in ann:
-            _check_segmentation(ann["segmentation"], h, w, path, where)
+            _check_segmentation(ann["segmentation"], h, w, path, where, strings)
         if "bbox" in ann:
             b = ann["bbox"]
             if not (isinstance(b, list) and len(b) == 4 and all(_is_num(v) for v in b)):
@@ -252,7 +258,37 @@ def validate_coco(data, path=None) -> None:
                 _fail(path, f"{where}: {len(kp) // 3} keypoints, category has {len(names)}")
 
 
-def _check_segmentation(seg, h: int, w: int, path, where: str) -> None:
+class _RleStrings:
+    """Compressed RLE strings met while validating, checked all at once (``rle.check_strings``)
+    when the records have been read, or before another fault is reported, so that the first
+    fault in file order is still the one named."""
+
+    def __init__(self, path):
+        self.path, self.where, self.strings, self.areas = path, [], [], []
+
+    def add(self, where: str, counts: str, area: int) -> None:
+        self.where.append(where)
+        self.strings.append(counts)
+        self.areas.append(area)
+
+    def check(self) -> None:
+        fault = _rle.check_strings(self.strings, self.areas)
+        if fault is not None:
+            i, why = fault
+            if why.startswith("RLE counts sum"):
+                _fail(self.path, f"{self.where[i]}: {why}")
+            _fail(self.path, f"{self.where[i]}: bad RLE counts string ({why})")
+
+    def __enter__(self) -> _RleStrings:
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is None or issubclass(kind, InputError):
+            self.check()  # an earlier string's fault comes first; else the one raised
+
+
+def _check_segmentation(seg, h: int, w: int, path, where: str,
+                        strings: _RleStrings | None = None) -> None:
     if isinstance(seg, list):
         for j, poly in enumerate(seg):
             if not isinstance(poly, list) or not _all_finite_numbers(poly):
@@ -270,6 +306,8 @@ def _check_segmentation(seg, h: int, w: int, path, where: str) -> None:
         if not all(_is_int(c) and c >= 0 for c in counts) or sum(counts) != h * w:
             _fail(path, f"{where}: uncompressed RLE counts must be non-negative and sum to "
                   f"h*w = {h * w}")
+    elif isinstance(counts, str) and strings is not None:
+        strings.add(where, counts, h * w)
     elif isinstance(counts, str):
         try:
             total = int(_rle.string_to_counts(counts).sum())
@@ -326,6 +364,13 @@ def load_results(path: str | os.PathLike, *, iou_type: str = "segm",
     if not isinstance(data, list):
         _fail(path, "a results file must be a JSON list of detections")
     need = {"segm": "segmentation", "bbox": "bbox", "keypoints": "keypoints"}[iou_type]
+    with _RleStrings(path) as strings:
+        _check_results(data, path, iou_type, need, gt, strings)
+    return data
+
+
+def _check_results(data: list, path, iou_type: str, need: str, gt: CocoDataset | None,
+                   strings: _RleStrings) -> None:
     for i, det in enumerate(data):
         where = f"detection at index {i}"
         if not isinstance(det, dict):
@@ -340,9 +385,8 @@ def load_results(path: str | os.PathLike, *, iou_type: str = "segm",
                 _fail(path, f"{where}: image_id {det['image_id']!r} is not in the ground truth")
             if iou_type == "segm" and isinstance(det["segmentation"], dict):
                 h, w = (gt.image_by_id[det["image_id"]][k] for k in ("height", "width"))
-                _check_segmentation(det["segmentation"], h, w, path, where)
+                _check_segmentation(det["segmentation"], h, w, path, where, strings)
         if iou_type == "bbox":
             b = det["bbox"]
             if not (isinstance(b, list) and len(b) == 4 and all(_is_num(v) for v in b)):
                 _fail(path, f"{where}: bbox must be 4 finite numbers [x, y, w, h]")
-    return data

@@ -1,91 +1,119 @@
-"""The sequential parts of COCO evaluation, compiled with numba.
+"""COCO's greedy matching and precision sampling: numpy for small evaluations, numba for large.
 
-``match_groups`` is pycocotools' ``COCOeval.evaluateImg`` greedy matching, run for every
-(image, category) group, area range and IoU threshold in one compiled loop. Its branches and
-comparisons are those of the reference, so ties and crowd regions resolve identically.
+A process pays about half a second to import numba and load its cached kernels; a small
+evaluation is done in less. ``match_groups`` therefore runs the vectorised numpy matcher below
+unless the work (detections × area ranges × IoU thresholds × ground truths per group) is large
+enough to pay for numba (``_coco_match_jit``, the same decisions). Both follow pycocotools'
+``COCOeval.evaluateImg`` exactly: ground truths ignored for the area range are tried last, a
+taken non-crowd ground truth is skipped, the best IoU ≥ threshold wins and ties go to the last
+ground truth in that order.
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+#: numpy matcher seconds (estimated) above which numba pays for its start-up (~0.6 s)
+JIT_SECONDS = 0.5
 
-@numba.njit(cache=True, nogil=True)
+
 def match_groups(gd_start, gd_count, gg_start, gg_count, pair_start, ious, g_area, g_ignore,
-                 g_crowd, g_id, d_area, area_rngs, iou_thrs):
-    """Greedy matching for all groups.
+                 g_crowd, g_id, d_area, area_rngs, iou_thrs, *, jit: bool | None = None):
+    """Greedy matching of every (image, category) group; see ``_coco_match_jit``.
 
-    Groups list their detections (``gd_start``/``gd_count``, already sorted by score and cut
-    at maxDets) and ground truths (``gg_start``/``gg_count``, in file order). ``ious`` holds
-    each group's ``D × G`` block row-major from ``pair_start``. Returns ``dt_match`` (A, T, N)
-    with the matched ground truth's id (0: none) and ``dt_ignore`` (A, T, N).
+    Returns ``dt_match`` (A, T, N): the matched ground truth's id (0: none), and ``dt_ignore``
+    (A, T, N). ``jit``: force (True) or forbid (False) numba; None chooses by the work.
     """
-    n_areas = area_rngs.shape[0]
-    n_thrs = iou_thrs.shape[0]
-    n_dt = d_area.shape[0]
-    dt_match = np.zeros((n_areas, n_thrs, n_dt), np.int64)
-    dt_ignore = np.zeros((n_areas, n_thrs, n_dt), np.bool_)
-    for grp in range(gd_start.shape[0]):
-        D = gd_count[grp]
-        G = gg_count[grp]
-        if D == 0:
-            continue
-        d0 = gd_start[grp]
-        g0 = gg_start[grp]
-        p0 = pair_start[grp]
-        order = np.empty(G, np.int64)
-        ig_sorted = np.empty(G, np.bool_)
-        gt_taken = np.zeros(G, np.bool_)
-        for a in range(n_areas):
-            lo = area_rngs[a, 0]
-            hi = area_rngs[a, 1]
-            # ground truths that are ignored for this area range go last (stable)
-            k = 0
-            for j in range(G):
-                ar = g_area[g0 + j]
-                if not (g_ignore[g0 + j] or ar < lo or ar > hi):
-                    order[k] = j
-                    ig_sorted[k] = False
-                    k += 1
-            for j in range(G):
-                ar = g_area[g0 + j]
-                if g_ignore[g0 + j] or ar < lo or ar > hi:
-                    order[k] = j
-                    ig_sorted[k] = True
-                    k += 1
-            for t in range(n_thrs):
-                gt_taken[:] = False
-                thr = min(iou_thrs[t], 1 - 1e-10)
-                for di in range(D):
-                    best = thr
-                    m = -1
-                    for gp in range(G):
-                        gj = order[gp]
-                        if gt_taken[gp] and not g_crowd[g0 + gj]:
-                            continue
-                        if m > -1 and not ig_sorted[m] and ig_sorted[gp]:
-                            break
-                        v = ious[p0 + di * G + gj]
-                        if v < best:
-                            continue
-                        best = v
-                        m = gp
-                    if m == -1:
-                        continue
-                    dt_ignore[a, t, d0 + di] = ig_sorted[m]
-                    dt_match[a, t, d0 + di] = g_id[g0 + order[m]]
-                    gt_taken[m] = True
-            for di in range(D):
-                ar = d_area[d0 + di]
-                if ar < lo or ar > hi:
-                    for t in range(n_thrs):
-                        if dt_match[a, t, d0 + di] == 0:
-                            dt_ignore[a, t, d0 + di] = True
+    if jit is None:
+        jit = _numpy_seconds(gd_count, gg_count, len(area_rngs) * len(iou_thrs)) > \
+            JIT_SECONDS and _have_numba()
+    if jit:
+        from masklab.metrics import _coco_match_jit
+
+        return _coco_match_jit.match_groups(
+            gd_start, gd_count, gg_start, gg_count, pair_start, ious, g_area, g_ignore,
+            g_crowd, g_id, d_area, area_rngs, iou_thrs)
+    return _match_numpy(gd_start, gd_count, gg_start, gg_count, pair_start, ious, g_area,
+                        g_ignore, g_crowd, g_id, d_area, area_rngs, iou_thrs)
+
+
+def _numpy_seconds(gd_count, gg_count, states: int) -> float:
+    """The numpy matcher's time, as measured on 2 cores: per detection of a group with
+    ground truths, a fixed cost and one per padded ground-truth slot, for each of ``states``
+    (area range, threshold) pairs."""
+    live = (gd_count > 0) & (gg_count > 0)
+    width = 2.0 ** np.ceil(np.log2(np.maximum(gg_count[live], 1)))
+    return float((gd_count[live] * (15 + width)).sum()) * states / 200e6
+
+
+def _have_numba() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("numba") is not None
+
+
+def _match_numpy(gd_start, gd_count, gg_start, gg_count, pair_start, ious, g_area, g_ignore,
+                 g_crowd, g_id, d_area, area_rngs, iou_thrs):
+    A, T, N = len(area_rngs), len(iou_thrs), len(d_area)
+    dt_match = np.zeros((A, T, N), np.int64)
+    dt_ignore = np.zeros((A, T, N), bool)
+    thr = np.minimum(np.asarray(iou_thrs, np.float64), 1 - 1e-10)
+    lo, hi = area_rngs[:, 0], area_rngs[:, 1]
+    live = np.flatnonzero((gd_count > 0) & (gg_count > 0))
+    # groups of similar width together: padding to the widest group of a bucket stays small
+    width = np.maximum(1, 2 ** np.ceil(np.log2(np.maximum(gg_count[live], 1)))).astype(int)
+    for w in np.unique(width):
+        grp = live[width == w]
+        _match_bucket(grp, int(w), gd_start, gd_count, gg_start, gg_count, pair_start, ious,
+                      g_area, g_ignore, g_crowd, g_id, lo, hi, thr, dt_match, dt_ignore)
+    out = (d_area[None] < lo[:, None]) | (d_area[None] > hi[:, None])  # (A, N)
+    dt_ignore |= (dt_match == 0) & out[:, None, :]
     return dt_match, dt_ignore
 
 
-@numba.njit(cache=True, nogil=True)
+def _match_bucket(grp, W, gd_start, gd_count, gg_start, gg_count, pair_start, ious, g_area,
+                  g_ignore, g_crowd, g_id, lo, hi, thr, dt_match, dt_ignore):
+    """Groups ``grp`` (each with at most ``W`` ground truths) matched together, one
+    detection rank at a time; every (group, area, threshold) is its own greedy state."""
+    A, T = len(lo), len(thr)
+    n = len(grp)
+    G = gg_count[grp]
+    slot = np.arange(W)
+    valid = slot[None] < G[:, None]  # (n, W)
+    gidx = np.where(valid, gg_start[grp][:, None] + slot[None], 0)
+    area = g_area[gidx]
+    ign = g_ignore[gidx][:, None] | (area[:, None] < lo[None, :, None]) | \
+        (area[:, None] > hi[None, :, None])  # (n, A, W): ignored for the area range
+    crowd = g_crowd[gidx] & valid  # (n, W)
+    ids = g_id[gidx]
+    taken = np.zeros((n, A, T, W), bool)
+    D = gd_count[grp]
+    for r in range(int(D.max())):
+        act = np.flatnonzero(D > r)
+        if act.size == 0:
+            break
+        g = grp[act]
+        v = ious[np.where(valid[act], pair_start[g][:, None] + r * G[act][:, None] + slot[None],
+                          0)]  # (m, W)
+        ok = valid[act][:, None, None, :] & (v[:, None, None, :] >= thr[None, None, :, None]) \
+            & ~(taken[act] & ~crowd[act][:, None, None, :])  # (m, 1|A, T, W)
+        ok = np.broadcast_to(ok, (act.size, A, T, W))
+        ig = ign[act][:, :, None, :]  # (m, A, 1, W)
+        first = ok & ~ig  # the non-ignored are tried first; the ignored only if none matched
+        use = np.where(first.any(-1, keepdims=True), first, ok & ig)
+        score = np.where(use, v[:, None, None, :], -1.0)
+        # the last slot holding the best score (pycocotools' ``>=`` replaces ties)
+        best = score.max(-1, keepdims=True)
+        m = W - 1 - np.argmax((score == best)[..., ::-1], axis=-1)  # (m, A, T)
+        hit = best[..., 0] >= 0
+        det = gd_start[g] + r  # (m,)
+        rows, a_i, t_i = np.nonzero(hit)
+        ms = m[rows, a_i, t_i]
+        dt_match[a_i, t_i, det[rows]] = ids[act[rows], ms]
+        dt_ignore[a_i, t_i, det[rows]] = ign[act[rows], a_i, ms]
+        taken[act[rows], a_i, t_i, ms] = True
+
+
 def sample_precision(rc, pr, sc, rec_thrs):
     """``COCOeval.accumulate``'s sampling at recall thresholds, for every IoU threshold.
 
@@ -93,17 +121,10 @@ def sample_precision(rc, pr, sc, rec_thrs):
     ``rc[t, i] >= rec_thrs[r]`` (numpy's left ``searchsorted``), 0 where there is none.
     """
     T, nd = rc.shape
-    R = rec_thrs.shape[0]
-    q = np.zeros((T, R))
-    s = np.zeros((T, R))
-    for t in range(T):
-        i = 0
-        for r in range(R):
-            thr = rec_thrs[r]
-            while i < nd and rc[t, i] < thr:
-                i += 1
-            if i == nd:
-                break
-            q[t, r] = pr[t, i]
-            s[t, r] = sc[i]
+    # row by row: shifting rows apart to search them at once would round the recalls
+    i = np.stack([np.searchsorted(rc[t], rec_thrs, side="left") for t in range(T)])
+    inside = i < nd
+    ic = np.minimum(i, nd - 1)
+    q = np.where(inside, np.take_along_axis(pr, ic, axis=1), 0.0)
+    s = np.where(inside, sc[ic], 0.0)
     return q, s

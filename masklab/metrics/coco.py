@@ -8,7 +8,8 @@ Every rule of the reference is kept: results' ``area`` comes from the bbox when 
 result has one (as ``COCO.loadRes``), crowd ground truth matches many detections with
 ``IoU = inter / area(det)``, detections are cut at ``maxDets[-1]`` per image and category,
 ties in score keep file order, and ground truth with id 0 counts as unmatched. The greedy
-matching runs compiled (numba) over all images at once; mask IoU uses pycocotools' C RLE code.
+matching runs over all images at once, vectorised in numpy for small evaluations and compiled
+(numba) for large ones (``_coco_match``); mask IoU uses pycocotools' C RLE code.
 """
 
 from __future__ import annotations

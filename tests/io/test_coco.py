@@ -112,3 +112,30 @@ def test_results_validation(tmp_path):
     rle = Masks(np.ones((1, 10, 12), bool)).to_rle()[0]
     seg = [{"image_id": 1, "category_id": 1, "score": 1.0, "segmentation": rle}]
     assert load_results(_write(tmp_path, seg, "s.json"), gt=ds)[0]["segmentation"] == rle
+
+
+def test_rle_faults_are_reported_in_file_order(tmp_path):
+    """RLE strings are checked together after the records; the first fault in the file is
+    still the one named (an RLE at index 1 before a bbox at index 2, and the other way)."""
+    ds = load_coco(_write(tmp_path, VALID))
+    ok = Masks(np.ones((1, 10, 12), bool)).to_rle()[0]
+    short = {"size": [10, 12], "counts": Masks(np.ones((1, 10, 11), bool)).to_rle()[0]["counts"]}
+    det = {"image_id": 1, "category_id": 1, "score": 0.5, "segmentation": ok,
+           "bbox": [0, 0, 2, 2]}
+    dets = [det, {**det, "segmentation": short}, {**det, "bbox": [0, 0, 1]}]
+    with pytest.raises(InputError, match="detection at index 1: RLE counts sum to 110, "
+                                         "expected h\\*w = 120"):
+        load_results(_write(tmp_path, dets, "r.json"), iou_type="segm", gt=ds)
+    bad = [{**det, "segmentation": {"size": [10, 12], "counts": "0Q"}}]
+    with pytest.raises(InputError, match="index 0: bad RLE counts string \\(truncated"):
+        load_results(_write(tmp_path, bad, "r.json"), gt=ds)
+    d = copy.deepcopy(VALID)
+    d["annotations"][0]["segmentation"] = short
+    d["annotations"].append({**d["annotations"][0], "id": 6, "bbox": [0, 0, -1, 1]})
+    with pytest.raises(InputError, match="annotation 5: RLE counts sum to 110"):
+        load_coco(_write(tmp_path, d))
+    d["annotations"][0]["segmentation"] = ok
+    d["annotations"][0]["bbox"] = [0, 0, 1]
+    d["annotations"][1]["segmentation"] = short
+    with pytest.raises(InputError, match="annotation 5: bbox must be"):
+        load_coco(_write(tmp_path, d))

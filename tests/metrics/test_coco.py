@@ -30,9 +30,14 @@ def pycoco(gt, results, iou_type, params=None):
     return ev
 
 
+@pytest.mark.parametrize("matcher", ["numpy", "numba"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("iou_type", ["segm", "bbox"])
-def test_matches_pycocotools_on_adversarial_sets(seed, iou_type):
+def test_matches_pycocotools_on_adversarial_sets(seed, iou_type, matcher, monkeypatch):
+    from masklab.metrics import _coco_match
+
+    # the matcher is chosen by the work; each is forced here in turn
+    monkeypatch.setattr(_coco_match, "JIT_SECONDS", 1e9 if matcher == "numpy" else -1.0)
     gt, results = make_set(seed)
     ref = pycoco(gt, results, iou_type)
     ours = coco_evaluate(gt, results, iou_type)
@@ -223,3 +228,62 @@ def test_masks_area_of_many_rle_masks():
     m = Masks.from_rle(Masks(dense).to_rle())
     np.testing.assert_array_equal(m.area, want)
     np.testing.assert_array_equal(area(Masks(dense).to_rle(compressed=False)), want)
+
+
+def test_numpy_and_numba_matchers_agree_on_ties_crowds_and_area_ranges():
+    """Random groups with quantised IoUs (many ties), crowd and ignored ground truths,
+    objects in and out of every area range: the vectorised numpy matcher and the compiled
+    one make the same decision for every (area, threshold, detection)."""
+    from masklab.metrics import _coco_match, _coco_match_jit
+
+    rng = np.random.default_rng(0)
+    rngs = np.array([[0, 1e10], [0, 1024], [1024, 9216], [9216, 1e10]])
+    thrs = np.linspace(.5, .95, 10)
+
+    def starts(c):
+        return np.concatenate([[0], np.cumsum(c)[:-1]]).astype(np.int64)
+
+    matched = 0
+    for _ in range(150):
+        ng = int(rng.integers(1, 30))
+        gd, gg = rng.integers(0, 8, ng), rng.integers(0, 12, ng)
+        pairs = gd * gg
+        q = rng.choice([4, 10, 100])
+        ious = np.clip(np.round(rng.random(pairs.sum()) * q) / q, 0, 1)
+        n_g, n_d = int(gg.sum()), int(gd.sum())
+        areas = [10., 100., 1000., 5000., 20000.]
+        crowd = rng.random(n_g) < 0.15
+        args = (starts(gd), gd, starts(gg), gg, starts(pairs), ious, rng.choice(areas, n_g),
+                crowd | (rng.random(n_g) < 0.2), crowd, np.arange(1, n_g + 1),
+                rng.choice(areas, n_d), rngs, thrs)
+        a = _coco_match.match_groups(*args, jit=False)
+        b = _coco_match_jit.match_groups(*args)
+        assert (a[0] == b[0]).all() and (a[1] == b[1]).all()
+        matched += int((a[0] > 0).sum())
+        nd, npig = int(rng.integers(1, 50)), int(rng.integers(1, 60))
+        # recalls as accumulate computes them (tp / npig): values a shifted search would round
+        rc = np.minimum(np.cumsum(rng.random((10, nd)) < 0.6, axis=1) / npig, 1.0)
+        pr, sc = rng.random((10, nd)), rng.random(nd)
+        rec = np.linspace(.0, 1.00, 101)
+        for x, y in zip(_coco_match.sample_precision(rc, pr, sc, rec),
+                        _coco_match_jit.sample_precision(rc, pr, sc, rec), strict=True):
+            assert (x == y).all()
+    assert matched > 1000  # the comparison is not vacuous
+
+
+def test_small_evaluation_does_not_import_numba(tmp_path):
+    """The CLI on a small set stays clear of numba's half-second start-up."""
+    import json
+    import subprocess
+    import sys
+
+    gt, results = make_set(0)
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "dt.json").write_text(json.dumps(results))
+    code = ("import sys; from masklab.cli import main; sys.argv = ['masklab', 'eval', 'coco', "
+            f"{str(tmp_path / 'gt.json')!r}, {str(tmp_path / 'dt.json')!r}]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('numba' in sys.modules, file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    assert "AP" in r.stdout and r.stderr.strip().splitlines()[-1] == "False", r.stderr
