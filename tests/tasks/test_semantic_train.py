@@ -18,7 +18,6 @@ def shapes(tmp_path_factory):
 
 
 def test_unet_learns_shapes_to_miou_08(shapes, tmp_path):
-    torch.set_num_threads(2)
     cfg = TrainConfig(data=str(shapes), out=str(tmp_path / "run"), model="unet",
                       model_config={"depth": 3, "width": 8}, num_classes=4, epochs=20,
                       val_every=5, batch_size=8, crop=None, scale=(1.0, 1.0), lr=5e-3,
