@@ -4,13 +4,21 @@ Each object's mask is carried from frame to frame by dense optical flow — Open
 (Kroeger et al., "Fast Optical Flow using Dense Inverse Search", ECCV 2016) or Farnebäck —
 computed backwards (new frame → previous frame), so every pixel of the new frame looks up
 where it came from and the warped mask has no holes. Flow alone drifts, so each frame is
-then decided per pixel from two cues (``refine="colour"``, the default):
+then decided per pixel from three cues (``refine="colour"``, the default):
 
 - where the object should be: the warped mask, blurred (σ = ``prior_sigma`` px) and read as
-  a probability, as log-odds;
+  a probability, as log-odds. Where the backward flow and the forward flow (previous → new)
+  disagree (``consistency``; Sundaram et al., ECCV 2010) the pixel was hidden in the previous
+  frame or the flow is wrong there — an occluder passing, a thin part, fast motion — and its
+  prior is pulled half-way to 0.5, so the other cues decide it;
 - what it looks like: colour histograms (16³ bins) of the object and of a band around it,
   learnt on the frames the user prompted (``appearance``), as a log-likelihood ratio
-  weighted by ``colour_weight``.
+  weighted by ``colour_weight``;
+- how it moves (``motion_weight``): the log-likelihood ratio of each pixel's flow under the
+  motion of the object's core and under the motion of a band around it (robust Gaussians:
+  median and MAD). Without it, background next to the object that the flow once carried
+  into the mask (a curb behind a car, an audience behind a dancer) moves on as background
+  but stays in the mask for good, since its colour alone rarely tells it apart.
 
 A pixel is the object where the sum is positive; connected regions that do not touch the
 warped mask are dropped. When what the flow carried looks like the surroundings (mean log
@@ -35,9 +43,11 @@ _BINS = 16
 class FlowOptions:
     flow: str = "dis"  # dis | farneback
     refine: str = "colour"  # colour | grabcut | none
-    max_side: int = 480  # work size (long side) for the flow
+    max_side: int = 854  # work size (long side) for the flow
     colour_weight: float = 0.5
     prior_sigma: float = 4.0
+    consistency: bool = True  # forward–backward check: occluded pixels lose the flow prior
+    motion_weight: float = 0.25  # weight of "moves like the object, not like around it"
     band: float = 0.08  # grabcut: uncertain band, fraction of the object size
     iterations: int = 2  # grabcut iterations per frame
 
@@ -122,8 +132,27 @@ class FlowTracker:
         return cv2.remap(mask.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1],
                          cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
-    def refine(self, image: np.ndarray, soft: np.ndarray,
-               appearance: Appearance | None) -> np.ndarray:
+    def consistent(self, backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
+        """Where the flow from the new frame back (``backward``) and the flow from the
+        previous frame forward agree: ``|w + ŵ|² ≤ 0.01 (|w|² + |ŵ|²) + 0.5`` (Sundaram et
+        al., ECCV 2010). Pixels that fail were hidden in the previous frame or the flow is
+        wrong there."""
+        h, w = backward.shape[:2]
+        if self._grid is None or self._grid[0].shape != (h, w):
+            self._grid = np.meshgrid(np.arange(w, dtype=np.float32),
+                                     np.arange(h, dtype=np.float32))
+        gx, gy = self._grid
+        fw = cv2.remap(forward, gx + backward[..., 0], gy + backward[..., 1], cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE)
+        err = ((backward + fw) ** 2).sum(-1)
+        return err <= 0.01 * ((backward ** 2).sum(-1) + (fw ** 2).sum(-1)) + 0.5
+
+    def refine(self, image: np.ndarray, soft: np.ndarray, appearance: Appearance | None,
+               flow: np.ndarray | None = None, reliable: np.ndarray | None = None
+               ) -> np.ndarray:
+        """The object's mask on ``image`` from its warped soft mask; ``flow`` (the backward
+        flow) and ``reliable`` (``consistent``) feed the motion cue and the occlusion
+        handling when given."""
         warped = soft >= 0.5
         if not warped.any() and appearance is not None and self.opt.refine == "colour":
             return self.refind(image, appearance)  # lost (left the frame, hidden): look
@@ -131,9 +160,13 @@ class FlowTracker:
             return warped
         if self.opt.refine == "grabcut" or appearance is None:
             return _grabcut(image, warped, self.opt)
-        prior = np.clip(cv2.GaussianBlur(soft, (0, 0), self.opt.prior_sigma), 0.02, 0.98)
+        prior = soft if reliable is None else np.where(reliable, soft, 0.5 * soft + 0.25)
+        prior = np.clip(cv2.GaussianBlur(prior.astype(np.float32), (0, 0),
+                                         self.opt.prior_sigma), 0.02, 0.98)
         llr = appearance.log_ratio(image)
         score = np.log(prior / (1 - prior)) + self.opt.colour_weight * llr
+        if self.opt.motion_weight and flow is not None:
+            score += self.opt.motion_weight * motion_log_ratio(flow, warped, reliable)
         n, regions = cv2.connectedComponents((score > 0).astype(np.uint8))
         keep = np.bincount(regions[warped], minlength=n) > 0
         keep[0] = False
@@ -197,8 +230,41 @@ class FlowTracker:
             return {}
         fl = self.flow(image, previous)
         appearance = appearance or {}
-        return {k: self.refine(image, self.warp(m, fl), appearance.get(k))
+        reliable = None
+        if self.opt.consistency and self.opt.refine == "colour" and any(
+                appearance.get(k) is not None for k in masks):
+            reliable = self.consistent(fl, self.flow(previous, image))
+        return {k: self.refine(image, self.warp(m, fl), appearance.get(k), fl, reliable)
                 for k, m in masks.items()}
+
+
+def motion_log_ratio(flow: np.ndarray, inside: np.ndarray,
+                     reliable: np.ndarray | None = None) -> np.ndarray:
+    """Per pixel, ``log p(flow | the object's motion) − log p(flow | its surroundings')``,
+    clipped to ±5: robust Gaussians (median, MAD + 0.5 px) of the flow over the object's
+    core (``inside`` eroded by 5 % of its size) and over a band around it (5–15 %), from the
+    ``reliable`` pixels only. Zero where either is too small to measure."""
+    ys, xs = np.nonzero(inside)
+    zero = np.zeros(inside.shape, np.float32)
+    if ys.size < 50:
+        return zero
+    r = max(2, int(0.05 * (max(ys.max() - ys.min(), xs.max() - xs.min()) + 1)))
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    u8 = inside.astype(np.uint8)
+    core = cv2.erode(u8, k).astype(bool)
+    band = cv2.dilate(u8, k, iterations=3).astype(bool) & ~cv2.dilate(u8, k).astype(bool)
+    if reliable is not None:
+        core, band = core & reliable, band & reliable
+    if core.sum() < 20 or band.sum() < 20:
+        return zero
+
+    def log_density(sel):
+        v = flow[sel]
+        med = np.median(v, 0)
+        sd = np.median(np.abs(v - med), 0) * 1.4826 + 0.5
+        return -0.5 * (((flow - med) / sd) ** 2).sum(-1) - np.log(sd).sum()
+
+    return np.clip(log_density(core) - log_density(band), -5, 5).astype(np.float32)
 
 
 def _grabcut(image: np.ndarray, warped: np.ndarray, opt: FlowOptions) -> np.ndarray:
