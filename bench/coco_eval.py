@@ -209,7 +209,7 @@ def main() -> None:
     print(f"{args.images} images, {len(gt['annotations'])} ground truth, {len(results)} "
           f"detections (made in {time.perf_counter() - t:.1f}s)")
     small_gt, small_res = make(5, seed=1)
-    coco_evaluate(small_gt, small_res, "segm")  # load numba's compiled kernel (disk cache)
+    coco_evaluate(small_gt, small_res, "segm")  # warm imports (and caches) before timing
     rows = []
     variants = [("bbox", "bbox", results), ("segm", "segm polygons+bbox", results),
                 ("segm", "segm RLE+bbox", as_rle(gt, results, keep_bbox=True)),
