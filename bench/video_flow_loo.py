@@ -25,14 +25,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import report
 
 DAVIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016"
-CANDIDATES = {  # name -> FlowTracker options
+CANDIDATES = {  # name -> FlowTracker options: the steps that were added, then a grid
     "before (480 px flow, flow + colour)": {"consistency": False, "max_side": 480,
                                             "motion_weight": 0.0},
     "+ forward-backward check": {"consistency": True, "max_side": 480, "motion_weight": 0.0},
     "+ full-size flow": {"consistency": True, "max_side": 854, "motion_weight": 0.0},
-    "+ motion cue 0.25 (default)": {"consistency": True, "max_side": 854,
-                                    "motion_weight": 0.25},
-    "+ motion cue 0.5": {"consistency": True, "max_side": 854, "motion_weight": 0.5},
+    **{f"+ motion cue {w}, cap {cap:g}": {"consistency": True, "max_side": 854,
+                                          "motion_weight": w, "motion_max": cap}
+       for w in (0.25, 0.5, 0.75) for cap in (1.0, 5.0)},
 }
 
 
