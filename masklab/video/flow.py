@@ -131,24 +131,22 @@ class FlowTracker:
     def warp(self, mask: np.ndarray, flow: np.ndarray) -> np.ndarray:
         """The previous frame's ``(H, W)`` mask carried onto the new frame, as a soft
         ``float32`` mask in [0, 1]."""
-        h, w = mask.shape
+        gx, gy = self._pixel_grid(*mask.shape)
+        return cv2.remap(mask.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1],
+                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    def _pixel_grid(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
         if self._grid is None or self._grid[0].shape != (h, w):
             self._grid = np.meshgrid(np.arange(w, dtype=np.float32),
                                      np.arange(h, dtype=np.float32))
-        gx, gy = self._grid
-        return cv2.remap(mask.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1],
-                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return self._grid
 
     def consistent(self, backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
         """Where the flow from the new frame back (``backward``) and the flow from the
         previous frame forward agree: ``|w + ŵ|² ≤ 0.01 (|w|² + |ŵ|²) + 0.5`` (Sundaram et
         al., ECCV 2010). Pixels that fail were hidden in the previous frame or the flow is
         wrong there."""
-        h, w = backward.shape[:2]
-        if self._grid is None or self._grid[0].shape != (h, w):
-            self._grid = np.meshgrid(np.arange(w, dtype=np.float32),
-                                     np.arange(h, dtype=np.float32))
-        gx, gy = self._grid
+        gx, gy = self._pixel_grid(*backward.shape[:2])
         fw = cv2.remap(forward, gx + backward[..., 0], gy + backward[..., 1], cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_REPLICATE)
         err = ((backward + fw) ** 2).sum(-1)
