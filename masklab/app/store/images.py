@@ -1,0 +1,220 @@
+"""Images: registering files, folders, videos and uploads; the image list; status and assignee."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from sqlalchemy import select
+
+from masklab.app import db
+from masklab.app.store.base import (
+    INTERNAL_DIRS,
+    Forbidden,
+    file_sha256,
+)
+from masklab.errors import InputError
+
+
+class ImagesMixin:
+    def confine(self, path: str | os.PathLike) -> Path:
+        """``path`` resolved, if it lies below an allowed import root (else ``Forbidden``)."""
+        p = Path(path).expanduser()
+        if not p.is_absolute() and self.roots:
+            p = self.roots[0] / p
+        p = p.resolve()
+        for root in self.roots:
+            if p == root or root in p.parents:
+                return p
+        raise Forbidden(f"{path}: outside the folders the server may import from")
+
+    def add_images(self, project_id: int, paths, *, base: Path | None = None) -> list[dict]:
+        """Register image files (already on the server) in a project; names are relative to
+        ``base``. Files already in the project are skipped."""
+        from masklab.io.images import image_size
+
+        added = []
+        with self.transaction() as s:
+            self._get(s, db.Project, project_id)
+            known = set(s.scalars(select(db.Image.file_name).where(
+                db.Image.project_id == project_id)))
+            for path in paths:
+                path = Path(path)
+                name = path.relative_to(base).as_posix() if base else path.name
+                if name in known:
+                    continue
+                h, w = image_size(path)
+                img = db.Image(project_id=project_id, file_name=name, path=str(path),
+                               width=w, height=h, sha256=file_sha256(path), status="new",
+                               comment="", version=0)
+                s.add(img)
+                s.flush()
+                known.add(name)
+                added.append(self._image(img))
+        return added
+
+    def import_folder(self, project_id: int, folder: str, *, recursive: bool = True,
+                      max_frames: int = 5000, quiet: bool | None = True) -> list[dict]:
+        """Images below ``folder`` (an allowed root) and videos: a video's frames are
+        extracted (JPEG, in the data folder) and become images ``<video>/<frame>.jpg``."""
+        from masklab.io.images import find_images
+        from masklab.io.video import is_video
+
+        root = self.confine(folder)
+        if not root.is_dir():
+            raise InputError("no such folder", folder)
+        own = [(self.data_dir / d).resolve() for d in INTERNAL_DIRS]
+
+        def wanted(p: Path) -> bool:  # below the root (no symlink out), not the app's own
+            return (p == root or root in p.parents) and not any(d in p.parents for d in own)
+
+        files = [p.resolve() for p in find_images([root], recursive=recursive)]
+        added = self.add_images(project_id, sorted(p for p in files if wanted(p)), base=root)
+        pattern = "**/*" if recursive else "*"
+        for v in sorted(p for p in root.glob(pattern) if p.is_file() and is_video(p)):
+            v = v.resolve()
+            if wanted(v):
+                added += self.import_video(project_id, v, name=v.relative_to(root).with_suffix(
+                    "").as_posix(), max_frames=max_frames, quiet=quiet)
+        return added
+
+    def import_video(self, project_id: int, path: Path, *, name: str, max_frames: int = 5000,
+                     quiet: bool | None = True) -> list[dict]:
+        """Extract the frames of a video file and add them as the images of video ``name``."""
+        from masklab.io.images import write_image
+        from masklab.io.video import read_video, video_info
+        from masklab.progress import progress
+
+        with self.Session() as s:
+            if s.scalar(select(db.Image.id).where(db.Image.project_id == project_id,
+                                                  db.Image.video == name).limit(1)):
+                return []  # imported before
+        info = video_info(path)
+        dest = self.data_dir / "frames" / f"{file_sha256(path)[:16]}"
+        dest.mkdir(parents=True, exist_ok=True)
+        written = []
+        for k, frame in enumerate(progress(read_video(path), desc=f"frames of {path.name}",
+                                           total=info.get("frames"), quiet=quiet)):
+            if k >= max_frames:
+                raise InputError(f"more than {max_frames} frames; import a shorter clip", path)
+            out = dest / f"{k:05d}.jpg"
+            if not out.is_file():
+                write_image(out, frame, quality=95)
+            written.append(out)
+        if not written:
+            raise InputError("the video has no frame", path)
+        added = self.add_images(project_id, written, base=dest)
+        with self.transaction() as s:
+            for a in added:
+                img = s.get(db.Image, a["id"])
+                img.frame = int(Path(img.file_name).stem)
+                img.video = name
+                img.file_name = f"{name}/{img.frame:05d}.jpg"
+                a.update(self._image(img))
+        return added
+
+    def frames(self, image_id: int) -> list[dict]:
+        """The frames of the image's video, in order (``[]`` for a still image)."""
+        with self.Session() as s:
+            img = self._get(s, db.Image, image_id)
+            if img.video is None:
+                return []
+            rows = s.execute(select(db.Image.id, db.Image.frame).where(
+                db.Image.project_id == img.project_id, db.Image.video == img.video)
+                .order_by(db.Image.frame)).all()
+            return [{"id": i, "frame": f} for i, f in rows]
+
+    def upload(self, project_id: int, name: str, data: bytes, *, max_bytes: int,
+               max_pixels: int) -> list[dict]:
+        """Store an uploaded image (or video: its frames) after checking its size, type and
+        pixel count; returns the images added."""
+        from masklab.io.atomic import atomic_path
+        from masklab.io.images import IMAGE_EXTENSIONS, read_image
+        from masklab.io.video import VIDEO_SUFFIXES, video_info
+
+        safe = Path(str(name).replace("\\", "/")).name
+        suffix = Path(safe).suffix.lower()
+        if not safe or safe.startswith(".") or suffix not in (*IMAGE_EXTENSIONS,
+                                                               *VIDEO_SUFFIXES):
+            raise InputError(f"{name!r}: not an image or video file name "
+                             f"({', '.join((*IMAGE_EXTENSIONS, *VIDEO_SUFFIXES))})")
+        if len(data) > max_bytes:
+            raise InputError(f"{safe}: {len(data)} bytes, over the upload limit of {max_bytes}")
+        digest = hashlib.sha256(data).hexdigest()
+        dest = self.uploads / str(project_id) / f"{digest[:16]}-{safe}"
+        with atomic_path(dest) as tmp:
+            tmp.write_bytes(data)
+            if suffix in VIDEO_SUFFIXES:
+                info = video_info(tmp)
+                if info["width"] * info["height"] > max_pixels:
+                    raise InputError(f"{safe}: {info['width']}x{info['height']} frames, over "
+                                     f"the limit of {max_pixels} pixels")
+            else:
+                read_image(tmp, max_pixels=max_pixels)  # refuses bombs and undecodable files
+        if suffix in VIDEO_SUFFIXES:
+            return self.import_video(project_id, dest, name=Path(safe).stem)
+        with self.transaction() as s:
+            self._get(s, db.Project, project_id)
+            if s.scalar(select(db.Image).where(db.Image.project_id == project_id,
+                                               db.Image.file_name == safe)) is not None:
+                raise InputError(f"{safe}: an image of that name is in the project")
+        out = self.add_images(project_id, [dest])
+        with self.transaction() as s:  # shown under the uploaded name
+            img = s.get(db.Image, out[0]["id"])
+            img.file_name = safe
+            return [self._image(img)]
+
+    @staticmethod
+    def _image(img: db.Image) -> dict:
+        return {"id": img.id, "project_id": img.project_id, "file_name": img.file_name,
+                "width": img.width, "height": img.height, "sha256": img.sha256,
+                "status": img.status, "comment": img.comment, "assignee_id": img.assignee_id,
+                "version": img.version, "video": img.video, "frame": img.frame}
+
+    def images(self, project_id: int) -> list[dict]:
+        with self.Session() as s:
+            self._get(s, db.Project, project_id)
+            rows = s.scalars(select(db.Image).where(db.Image.project_id == project_id)
+                             .order_by(db.Image.file_name, db.Image.id))
+            return [self._image(r) for r in rows]
+
+    def image(self, image_id: int) -> dict:
+        with self.Session() as s:
+            return self._image(self._get(s, db.Image, image_id))
+
+    def image_path(self, image_id: int) -> Path:
+        with self.Session() as s:
+            return Path(self._get(s, db.Image, image_id).path)
+
+    def neighbours(self, image_id: int, n: int = 2) -> list[int]:
+        """The ids of the next ``n`` images in the project's order (for prefetching)."""
+        with self.Session() as s:
+            img = self._get(s, db.Image, image_id)
+            ids = list(s.scalars(select(db.Image.id).where(
+                db.Image.project_id == img.project_id).order_by(db.Image.file_name,
+                                                                db.Image.id)))
+        k = ids.index(image_id)
+        return ids[k + 1:k + 1 + n]
+
+    def set_status(self, image_id: int, status: str, comment: str = "", *,
+                   role: str = "admin") -> dict:
+        if status not in db.STATUSES:
+            raise InputError(f"status must be one of {', '.join(db.STATUSES)}")
+        if status in ("approved", "rejected") and role not in ("admin", "reviewer"):
+            raise Forbidden(f"only reviewers may set {status!r}")
+        if status == "rejected" and not str(comment).strip():
+            raise InputError("a rejection needs a comment")
+        with self.transaction() as s:
+            img = self._get(s, db.Image, image_id)
+            img.status, img.comment = status, str(comment)
+            return self._image(img)
+
+    def assign(self, image_id: int, user_id: int | None) -> dict:
+        with self.transaction() as s:
+            img = self._get(s, db.Image, image_id)
+            if user_id is not None:
+                self._get(s, db.User, user_id)
+            img.assignee_id = user_id
+            return self._image(img)
+

@@ -1,0 +1,181 @@
+"""Import and export: COCO in; COCO, YOLO, label PNGs, DAVIS, alpha out."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+
+from masklab import rle as _rle
+from masklab.app import db
+from masklab.app.store.base import (
+    EXPORT_FORMATS,
+    PALETTE,
+    Forbidden,
+)
+from masklab.errors import InputError
+
+
+class InterchangeMixin:
+    def mask_set(self, project_id: int, *, with_images: list[int] | None = None,
+                 quiet: bool | None = True):
+        """The project's annotations as a ``MaskSet`` (masks in z order). Its items are made
+        one image at a time as a writer walks them (memory stays flat over big projects);
+        object ids are 1..K per still image and one id per track across a video's frames."""
+        from masklab.io.convert import MaskSet
+
+        with self.Session() as s:
+            p = self._get(s, db.Project, project_id)
+            cats = [{"id": c["id"], "name": c["name"]} for c in p.classes]
+            q = select(db.Image.id, db.Image.file_name, db.Image.height, db.Image.width,
+                       db.Image.video, db.Image.frame).where(
+                db.Image.project_id == project_id)
+            imgs = [tuple(r) for r in s.execute(q)]
+            if with_images is not None:
+                keep = set(with_images)
+                imgs = [i for i in imgs if i[0] in keep]
+            by_image: dict[int, list] = {}
+            for row in s.execute(select(db.Annotation.image_id, db.Annotation.id,
+                                        db.Annotation.class_id, db.Annotation.rle,
+                                        db.Annotation.score, db.Annotation.track_id)
+                                 .join(db.Image).where(db.Image.project_id == project_id)
+                                 .order_by(db.Annotation.z, db.Annotation.id)):
+                by_image.setdefault(row[0], []).append(tuple(row[1:]))
+        imgs.sort(key=lambda i: (i[4] is not None, i[4] or "", i[5] or 0, i[1], i[0]))
+        return MaskSet(cats, _LazyItems(imgs, by_image, quiet))
+
+    def export(self, project_id: int, fmt: str, out: str | os.PathLike | None = None, *,
+               quiet: bool = True) -> Path:
+        """Write the project in ``fmt`` (COCO RLE, COCO polygons, YOLO-seg, label PNGs,
+        instance PNGs, DAVIS palette PNGs) to ``out`` (default: a new folder under the data
+        folder's ``exports/``); returns the file or folder written."""
+        import time
+
+        from masklab.io import convert as _convert
+
+        if fmt not in EXPORT_FORMATS:
+            raise InputError(f"format must be one of {', '.join(EXPORT_FORMATS)}")
+        ms = self.mask_set(project_id, quiet=quiet)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        if out is None:
+            name = f"project{project_id}-{fmt}-{stamp}"
+            out = self.exports / (name + ".json" if fmt.startswith("coco") else name)
+        out = Path(out)
+        if fmt == "alpha":
+            self._export_alpha(project_id, out)
+        elif fmt.startswith("coco"):
+            _convert.write_coco(ms, out, polygons=fmt == "coco-polygons")
+        else:
+            _convert.WRITERS[fmt](ms, out)
+        return out
+
+    def _export_alpha(self, project_id: int, out: Path) -> None:
+        """Alpha PNGs of the annotations that have one: ``<image stem>_<annotation id>.png``
+        plus ``alpha.json`` (file → image, annotation, class)."""
+        import shutil
+
+        from masklab.io.atomic import write_json
+
+        out.mkdir(parents=True, exist_ok=True)
+        index = []
+        with self.Session() as s:
+            rows = s.execute(select(db.Annotation.id, db.Annotation.class_id,
+                                    db.Image.file_name).join(db.Image).where(
+                db.Image.project_id == project_id).order_by(db.Image.file_name,
+                                                            db.Annotation.id)).all()
+        for ann_id, class_id, file_name in rows:
+            src = self.alpha_path(ann_id)
+            if not src.is_file():
+                continue
+            name = f"{Path(file_name).stem}_{ann_id}.png"
+            tmp = out / f".{name}.tmp"
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, out / name)
+            index.append({"file": name, "image": file_name, "annotation_id": ann_id,
+                          "class_id": class_id})
+        write_json(out / "alpha.json", index, indent=1)
+
+    def import_coco(self, project_id: int, coco_path: str | os.PathLike, *,
+                    images_dir: str | os.PathLike | None = None, user: str = "local") -> dict:
+        """Add a COCO file's images (found in ``images_dir``, below an import root) and their
+        annotations (source ``import``) to the project; categories join the label schema by
+        name."""
+        from masklab.io.coco import load_coco
+
+        coco_path = self.confine(coco_path)
+        ds = load_coco(coco_path)
+        base = self.confine(images_dir) if images_dir else coco_path.parent
+        with self.transaction() as s:
+            p = self._get(s, db.Project, project_id)
+            classes = list(p.classes)
+            by_name = {c["name"]: c["id"] for c in classes}
+            mapping = {}
+            for c in ds.categories:
+                if c["name"] not in by_name:
+                    new_id = int(c["id"]) if int(c["id"]) not in {x["id"] for x in classes} \
+                        else max(x["id"] for x in classes) + 1
+                    classes.append({"id": new_id, "name": c["name"],
+                                    "color": PALETTE[len(classes) % len(PALETTE)]})
+                    by_name[c["name"]] = new_id
+                mapping[int(c["id"])] = by_name[c["name"]]
+            p.classes = classes
+        files = []
+        for img in ds.images:
+            path = (base / img["file_name"]).resolve()
+            if not (path == base or base in path.parents):
+                raise Forbidden(f"{img['file_name']}: outside {base}")
+            if not path.is_file():
+                raise InputError(f"image {img['file_name']} not found in {base}", coco_path)
+            files.append(path)
+        self.add_images(project_id, files, base=base)
+        n = 0
+        with self.Session() as s:
+            ids = {i.file_name: i.id for i in s.scalars(select(db.Image).where(
+                db.Image.project_id == project_id))}
+        for img in ds.images:
+            name = (base / img["file_name"]).resolve().relative_to(base).as_posix()
+            masks = ds.masks(img["id"])
+            rles = masks.to_rle()
+            anns = ds.annotations_for(img["id"])
+            for a, r in zip(anns, rles, strict=True):
+                if not r or _rle.area([r])[0] == 0:
+                    continue
+                self.create_annotation(ids[name], class_id=mapping[int(a["category_id"])],
+                                       mask=r, source="import", score=a.get("score"),
+                                       user=user)
+                n += 1
+        return {"images": len(ds.images), "annotations": n}
+
+
+class _LazyItems:
+    """``LabeledImage``s made when iterated (a writer's single pass), one image at a time."""
+
+    def __init__(self, imgs, by_image, quiet):
+        self.imgs, self.by_image, self.quiet = imgs, by_image, quiet
+
+    def __len__(self) -> int:
+        return len(self.imgs)
+
+    def __iter__(self):
+        from masklab.io.convert import LabeledImage
+        from masklab.progress import progress
+        from masklab.types import Masks
+
+        objects: dict[str, dict] = {}
+        for image_id, file_name, h, w, video, _frame in progress(
+                self.imgs, desc="export", unit="img", quiet=self.quiet):
+            anns = self.by_image.get(image_id, [])
+            rles = [{"size": [h, w], "counts": a[2]} for a in anns]
+            masks = Masks.from_rle(rles, size=(h, w)) if rles else Masks(
+                np.zeros((0, h, w), bool))
+            masks.labels = np.array([a[1] for a in anns], np.int64)
+            masks.scores = np.array([1.0 if a[3] is None else a[3] for a in anns])
+            if video is None:  # objects of a still image: 1..K
+                masks.track_ids = np.arange(1, len(anns) + 1, dtype=np.int64)
+            else:  # one id per object across the video's frames: 1, 2, ... by first sight
+                ids = objects.setdefault(video, {})
+                masks.track_ids = np.array([ids.setdefault(a[4] or -a[0], len(ids) + 1)
+                                            for a in anns], np.int64)
+            yield LabeledImage(file_name, masks, image_id)
