@@ -149,7 +149,7 @@ def main() -> None:
         c.headers["X-CSRF-Token"] = c.get("/api/session").json()["csrf"]
         p = c.post("/api/projects", json={"name": "click", "classes": ["object"]}).json()
         c.post(f"/api/projects/{p['id']}/import", json={"folder": str(imgs)}).raise_for_status()
-        ims = c.get(f"/api/projects/{p['id']}/images").json()
+        ims = c.get(f"/api/projects/{p['id']}/images?limit=500").json()["items"]
         for i in ims:  # every embedding first (the app's prefetch has done it in use)
             c.post(f"/api/images/{i['id']}/embed").raise_for_status()
         im = ims[0]
@@ -169,7 +169,7 @@ def main() -> None:
         write_image(big / "uhd.png", cv2.resize(photo, (3840, 2160)))
         q = c.post("/api/projects", json={"name": "4k", "classes": ["a", "b", "c"]}).json()
         c.post(f"/api/projects/{q['id']}/import", json={"folder": str(big)}).raise_for_status()
-        uhd = c.get(f"/api/projects/{q['id']}/images").json()[0]
+        uhd = c.get(f"/api/projects/{q['id']}/images").json()["items"][0]
         yy, xx = np.mgrid[:2160, :3840]
         for k in range(args.objects):
             cx, cy = rng.uniform(200, 3640), rng.uniform(200, 1960)

@@ -132,7 +132,7 @@ def run(label: str, args, db_url: str | None, model: Path, imgs: Path) -> dict:
         c.headers["X-CSRF-Token"] = c.get("/api/session").json()["csrf"]
         p = c.post("/api/projects", json={"name": "load", "classes": ["a", "b"]}).json()
         c.post(f"/api/projects/{p['id']}/import", json={"folder": str(imgs)}).raise_for_status()
-        ims = c.get(f"/api/projects/{p['id']}/images").json()
+        ims = c.get(f"/api/projects/{p['id']}/images?limit=500").json()["items"]
         sizes = {i["id"]: (i["height"], i["width"]) for i in ims}
         t = time.perf_counter()
         for i in ims:  # the embeddings, before the timed phase

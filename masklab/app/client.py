@@ -95,8 +95,23 @@ class Client:
                           json={"coco": str(coco),
                                 "images_dir": None if images_dir is None else str(images_dir)})
 
-    def images(self, project_id: int) -> list[dict]:
-        return self._call("GET", f"/api/projects/{project_id}/images")
+    def images(self, project_id: int, **filters) -> list[dict]:
+        """Every image of the project (video frames too) matching ``filters`` (``status``,
+        ``assignee``, ``annotated``, ``proposals``, ``q``, ``sort``), page by page."""
+        out: list[dict] = []
+        params = {"frames": "all", "limit": 500, **filters}
+        while True:
+            page = self._call("GET", f"/api/projects/{project_id}/images",
+                              params={**params, "offset": len(out)})
+            out += page["items"]
+            if len(out) >= page["total"] or not page["items"]:
+                return out
+
+    def image_page(self, project_id: int, *, offset: int = 0, limit: int = 100,
+                   **filters) -> dict:
+        """One page of the list as the project page shows it: ``{items, total, frames}``."""
+        return self._call("GET", f"/api/projects/{project_id}/images",
+                          params={"offset": offset, "limit": limit, **filters})
 
     def set_status(self, image_id: int, status: str, comment: str = "") -> dict:
         return self._call("PUT", f"/api/images/{image_id}/status",

@@ -85,6 +85,8 @@ class Image(Base):
     updated_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
     video: Mapped[str | None] = mapped_column(String(500), nullable=True)  # frames of a video
     frame: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    n_annotations: Mapped[int] = mapped_column(Integer, default=0)  # kept by every edit
+    n_proposals: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Annotation(Base):
@@ -103,6 +105,7 @@ class Annotation(Base):
     z: Mapped[int] = mapped_column(Integer, default=0)  # drawing order, higher on top
     track_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     attributes: Mapped[dict] = mapped_column(JSON, default=dict)
+    proposal: Mapped[bool] = mapped_column(Boolean, default=False)  # a model's, unreviewed
 
 
 class Op(Base):

@@ -59,6 +59,7 @@ class AnnotationIn(BaseModel):
     version: Int64 | None = None
     track_id: Int64 | None = None
     attributes: dict[str, Any] | None = None
+    proposal: bool = False  # a model's suggestion, to be reviewed
 
 
 class AnnotationPatch(BaseModel):
@@ -69,6 +70,7 @@ class AnnotationPatch(BaseModel):
     z: Int64 | None = None
     source: str | None = None
     attributes: dict[str, Any] | None = None
+    proposal: bool | None = None  # false: accept a proposal
 
 
 class VersionIn(BaseModel):
@@ -123,6 +125,7 @@ class TrackIn(BaseModel):
 
 class ExportIn(BaseModel):
     format: str = "coco"
+    proposals: bool = False  # include proposals not yet accepted
 
 
 class LoginIn(BaseModel):

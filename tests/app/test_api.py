@@ -30,7 +30,7 @@ def app_env(tmp_path):
 def _project(api, name="p", classes=("box", "other")):
     p = api.post("/api/projects", json={"name": name, "classes": list(classes)})
     api.post(f"/api/projects/{p['id']}/import", json={"folder": "imgs"})
-    return p, {i["file_name"]: i for i in api.get(f"/api/projects/{p['id']}/images")}
+    return p, {i["file_name"]: i for i in api.get(f"/api/projects/{p['id']}/images")["items"]}
 
 
 def _masks(api, image_id):
@@ -404,3 +404,127 @@ def test_login_throttle_memory_is_bounded():
     now[0] += 900
     t.failed("later", None)
     assert set(t._state) == {("account", "later")}
+
+
+def test_image_list_paged_filtered_sorted(app_env):
+    """Pages, filters and next/previous of the image list against the same filters and
+    order computed in Python on the whole list (SQLite here, PostgreSQL in test_postgres)."""
+    import datetime as dt
+    import itertools
+
+    import sqlalchemy
+
+    from masklab.app import db
+
+    api, _, _ = app_env
+    store = api.c.app.state.store
+    p, imgs = _project(api)
+    pid = p["id"]
+    rng = np.random.default_rng(1)
+    tags = ["cat", "Dog", "CAT", "bird_%"]  # any case; "%" and "_" are no wildcards
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    with store.transaction() as s:
+        users = [db.User(name=f"u{k}", password_hash="-", role="annotator") for k in range(2)]
+        s.add_all(users)
+        s.flush()
+        uids = [u.id for u in users]
+        for k in range(137):
+            video = f"x{k:04d}_clip" if k % 23 == 0 else None
+            for f in range(3 if video else 1):
+                s.add(db.Image(project_id=pid, path="/nonexistent.png", width=SIZE[1],
+                               height=SIZE[0], sha256="0" * 64,
+                               file_name=f"{video}/{f:05d}.jpg" if video
+                               else f"x{k:04d}_{tags[k % 4]}.png",
+                               status=str(rng.choice(db.STATUSES)), comment="",
+                               assignee_id=[None, *uids][k % 3], version=0,
+                               updated_at=t0 + dt.timedelta(minutes=int(rng.integers(50))),
+                               video=video, frame=f if video else None))
+    everything = store.all_images(pid)
+    assert len(everything) == 3 + 137 + 2 * 6
+    # annotations and proposals on some images (the counts follow every edit)
+    some = [i for i in everything if i["file_name"].startswith("x")][:40]
+    for k, im in enumerate(some[:30]):
+        api.post(f"/api/images/{im['id']}/annotations", json={
+            "class_id": 1, "mask": rect_rle(0, 0, 5 + k, 5), "proposal": k % 3 == 0})
+    gone = api.get(f"/api/images/{some[1]['id']}/annotations")["annotations"][0]
+    api.delete(f"/api/annotations/{gone['id']}")
+    api.post(f"/api/images/{some[2]['id']}/undo", json={})
+    everything = store.all_images(pid)
+    by_id = {i["id"]: i for i in everything}
+    assert by_id[some[0]["id"]]["proposals"] == 1 and by_id[some[0]["id"]]["annotations"] == 0
+    assert by_id[some[1]["id"]]["annotations"] == 0 and by_id[some[2]["id"]]["annotations"] == 0
+    assert by_id[some[4]["id"]]["annotations"] == 1
+    proj = api.get(f"/api/projects/{pid}")
+    assert proj["annotated"] == sum(i["annotations"] > 0 for i in everything)
+    assert proj["with_proposals"] == sum(i["proposals"] > 0 for i in everything)
+
+    def oracle(status=None, assignee=None, annotated=None, proposals=None, q=None,
+               sort="name", frames="first"):
+        rows = [i for i in everything if frames == "all" or not i["frame"]]
+        if status:
+            rows = [i for i in rows if i["status"] == status]
+        if assignee is not None:
+            want = None if assignee == "none" else int(assignee)
+            rows = [i for i in rows if i["assignee_id"] == want]
+        if annotated is not None:
+            rows = [i for i in rows if (i["annotations"] > 0) == annotated]
+        if proposals is not None:
+            rows = [i for i in rows if (i["proposals"] > 0) == proposals]
+        if q:
+            rows = [i for i in rows if q.lower() in i["file_name"].lower()]
+        key = sort.lstrip("-")
+        if key == "updated":
+            with store.Session() as s:
+                upd = dict(s.execute(sqlalchemy.select(db.Image.id, db.Image.updated_at)).all())
+            rows.sort(key=lambda i: (upd[i["id"]], i["id"]), reverse=sort.startswith("-"))
+        else:
+            rows.sort(key=lambda i: (i["file_name"], i["id"]) if key == "name" else i["id"],
+                      reverse=sort.startswith("-"))
+        return [i["id"] for i in rows]
+
+    cases = [{}, {"status": "done"}, {"assignee": "none"}, {"assignee": str(uids[1])},
+             {"annotated": True}, {"annotated": False, "status": "new"}, {"proposals": True},
+             {"q": "cat"}, {"q": "_%"}, {"q": "CLIP", "frames": "all"}, {"sort": "-name"},
+             {"sort": "updated", "status": "in_progress"}, {"sort": "-updated"},
+             {"sort": "-id", "assignee": str(uids[0]), "q": "dog"}]
+    for case in cases:
+        want = oracle(**case)
+        got, offset = [], 0
+        while True:
+            page = api.get(f"/api/projects/{pid}/images", params={
+                **{k: str(v).lower() if isinstance(v, bool) else v for k, v in case.items()},
+                "offset": offset, "limit": 17})
+            assert page["total"] == len(want), case
+            got += [i["id"] for i in page["items"]]
+            for i in page["items"]:
+                if i["video"]:
+                    assert page["frames"][i["video"]] == 3
+            offset += 17
+            if offset >= page["total"]:
+                break
+        assert got == want, case
+        # next / previous under the same filter walk the same list
+        params = {k: str(v).lower() if isinstance(v, bool) else v for k, v in case.items()}
+        for a, b in itertools.pairwise(want[:12]):
+            assert api.get(f"/api/images/{a}/neighbour", params={**params, "step": 1}
+                           )["image"]["id"] == b
+            assert api.get(f"/api/images/{b}/neighbour", params={**params, "step": -1}
+                           )["image"]["id"] == a
+        if want:
+            assert api.get(f"/api/images/{want[-1]}/neighbour",
+                           params={**params, "step": 1})["image"] is None
+        if len(want) > 5:
+            assert api.get(f"/api/images/{want[0]}/neighbour",
+                           params={**params, "step": 5})["image"]["id"] == want[5]
+    # an image outside the filter still has neighbours in it (its place in the order)
+    done = oracle(status="done")
+    outside = next(i for i in oracle() if by_id[i]["status"] != "done")
+    nxt = api.get(f"/api/images/{outside}/neighbour", params={"status": "done"})["image"]
+    names = {i["id"]: (i["file_name"], i["id"]) for i in everything}
+    assert (nxt or {}).get("id") == min((i for i in done if names[i] > names[outside]),
+                            key=names.get, default=None)
+    api.get(f"/api/projects/{pid}/images", params={"status": "bogus"}, expect=400)
+    api.get(f"/api/projects/{pid}/images", params={"sort": "size"}, expect=400)
+    api.get(f"/api/projects/{pid}/images", params={"assignee": "x"}, expect=400)
+    api.get(f"/api/projects/{pid}/images", params={"limit": 501}, expect=422)
+    api.get(f"/api/projects/{pid}/images", params={"assignee": "me"}, expect=400)

@@ -199,3 +199,54 @@ def test_annotate_review_export_in_a_browser(server, page, tmp_path):
     assert json.loads((tmp_path / "ap.json").read_text())["stats"][0] == pytest.approx(1.0)
     assert "approved 1" in page.inner_text("p.muted")
     assert errors == []
+
+
+def test_paged_filtered_list_and_next_under_the_filter(server, page):
+    """The project page shows one page of a 230-image project with counts, pages through it,
+    filters by status and name, and the editor's next / previous stay in the filtered list."""
+    from PIL import Image
+
+    from tests.app.test_server_process import _client
+
+    url, data = server
+    folder = data / "many"
+    folder.mkdir()
+    for k in range(230):
+        Image.new("RGB", (8, 6), (k, 0, 0)).save(folder / f"m{k:03d}.png")
+    port = int(url.rsplit(":", 1)[1])
+    c = _client(port)
+    p = c.post("/api/projects", json={"name": "many", "classes": ["x"]}).json()
+    c.post(f"/api/projects/{p['id']}/import", json={"folder": "many"}).raise_for_status()
+    ids = {i["file_name"]: i["id"] for i in c.get(
+        f"/api/projects/{p['id']}/images", params={"limit": 500}).json()["items"]}
+    done = [f"m{k:03d}.png" for k in range(0, 230, 7)]
+    for name in done:
+        c.put(f"/api/images/{ids[name]}/status", json={"status": "done"}).raise_for_status()
+    page.goto(f"{url}/#/p/{p['id']}")
+    page.wait_for_selector("#page-info")
+    assert page.inner_text("#page-info") == "1–100 of 230"
+    assert page.locator("a.image-link").count() == 100
+    assert f"done {len(done)}" in page.inner_text("#counts")
+    page.click("#page-next")
+    page.wait_for_function("document.querySelector('#page-info').textContent.startsWith('101')")
+    assert page.locator("a.image-link").first.inner_text() == "m100.png"
+    page.select_option("select[name=status]", "done")
+    page.wait_for_function(f"document.querySelector('#page-info').textContent === "
+                           f"'1–{len(done)} of {len(done)}'")
+    assert page.locator("a.image-link").all_inner_texts() == done
+    page.fill("input[name=q]", "M01")
+    page.click("#filters button[type=submit]")
+    page.wait_for_function("document.querySelectorAll('a.image-link').length === 1")
+    assert page.locator("a.image-link").all_inner_texts() == ["m014.png"]
+    page.fill("input[name=q]", "")
+    page.click("#filters button[type=submit]")
+    page.wait_for_function(f"document.querySelectorAll('a.image-link').length === {len(done)}")
+    page.click("a.image-link >> text=m007.png")
+    page.wait_for_function(f"window.masklabEditor.imageId() === {ids['m007.png']}")
+    page.keyboard.press("d")  # the next image under the filter: m014, not m008
+    page.wait_for_function(f"window.masklabEditor.imageId() === {ids['m014.png']}")
+    page.keyboard.press("a")
+    page.wait_for_function(f"window.masklabEditor.imageId() === {ids['m007.png']}")
+    page.keyboard.press("a")
+    page.wait_for_function(f"window.masklabEditor.imageId() === {ids['m000.png']}")
+    assert "status=done" in page.evaluate("location.hash")

@@ -18,6 +18,7 @@ from tests.app.helpers import Api, make_images
 from tests.app.test_api import (  # noqa: F401  (collected here too, on PostgreSQL)
     test_annotations_versions_and_undo_redo,
     test_export_every_format_and_coco_round_trip,
+    test_image_list_paged_filtered_sorted,
     test_review_flow_and_status,
 )
 

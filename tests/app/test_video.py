@@ -56,7 +56,7 @@ def test_video_import_track_correct_and_davis_export(tmp_path):
         p = api.post("/api/projects", json={"name": "v", "classes": ["square"]})
         r = api.post(f"/api/projects/{p['id']}/import", json={"folder": "media"})
         assert r["added"] == N
-        imgs = api.get(f"/api/projects/{p['id']}/images")
+        imgs = api.get(f"/api/projects/{p['id']}/images?frames=all")["items"]
         assert [i["file_name"] for i in imgs] == [f"clip/{t:05d}.jpg" for t in range(N)]
         assert [i["frame"] for i in imgs] == list(range(N)) and imgs[0]["video"] == "clip"
         frames = api.get(f"/api/images/{imgs[3]['id']}/frames")

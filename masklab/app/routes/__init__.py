@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from fastapi import Query, Request
+
 
 @dataclass
 class Ctx:
@@ -29,6 +31,31 @@ class Ctx:
     err: Callable
     prefetch: Callable
     jobs: Any = None
+
+
+def image_filter(request: Request, status: str | None = None, assignee: str | None = None,
+                 annotated: bool | None = None, proposals: bool | None = None,
+                 q: str | None = Query(None, max_length=500), frames: str = "first",
+                 sort: str = "name"):
+    """The image list's filter from the query string (``assignee``: a user id, ``me`` or
+    ``none``; ``q``: the file name contains it)."""
+    from masklab.app.store import ImageFilter
+    from masklab.errors import InputError
+
+    who = None
+    if assignee is not None:
+        if assignee == "none":
+            who = 0
+        elif assignee == "me":
+            who = request.state.principal.user_id
+            if who is None:
+                raise InputError("assignee=me needs a log-in (this server has no accounts)")
+        elif assignee.isdigit():
+            who = int(assignee)
+        else:
+            raise InputError("assignee must be a user id, 'me' or 'none'")
+    return ImageFilter(status=status, assignee=who, annotated=annotated, proposals=proposals,
+                       name=q or None, frames=frames, sort=sort)
 
 
 def register_all(app, ctx: Ctx) -> None:

@@ -24,6 +24,7 @@ def register(app: FastAPI, ctx: Ctx) -> None:
                                        mask=body.mask.model_dump(), source=body.source,
                                        score=body.score, version=body.version,
                                        track_id=body.track_id, attributes=body.attributes,
+                                       proposal=body.proposal,
                                        user=p.name)
 
     @r.patch("/api/annotations/{annotation_id}")

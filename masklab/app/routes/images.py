@@ -3,10 +3,10 @@ history, undo and redo."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Query
 from fastapi.responses import FileResponse
 
-from masklab.app.routes import Ctx
+from masklab.app.routes import Ctx, image_filter
 from masklab.app.schemas import AssignIn, Id, StatusIn, VersionIn
 
 
@@ -17,6 +17,15 @@ def register(app: FastAPI, ctx: Ctx) -> None:
     @r.get("/api/images/{image_id}")
     def image(image_id: Id):
         return store.image(image_id)
+
+    @r.get("/api/images/{image_id}/neighbour")
+    def neighbour(image_id: Id, step: int = Query(1, ge=-1000, le=1000),
+                  flt=Depends(image_filter)):
+        """The image ``step`` places away in the list under the same filter as the project
+        page's (``{"image": null}`` past either end)."""
+        if step == 0:
+            return {"image": store.image(image_id)}
+        return {"image": store.neighbour(image_id, step, flt)}
 
     @r.get("/api/images/{image_id}/file")
     def image_file(image_id: Id):

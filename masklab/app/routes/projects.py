@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, FastAPI, File, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Query, UploadFile
 from fastapi.responses import FileResponse
 
-from masklab.app.routes import Ctx
+from masklab.app.routes import Ctx, image_filter
 from masklab.app.schemas import AttributesIn, ClassesIn, CocoIn, ExportIn, FolderIn, Id, ProjectIn
 from masklab.app.store import NotFound
 
@@ -43,8 +43,12 @@ def register(app: FastAPI, ctx: Ctx) -> None:
                                                  for a in body.attributes])
 
     @r.get("/api/projects/{project_id}/images")
-    def images(project_id: Id):
-        return store.images(project_id)
+    def images(project_id: Id, flt=Depends(image_filter), offset: int = Query(0, ge=0),
+               limit: int = Query(100, ge=1, le=500)):
+        """One page of the image list: filtered (``status``, ``assignee``, ``annotated``,
+        ``proposals``, ``q``: name contains), sorted (``sort``), ``{items, total, offset,
+        limit, frames}``."""
+        return store.images(project_id, flt, offset=offset, limit=limit)
 
     @r.post("/api/projects/{project_id}/import")
     def import_folder(project_id: Id, body: FolderIn, _p=Depends(admin)):
@@ -70,7 +74,7 @@ def register(app: FastAPI, ctx: Ctx) -> None:
 
     @r.post("/api/projects/{project_id}/export")
     def export(project_id: Id, body: ExportIn):
-        path = store.export(project_id, body.format)
+        path = store.export(project_id, body.format, proposals=body.proposals)
         if path.is_dir():
             path = _zip(path)
         return {"file": path.name, "url": f"/api/exports/{path.name}"}

@@ -47,8 +47,8 @@ async function route() {
   try {
     if (me.auth && !me.user) return loginPage();
     let m;
-    if ((m = hash.match(/^#\/p\/(\d+)$/))) return await projectPage(+m[1]);
-    if ((m = hash.match(/^#\/i\/(\d+)$/))) return await openEditor(view, +m[1]);
+    if ((m = hash.match(/^#\/p\/(\d+)(?:\?(.*))?$/))) return await projectPage(+m[1], m[2] || "");
+    if ((m = hash.match(/^#\/i\/(\d+)(?:\?.*)?$/))) return await openEditor(view, +m[1]);
     return await projectsPage();
   } catch (e) {
     view.replaceChildren(el("div", { class: "page" }, el("p", { text: `Error: ${e.message}` })));
@@ -118,21 +118,68 @@ export function parseAttributes(text) {
   });
 }
 
-async function projectPage(pid) {
-  const [p, images, info] = await Promise.all([api.get(`/api/projects/${pid}`),
-    api.get(`/api/projects/${pid}/images`), api.get("/api/info")]);
+// the image list's filter lives in the address (#/p/1?status=done&q=cat&offset=100), so that
+// the editor's next / previous walk the same list and the back button returns to this page
+export function listQuery() {
+  const q = location.hash.split("?")[1] || "";
+  const params = new URLSearchParams(q);
+  params.delete("offset");
+  return params.toString();
+}
+
+const PAGE = 100;
+
+async function projectPage(pid, query) {
+  const params = new URLSearchParams(query);
+  const offset = Math.max(0, +(params.get("offset") || 0));
+  const listParams = new URLSearchParams(params);
+  listParams.set("offset", offset); listParams.set("limit", PAGE);
+  const [p, page, info] = await Promise.all([api.get(`/api/projects/${pid}`),
+    api.get(`/api/projects/${pid}/images?${listParams}`), api.get("/api/info")]);
   setCrumbs(["projects", "#/"], [p.name]);
-  // a video is one row (its first frame opens it; the frame slider moves through it)
-  const frameCount = {};
-  for (const im of images) if (im.video !== null) frameCount[im.video] = (frameCount[im.video] || 0) + 1;
-  const seen = new Set();
-  const shown = images.filter((im) => im.video === null || (!seen.has(im.video) && seen.add(im.video)));
-  const rows = shown.map((im) => el("tr", {},
-    el("td", {}, el("a", { href: `#/i/${im.id}`, class: im.video === null ? "image-link" : "video-link",
-      text: im.video === null ? im.file_name : `${im.video} (video, ${frameCount[im.video]} frames)` })),
+  const filter = new URLSearchParams(params); filter.delete("offset");
+  const go = (changes) => {
+    const next = new URLSearchParams(filter);
+    for (const [k, v] of Object.entries(changes)) { if (v === "" || v === null) next.delete(k); else next.set(k, v); }
+    const s = next.toString();
+    location.hash = `#/p/${pid}${s ? "?" + s : ""}`;
+  };
+  const sel = (name, label, options) => {
+    const s = el("select", { name, "aria-label": label, onchange: () => go({ [name]: s.value, offset: "" }) },
+      ...options.map(([v, text]) => el("option", { value: v, text, selected: (params.get(name) || "") === v })));
+    return s;
+  };
+  const statusCounts = p.status || {};
+  const statusSel = sel("status", "status", [["", `any status (${p.images})`],
+    ...info.statuses.map((s) => [s, `${s.replace("_", " ")} (${statusCounts[s] || 0})`])]);
+  const assigneeOpts = [["", "anyone"], ["none", "unassigned"]];
+  if (me.auth) assigneeOpts.push(["me", "assigned to me"]);
+  const assigneeSel = sel("assignee", "assignee", assigneeOpts);
+  const annotatedSel = sel("annotated", "annotations", [["", "annotated or not"],
+    ["true", `annotated (${p.annotated})`], ["false", `not annotated (${p.images - p.annotated})`]]);
+  const proposalsSel = sel("proposals", "proposals", [["", "proposals or not"],
+    ["true", `with proposals (${p.with_proposals})`], ["false", "without proposals"]]);
+  const sortSel = sel("sort", "sort", [["", "by name"], ["-name", "by name, Z–A"],
+    ["-updated", "recently changed first"], ["updated", "least recently changed"], ["id", "by import order"]]);
+  const search = el("input", { name: "q", type: "search", placeholder: "name contains", value: params.get("q") || "" });
+  const searchForm = el("form", { class: "inline", onsubmit: (e) => { e.preventDefault(); go({ q: search.value.trim(), offset: "" }); } },
+    search, el("button", { type: "submit", text: "filter" }));
+  const hrefQuery = filter.toString() ? `?${filter}` : "";
+  const rows = page.items.map((im) => el("tr", {},
+    el("td", {}, el("a", { href: `#/i/${im.id}${hrefQuery}`, class: im.video === null ? "image-link" : "video-link",
+      text: im.video === null ? im.file_name : `${im.video} (video, ${page.frames[im.video] || 1} frames)` })),
     el("td", { class: `status-${im.status}`, text: im.status.replace("_", " ") }),
+    el("td", { class: "muted", text: `${im.annotations}${im.proposals ? ` + ${im.proposals} proposed` : ""}` }),
     el("td", { class: "muted", text: im.comment || "" }),
     el("td", { class: "muted", text: `${im.width}×${im.height}` })));
+  const first = page.total ? offset + 1 : 0;
+  const last = offset + page.items.length;
+  const pager = el("div", { class: "row", id: "pager" },
+    el("button", { id: "page-prev", text: "◀ previous page", disabled: offset <= 0,
+      onclick: () => go({ offset: Math.max(0, offset - PAGE) || "" }) }),
+    el("span", { id: "page-info", text: `${first.toLocaleString()}–${last.toLocaleString()} of ${page.total.toLocaleString()}` }),
+    el("button", { id: "page-next", text: "next page ▶", disabled: last >= page.total,
+      onclick: () => go({ offset: offset + PAGE }) }));
   const folder = el("input", { name: "folder", placeholder: "folder on the server", size: 50 });
   const files = el("input", { type: "file", name: "files", multiple: true, accept: "image/*,video/*" });
   const admin = me.role === "admin";
@@ -163,9 +210,11 @@ async function projectPage(pid) {
   const counts = Object.entries(p.status).map(([k, v]) => `${k.replace("_", " ")} ${v}`).join(" · ");
   view.replaceChildren(el("div", { class: "page" },
     el("h2", { text: p.name }),
-    el("p", { class: "muted", text: `${p.images} images${counts ? " — " + counts : ""}; classes: ${p.classes.map((c) => c.name).join(", ")}` }),
-    el("table", { id: "images" }, el("tr", {}, el("th", { text: "image" }), el("th", { text: "status" }), el("th", { text: "comment" }), el("th", { text: "size" })), ...rows),
-    importBox, el("fieldset", {}, el("legend", { text: "Export" }), exportRow)));
+    el("p", { class: "muted", id: "counts", text: `${p.images} images${counts ? " — " + counts : ""}; ${p.annotated} annotated, ${p.with_proposals} with proposals; classes: ${p.classes.map((c) => c.name).join(", ")}` }),
+    el("div", { class: "row", id: "filters" }, statusSel, assigneeSel, annotatedSel, proposalsSel, sortSel, searchForm),
+    el("table", { id: "images" }, el("tr", {}, el("th", { text: "image" }), el("th", { text: "status" }),
+      el("th", { text: "annotations" }), el("th", { text: "comment" }), el("th", { text: "size" })), ...rows),
+    pager, importBox, el("fieldset", {}, el("legend", { text: "Export" }), exportRow)));
 }
 
 async function main() {

@@ -3,7 +3,7 @@
 // pan only re-composite a few canvases (smooth on 4K images).
 
 import * as api from "./api.js";
-import { el, me, setCrumbs, toast } from "./app.js";
+import { el, listQuery, me, setCrumbs, toast } from "./app.js";
 import * as rle from "./rle.js";
 
 const TOOLS = [
@@ -73,10 +73,11 @@ export async function openEditor(view, imageId) {
   if (E) E.close();
   const data = await api.get(`/api/images/${imageId}/annotations`);
   const image = data.image;
-  const [project, images, frames] = await Promise.all([api.get(`/api/projects/${image.project_id}`),
-    api.get(`/api/projects/${image.project_id}/images`), api.get(`/api/images/${imageId}/frames`)]);
-  setCrumbs(["projects", "#/"], [project.name, `#/p/${project.id}`], [image.file_name]);
-  E = { image, project, images, frames, version: image.version, anns: [], selected: null,
+  const [project, frames] = await Promise.all([api.get(`/api/projects/${image.project_id}`),
+    api.get(`/api/images/${imageId}/frames`)]);
+  const query = listQuery();
+  setCrumbs(["projects", "#/"], [project.name, `#/p/${project.id}${query ? "?" + query : ""}`], [image.file_name]);
+  E = { image, project, query, frames, version: image.version, anns: [], selected: null,
     tool: "sam", classId: project.classes.length ? project.classes[0].id : null,
     zoom: 1, tx: 0, ty: 0, pending: emptyPending(), polygon: [], polyEdit: null,
     proposals: [], brush: 12, stroke: null, matte: { band: 8, kind: "unknown", strokes: [] }, refine: null, seq: 0, dirty: true, close: null };
@@ -165,7 +166,7 @@ function videoPanel() {
   const label = el("span", { id: "frame-label", text: `frame ${E.frames[k].frame} of ${E.frames.length}` });
   const slider = el("input", { id: "frame-slider", type: "range", min: 0, max: E.frames.length - 1, value: k,
     oninput: () => { label.textContent = `frame ${E.frames[+slider.value].frame} of ${E.frames.length}`; },
-    onchange: () => { location.hash = `#/i/${E.frames[+slider.value].id}`; } });
+    onchange: () => { location.hash = `#/i/${E.frames[+slider.value].id}${E.query ? "?" + E.query : ""}`; } });
   return el("section", { id: "video" }, el("div", { class: "row" }, label), slider,
     el("div", { class: "row" },
       el("button", { id: "track-back", text: "◀ track", title: "track the selected object backwards", onclick: () => track("backward") }),
@@ -666,10 +667,15 @@ function renderStatus() {
   ].filter(Boolean));
 }
 
-function go(step) {
-  const k = E.images.findIndex((x) => x.id === E.image.id);
-  const next = E.images[k + step];
-  if (next) location.hash = `#/i/${next.id}`;
+// next / previous: the server finds the neighbour in the project page's list (same filter and
+// order), so this stays one small request however large the project is
+async function go(step) {
+  const q = new URLSearchParams(E.query); q.set("step", step);
+  const from = E.image.id;
+  const r = await api.get(`/api/images/${from}/neighbour?${q}`).catch((e) => { toast(e.message); return null; });
+  if (!r || !E || E.image.id !== from) return;
+  if (!r.image) { toast(step > 0 ? "this is the last image of the list" : "this is the first image of the list"); return; }
+  location.hash = `#/i/${r.image.id}${E.query ? "?" + E.query : ""}`;
 }
 
 function onKey(e) {

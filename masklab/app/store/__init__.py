@@ -23,13 +23,26 @@ from masklab.app.store.base import (
     normalise_attributes,
     normalise_classes,
 )
-from masklab.app.store.images import ImagesMixin
+from masklab.app.store.images import ImageFilter, ImagesMixin
 from masklab.app.store.interchange import InterchangeMixin
 from masklab.app.store.projects import ProjectsMixin
 
-__all__ = ["EXPORT_FORMATS", "INTERNAL_DIRS", "PALETTE", "Forbidden", "NotFound", "Snapshot",
-           "StaleVersion", "Store", "check_attribute_values", "file_sha256", "mask_fields",
-           "normalise_attributes", "normalise_classes"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "INTERNAL_DIRS",
+    "PALETTE",
+    "Forbidden",
+    "ImageFilter",
+    "NotFound",
+    "Snapshot",
+    "StaleVersion",
+    "Store",
+    "check_attribute_values",
+    "file_sha256",
+    "mask_fields",
+    "normalise_attributes",
+    "normalise_classes",
+]
 
 
 class Store(ProjectsMixin, ImagesMixin, AnnotationsMixin, InterchangeMixin, StoreBase):

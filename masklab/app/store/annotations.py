@@ -25,7 +25,8 @@ class AnnotationsMixin:
         return {"id": a.id, "image_id": a.image_id, "class_id": a.class_id,
                 "mask": {"size": [height, width], "counts": a.rle}, "area": a.area,
                 "bbox": a.bbox, "source": a.source, "score": a.score, "visible": a.visible,
-                "z": a.z, "track_id": a.track_id, "attributes": a.attributes or {}}
+                "z": a.z, "track_id": a.track_id, "attributes": a.attributes or {},
+                "proposal": bool(a.proposal)}
 
     def annotations(self, image_id: int) -> dict:
         with self.Session() as s:
@@ -59,13 +60,23 @@ class AnnotationsMixin:
     def _snapshot(a: db.Annotation) -> dict:
         return {"class_id": a.class_id, "rle": a.rle, "area": a.area, "bbox": a.bbox,
                 "source": a.source, "score": a.score, "visible": a.visible, "z": a.z,
-                "track_id": a.track_id, "attributes": a.attributes or {}}
+                "track_id": a.track_id, "attributes": a.attributes or {},
+                "proposal": bool(a.proposal)}
+
+    @staticmethod
+    def _recount(s: DbSession, img: db.Image) -> None:
+        """The image's annotation and proposal counts (the list's filters read them)."""
+        s.flush()
+        rows = dict(s.execute(select(db.Annotation.proposal, func.count()).where(
+            db.Annotation.image_id == img.id).group_by(db.Annotation.proposal)).all())
+        img.n_annotations = int(rows.get(False, 0))
+        img.n_proposals = int(rows.get(True, 0))
 
     def create_annotation(self, image_id: int, *, class_id: int, mask: dict,
                           source: str = "hand", score: float | None = None,
                           version: int | None = None, z: int | None = None,
                           track_id: int | None = None, attributes: dict | None = None,
-                          user: str = "local") -> dict:
+                          proposal: bool = False, user: str = "local") -> dict:
         if source not in db.SOURCES:
             raise InputError(f"source must be one of {', '.join(db.SOURCES)}")
         with self.transaction() as s:
@@ -80,16 +91,18 @@ class AnnotationsMixin:
                     db.Annotation.image_id == image_id)) or 0) + 1
             a = db.Annotation(image_id=image_id, class_id=int(class_id), rle=counts, area=area,
                               bbox=bbox, source=source, score=score, visible=True, z=int(z),
-                              track_id=track_id, attributes=dict(attributes or {}))
+                              track_id=track_id, attributes=dict(attributes or {}),
+                              proposal=bool(proposal))
             s.add(a)
             s.flush()
             self._log(s, image_id, "create", a.id, None, self._snapshot(a), user)
+            self._recount(s, img)
             return {"annotation": self._ann(a, img.height, img.width), "version": img.version}
 
     def update_annotation(self, annotation_id: int, *, version: int | None = None,
                           user: str = "local", **fields) -> dict:
         allowed = {"class_id", "mask", "visible", "z", "attributes", "source", "score",
-                   "track_id"}
+                   "track_id", "proposal"}
         bad = set(fields) - allowed
         if bad:
             raise InputError(f"cannot change {', '.join(sorted(bad))}")
@@ -109,10 +122,11 @@ class AnnotationsMixin:
             if fields.get("attributes") is not None:
                 a.attributes = {**(a.attributes or {}), **check_attribute_values(
                     s.get(db.Project, img.project_id).attributes, fields["attributes"])}
-            for k in ("visible", "z", "score", "track_id"):
+            for k in ("visible", "z", "score", "track_id", "proposal"):
                 if fields.get(k) is not None:
                     setattr(a, k, fields[k])
             self._log(s, a.image_id, "update", a.id, before, self._snapshot(a), user)
+            self._recount(s, img)
             return {"annotation": self._ann(a, img.height, img.width), "version": img.version}
 
     def delete_annotation(self, annotation_id: int, *, version: int | None = None,
@@ -122,6 +136,7 @@ class AnnotationsMixin:
             img = self._bump(s, a.image_id, version)
             self._log(s, a.image_id, "delete", a.id, self._snapshot(a), None, user)
             s.delete(a)
+            self._recount(s, img)
             return {"deleted": annotation_id, "version": img.version}
 
     def _log(self, s: DbSession, image_id: int, kind: str, ann_id: int, before, after,
@@ -164,6 +179,7 @@ class AnnotationsMixin:
             img = self._bump(s, image_id, version)
             before, after = (op.before, op.after) if redo else (op.after, op.before)
             self._apply(s, image_id, op.annotation_id, after)
+            self._recount(s, img)
             op.undone = not redo
             s.add(db.Op(image_id=image_id, kind="redo" if redo else "undo",
                         annotation_id=op.annotation_id, before=before, after=after,

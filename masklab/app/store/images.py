@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 
 from masklab.app import db
 from masklab.app.store.base import (
@@ -15,6 +16,74 @@ from masklab.app.store.base import (
     file_sha256,
 )
 from masklab.errors import InputError
+
+MAX_PAGE = 500
+SORTS = ("name", "-name", "updated", "-updated", "id", "-id")
+FRAMES = ("first", "all")
+
+
+@dataclass(frozen=True)
+class ImageFilter:
+    """Which images a list shows and in which order. ``status``: one of ``db.STATUSES``;
+    ``assignee``: a user id, or ``0`` for unassigned; ``annotated`` / ``proposals``: with
+    (True) or without (False) annotations / proposals; ``name``: the file name contains it
+    (any case); ``frames``: ``"first"`` lists a video once (its first frame), ``"all"`` every
+    frame; ``sort``: ``name``, ``updated`` or ``id``, ``-`` first for descending."""
+
+    status: str | None = None
+    assignee: int | None = None
+    annotated: bool | None = None
+    proposals: bool | None = None
+    name: str | None = None
+    frames: str = "first"
+    sort: str = "name"
+
+    def __post_init__(self):
+        if self.status is not None and self.status not in db.STATUSES:
+            raise InputError(f"status must be one of {', '.join(db.STATUSES)}")
+        if self.sort not in SORTS:
+            raise InputError(f"sort must be one of {', '.join(SORTS)}")
+        if self.frames not in FRAMES:
+            raise InputError(f"frames must be one of {', '.join(FRAMES)}")
+
+    def where(self, project_id: int) -> list:
+        I = db.Image
+        w = [I.project_id == project_id]
+        if self.frames == "first":
+            w.append(or_(I.frame.is_(None), I.frame == 0))
+        if self.status is not None:
+            w.append(I.status == self.status)
+        if self.assignee is not None:
+            w.append(I.assignee_id.is_(None) if self.assignee == 0
+                     else I.assignee_id == int(self.assignee))
+        if self.annotated is not None:
+            w.append(I.n_annotations > 0 if self.annotated else I.n_annotations == 0)
+        if self.proposals is not None:
+            w.append(I.n_proposals > 0 if self.proposals else I.n_proposals == 0)
+        if self.name:
+            w.append(I.file_name.icontains(self.name, autoescape=True))
+        return w
+
+    def _keys(self) -> tuple:
+        key = self.sort.lstrip("-")
+        first = {"name": db.Image.file_name, "updated": db.Image.updated_at,
+                 "id": None}[key]
+        return (first, db.Image.id) if first is not None else (db.Image.id,)
+
+    def order(self, reverse: bool = False) -> list:
+        desc = self.sort.startswith("-") != reverse
+        return [k.desc() if desc else k.asc() for k in self._keys()]
+
+    def after(self, img: db.Image, forward: bool):
+        """Rows after ``img`` in this order (``forward``) or before it."""
+        keys = self._keys()
+        values = [getattr(img, k.key) for k in keys]
+        larger = self.sort.startswith("-") != forward  # toward larger keys
+        cond = None
+        for i in reversed(range(len(keys))):
+            step = keys[i] > values[i] if larger else keys[i] < values[i]
+            cond = step if cond is None else or_(step, and_(keys[i] == values[i], cond))
+        return cond
 
 
 class ImagesMixin:
@@ -170,14 +239,51 @@ class ImagesMixin:
         return {"id": img.id, "project_id": img.project_id, "file_name": img.file_name,
                 "width": img.width, "height": img.height, "sha256": img.sha256,
                 "status": img.status, "comment": img.comment, "assignee_id": img.assignee_id,
-                "version": img.version, "video": img.video, "frame": img.frame}
+                "version": img.version, "video": img.video, "frame": img.frame,
+                "annotations": img.n_annotations or 0, "proposals": img.n_proposals or 0}
 
-    def images(self, project_id: int) -> list[dict]:
+    def images(self, project_id: int, flt: ImageFilter | None = None, *, offset: int = 0,
+               limit: int = 100) -> dict:
+        """One page of the project's image list under ``flt`` (default: every still image
+        and each video's first frame, by name): ``{"items", "total", "offset", "limit",
+        "frames"}`` (``frames``: the frame count of each video on the page)."""
+        flt = flt or ImageFilter()
+        offset, limit = max(0, int(offset)), max(1, min(int(limit), MAX_PAGE))
         with self.Session() as s:
             self._get(s, db.Project, project_id)
-            rows = s.scalars(select(db.Image).where(db.Image.project_id == project_id)
-                             .order_by(db.Image.file_name, db.Image.id))
-            return [self._image(r) for r in rows]
+            where = flt.where(project_id)
+            total = s.scalar(select(func.count()).select_from(db.Image).where(*where))
+            rows = list(s.scalars(select(db.Image).where(*where).order_by(*flt.order())
+                                  .offset(offset).limit(limit)))
+            videos = sorted({r.video for r in rows if r.video is not None})
+            frames = dict(s.execute(select(db.Image.video, func.count()).where(
+                db.Image.project_id == project_id, db.Image.video.in_(videos))
+                .group_by(db.Image.video)).all()) if videos else {}
+            return {"items": [self._image(r) for r in rows], "total": int(total or 0),
+                    "offset": offset, "limit": limit, "frames": frames}
+
+    def all_images(self, project_id: int) -> list[dict]:
+        """Every image of the project (video frames included), by name."""
+        out, offset = [], 0
+        while True:
+            page = self.images(project_id, ImageFilter(frames="all"), offset=offset,
+                               limit=MAX_PAGE)
+            out += page["items"]
+            offset += len(page["items"])
+            if offset >= page["total"] or not page["items"]:
+                return out
+
+    def neighbour(self, image_id: int, step: int, flt: ImageFilter | None = None
+                  ) -> dict | None:
+        """The image ``step`` (+1 next, -1 previous) places from ``image_id`` in the list
+        under ``flt`` (``None`` past the end); the image itself need not match the filter."""
+        flt = flt or ImageFilter()
+        with self.Session() as s:
+            img = self._get(s, db.Image, image_id)
+            q = select(db.Image).where(*flt.where(img.project_id), flt.after(img, step > 0))
+            row = s.scalars(q.order_by(*flt.order(reverse=step < 0))
+                            .offset(abs(int(step)) - 1).limit(1)).first()
+            return None if row is None else self._image(row)
 
     def image(self, image_id: int) -> dict:
         with self.Session() as s:
@@ -189,13 +295,12 @@ class ImagesMixin:
 
     def neighbours(self, image_id: int, n: int = 2) -> list[int]:
         """The ids of the next ``n`` images in the project's order (for prefetching)."""
+        flt = ImageFilter(frames="all")
         with self.Session() as s:
             img = self._get(s, db.Image, image_id)
-            ids = list(s.scalars(select(db.Image.id).where(
-                db.Image.project_id == img.project_id).order_by(db.Image.file_name,
-                                                                db.Image.id)))
-        k = ids.index(image_id)
-        return ids[k + 1:k + 1 + n]
+            return list(s.scalars(select(db.Image.id).where(
+                *flt.where(img.project_id), flt.after(img, True)).order_by(*flt.order())
+                .limit(n)))
 
     def set_status(self, image_id: int, status: str, comment: str = "", *,
                    role: str = "admin") -> dict:

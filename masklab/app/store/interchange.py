@@ -18,12 +18,18 @@ from masklab.app.store.base import (
 from masklab.errors import InputError
 
 
+
+def _accepted(proposals: bool) -> list:
+    """The where-clause that leaves proposals out (none when they are wanted)."""
+    return [] if proposals else [db.Annotation.proposal.is_(False)]
+
 class InterchangeMixin:
     def mask_set(self, project_id: int, *, with_images: list[int] | None = None,
-                 quiet: bool | None = True):
+                 quiet: bool | None = True, proposals: bool = False):
         """The project's annotations as a ``MaskSet`` (masks in z order). Its items are made
         one image at a time as a writer walks them (memory stays flat over big projects);
-        object ids are 1..K per still image and one id per track across a video's frames."""
+        object ids are 1..K per still image and one id per track across a video's frames.
+        Proposals (a model's, not yet accepted) are left out unless ``proposals``."""
         from masklab.io.convert import MaskSet
 
         with self.Session() as s:
@@ -40,38 +46,40 @@ class InterchangeMixin:
             for row in s.execute(select(db.Annotation.image_id, db.Annotation.id,
                                         db.Annotation.class_id, db.Annotation.rle,
                                         db.Annotation.score, db.Annotation.track_id)
-                                 .join(db.Image).where(db.Image.project_id == project_id)
+                                 .join(db.Image).where(db.Image.project_id == project_id,
+                                                       *_accepted(proposals))
                                  .order_by(db.Annotation.z, db.Annotation.id)):
                 by_image.setdefault(row[0], []).append(tuple(row[1:]))
         imgs.sort(key=lambda i: (i[4] is not None, i[4] or "", i[5] or 0, i[1], i[0]))
         return MaskSet(cats, _LazyItems(imgs, by_image, quiet))
 
     def export(self, project_id: int, fmt: str, out: str | os.PathLike | None = None, *,
-               quiet: bool = True) -> Path:
+               quiet: bool = True, proposals: bool = False) -> Path:
         """Write the project in ``fmt`` (COCO RLE, COCO polygons, YOLO-seg, label PNGs,
         instance PNGs, DAVIS palette PNGs) to ``out`` (default: a new folder under the data
-        folder's ``exports/``); returns the file or folder written."""
+        folder's ``exports/``); returns the file or folder written. Proposals are left out
+        unless ``proposals``."""
         import time
 
         from masklab.io import convert as _convert
 
         if fmt not in EXPORT_FORMATS:
             raise InputError(f"format must be one of {', '.join(EXPORT_FORMATS)}")
-        ms = self.mask_set(project_id, quiet=quiet)
+        ms = self.mask_set(project_id, quiet=quiet, proposals=proposals)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         if out is None:
             name = f"project{project_id}-{fmt}-{stamp}"
             out = self.exports / (name + ".json" if fmt.startswith("coco") else name)
         out = Path(out)
         if fmt == "alpha":
-            self._export_alpha(project_id, out)
+            self._export_alpha(project_id, out, proposals)
         elif fmt.startswith("coco"):
             _convert.write_coco(ms, out, polygons=fmt == "coco-polygons")
         else:
             _convert.WRITERS[fmt](ms, out)
         return out
 
-    def _export_alpha(self, project_id: int, out: Path) -> None:
+    def _export_alpha(self, project_id: int, out: Path, proposals: bool = False) -> None:
         """Alpha PNGs of the annotations that have one: ``<image stem>_<annotation id>.png``
         plus ``alpha.json`` (file → image, annotation, class)."""
         import shutil
@@ -83,7 +91,8 @@ class InterchangeMixin:
         with self.Session() as s:
             rows = s.execute(select(db.Annotation.id, db.Annotation.class_id,
                                     db.Image.file_name).join(db.Image).where(
-                db.Image.project_id == project_id).order_by(db.Image.file_name,
+                db.Image.project_id == project_id, *_accepted(proposals)).order_by(
+                db.Image.file_name,
                                                             db.Annotation.id)).all()
         for ann_id, class_id, file_name in rows:
             src = self.alpha_path(ann_id)

@@ -31,8 +31,13 @@ class ProjectsMixin:
     def _project(self, s: DbSession, p: db.Project) -> dict:
         counts = dict(s.execute(select(db.Image.status, func.count()).where(
             db.Image.project_id == p.id).group_by(db.Image.status)).all())
+        marks = s.execute(select(
+            func.count().filter(db.Image.n_annotations > 0),
+            func.count().filter(db.Image.n_proposals > 0)).where(
+            db.Image.project_id == p.id)).one()
         return {"id": p.id, "name": p.name, "classes": p.classes, "attributes": p.attributes,
-                "images": int(sum(counts.values())), "status": counts}
+                "images": int(sum(counts.values())), "status": counts,
+                "annotated": int(marks[0] or 0), "with_proposals": int(marks[1] or 0)}
 
     def projects(self) -> list[dict]:
         with self.Session() as s:
