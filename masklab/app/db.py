@@ -29,7 +29,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 STATUSES = ("new", "in_progress", "done", "approved", "rejected")
 ROLES = ("admin", "annotator", "reviewer")
-SOURCES = ("hand", "sam", "everything", "text", "track", "import", "grabcut", "graphcut")
+SOURCES = ("hand", "sam", "everything", "text", "track", "import", "grabcut", "graphcut",
+           "model")
 
 
 def _now() -> _dt.datetime:
@@ -123,6 +124,54 @@ class Op(Base):
     undone: Mapped[bool] = mapped_column(Boolean, default=False)
     user: Mapped[str] = mapped_column(String(80), default="local")
     created_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+JOB_KINDS = ("import", "import-coco", "export", "prelabel", "track")
+JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
+
+
+class Job(Base):
+    """A piece of background work (import, export, pre-labelling, tracking), claimed by one
+    worker at a time (a conditional update: ``queued``, or ``running`` with a stale
+    heartbeat, becomes ``running`` for exactly one claimant)."""
+
+    __tablename__ = "jobs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"),
+                                            index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    failed_items: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[list] = mapped_column(JSON, default=list)  # the first ones: one line each
+    message: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[dict] = mapped_column(JSON, default=dict)
+    cancel: Mapped[bool] = mapped_column(Boolean, default=False)
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(80), default="local")
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    started_at: Mapped[_dt.datetime | None] = mapped_column(DateTime(timezone=True),
+                                                             nullable=True)
+    finished_at: Mapped[_dt.datetime | None] = mapped_column(DateTime(timezone=True),
+                                                              nullable=True)
+    heartbeat: Mapped[_dt.datetime | None] = mapped_column(DateTime(timezone=True),
+                                                            nullable=True)
+    runs: Mapped[int] = mapped_column(Integer, default=0)  # > 1: resumed after a stop
+    done_at_start: Mapped[int] = mapped_column(Integer, default=0)  # for the rate
+
+
+class JobItem(Base):
+    """One unit of an image job (pre-labelling): ``pending`` → ``done`` in the same
+    transaction as its results, so a job resumed after a crash never does an item twice."""
+
+    __tablename__ = "job_items"
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)  # the order of work
+    image_id: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(10), default="pending")  # pending|done|failed
 
 
 def make_engine(url: str) -> Engine:

@@ -138,3 +138,20 @@ class UserIn(BaseModel):
     password: str
     role: str
 
+
+
+class JobIn(BaseModel):
+    kind: str  # import | import-coco | export | prelabel | track
+    params: dict[str, Any] = Field(default_factory=dict)
+    # prelabel: the images, as the list's filter (status, assignee, annotated, proposals, q,
+    # frames); absent: every image of the project
+    filter: dict[str, Any] | None = None
+
+
+class ReviewIn(BaseModel):
+    action: str  # accept | reject
+    class_id: Int64 | None = None
+    min_score: float | None = None
+    max_score: float | None = None
+    image_id: Int64 | None = None
+    annotation_ids: list[Int64] | None = None

@@ -34,7 +34,9 @@ class AppConfig:
                  roots=None, auth: bool = False, device: str = "cpu",
                  max_upload_bytes: int = 64 << 20, max_pixels: int = 100_000_000,
                  prefetch: int = 2, detector: str = "grounding-dino-tiny",
-                 video_backend: str = "flow"):
+                 video_backend: str = "flow", cache_dir=None, job_threads: int = 1,
+                 job_stale: float = 30.0, engine: str = "local", address: str | None = None,
+                 ray_workers: int = 2, ray_gpus: float = 0.0):
         self.data_dir = Path(data_dir).resolve()
         self.db_url = db_url or db.sqlite_url(self.data_dir / "masklab.db")
         self.backend, self.device = backend, device
@@ -42,6 +44,15 @@ class AppConfig:
                                                   else [self.data_dir])]
         self.auth, self.max_upload_bytes, self.max_pixels = auth, max_upload_bytes, max_pixels
         self.prefetch, self.detector, self.video_backend = prefetch, detector, video_backend
+        # the embedding cache: shared by the app processes of one database when they all
+        # reach the folder
+        self.cache_dir = Path(cache_dir).resolve() if cache_dir else \
+            self.data_dir / "cache" / "embeddings"
+        self.job_threads, self.job_stale = job_threads, job_stale
+        if engine not in ("local", "ray"):
+            raise ValueError(f"engine must be local or ray, got {engine!r}")
+        self.engine, self.address, self.ray_workers, self.ray_gpus = (engine, address,
+                                                                      ray_workers, ray_gpus)
 
 
 def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> FastAPI:
@@ -54,14 +65,19 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
     engine = db.make_engine(cfg.db_url)
     db.migrate(engine)
     store = Store(engine, cfg.data_dir, cfg.roots)
-    seg = Segmenter(cfg.backend, device=cfg.device, cache_dir=cfg.data_dir / "cache" /
-                    "embeddings", detector=cfg.detector)
+    seg = Segmenter(cfg.backend, device=cfg.device, cache_dir=cfg.cache_dir,
+                    detector=cfg.detector)
+    from masklab.app.jobs import JobRunner
+
+    runner = JobRunner(store, seg, cfg, threads=cfg.job_threads, stale=cfg.job_stale)
     import contextlib
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         seg.start()  # with --backend auto, SAM loads (or downloads) in the background now
+        runner.start()  # background jobs; those a stopped server left resume
         yield
+        runner.stop()
         seg.close()
         engine.dispose()
 
@@ -69,6 +85,7 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
                   description="masklab's annotation app: projects, images, mask-native "
                               "annotations, SAM prompts, review, export.")
     app.state.store, app.state.segmenter, app.state.config = store, seg, cfg
+    app.state.jobs = runner
 
     # --- errors: one clear line, the right status, never a 500 for bad input ----------------
     def _err(status: int, msg: str, **extra) -> JSONResponse:
@@ -166,7 +183,7 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
 
     app.state.login_throttle = _auth.LoginThrottle()
     register_all(app, Ctx(store=store, seg=seg, cfg=cfg, who=who, admin=admin, err=_err,
-                          prefetch=prefetch))
+                          prefetch=prefetch, jobs=runner))
 
     # --- the front end -------------------------------------------------------------------
     @app.get("/", include_in_schema=False)

@@ -61,10 +61,23 @@ def _loopback(host: str) -> bool:
               "alpha.")
 @click.option("--out", "export_out", type=click.Path(path_type=Path),
               help="With --export: the file or folder to write (default: DATA/exports/...).")
+@click.option("--jobs", "job_threads", type=click.IntRange(0, 64), default=1,
+              show_default=True, help="Background job workers in this process (imports, "
+              "exports, pre-labelling, tracking); 0: this process runs none (others sharing "
+              "the PostgreSQL database do).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True, help="Where pre-labelling jobs run their images: in the job "
+              "worker, or on a Ray cluster (masklab.scale).")
+@click.option("--address", help="With --engine ray: the cluster (default: a local one).")
+@click.option("--ray-workers", type=click.IntRange(1, 4096), default=2, show_default=True,
+              help="With --engine ray: model workers.")
+@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="The embedding cache (default: DATA/cache/embeddings); point the app "
+              "processes of one database at one shared folder.")
 @click.pass_context
 def app_cmd(ctx, data_dir, host, port, db_url, backend, detector, video_backend, device, roots,
             auth, sample, add_user, role, max_upload_mb, export_project, export_format,
-            export_out):
+            export_out, job_threads, engine, address, ray_workers, cache_dir):
     """Start the annotation app (FastAPI + Uvicorn) and print its URL."""
     from masklab.app import auth as _auth
     from masklab.app.server import AppConfig, create_app
@@ -74,7 +87,9 @@ def app_cmd(ctx, data_dir, host, port, db_url, backend, detector, video_backend,
     cfg = AppConfig(data_dir, db_url=db_url, backend=backend, device=device,
                     detector=detector, video_backend=video_backend,
                     roots=list(roots) or None, auth=needs_auth,
-                    max_upload_bytes=max_upload_mb << 20)
+                    max_upload_bytes=max_upload_mb << 20, job_threads=job_threads,
+                    engine=engine, address=address, ray_workers=ray_workers,
+                    cache_dir=cache_dir)
     app = create_app(config=cfg)
     store = app.state.store
     if add_user:

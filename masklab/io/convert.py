@@ -167,19 +167,41 @@ def read_davis(root: str | os.PathLike, *, resolution: str = "480p") -> MaskSet:
 
 # --- writers ---------------------------------------------------------------------------------
 def write_coco(ms: MaskSet, path: str | os.PathLike, *, polygons: bool = False) -> list[Path]:
-    images, anns = [], []
-    for i, item in enumerate(ms.items):
-        image_id = item.image_id if item.image_id is not None else i + 1
-        h, w = item.masks.size
-        images.append({"id": image_id, "file_name": item.file_name, "height": h, "width": w})
-        recs = _coco.masks_to_annotations(item.masks, image_id, start_id=len(anns) + 1,
-                                          polygons=polygons)
-        if item.masks.track_ids is not None:
-            for rec, t in zip(recs, item.masks.track_ids, strict=True):
-                rec["track_id"] = int(t)
-        anns += recs
-    data = {"images": images, "annotations": anns, "categories": ms.categories}
-    return [_coco.write_coco(path, data)]
+    """The set as one COCO JSON, streamed: images go to the file and annotations to a
+    temporary file as the items come, so memory stays flat however many images there are;
+    the file appears whole (renamed into place) or not at all."""
+    import json
+    import shutil
+    import tempfile
+
+    from masklab.io.atomic import atomic_open
+
+    seen: set[int] = set()
+    n_ann = 0
+    with atomic_open(path, "w", encoding="utf-8") as f, \
+            tempfile.TemporaryFile("w+", encoding="utf-8") as anns:
+        f.write('{"images": [')
+        for i, item in enumerate(ms.items):
+            image_id = item.image_id if item.image_id is not None else i + 1
+            if image_id in seen:
+                raise InputError(f"image id {image_id} appears twice", path)
+            seen.add(image_id)
+            h, w = item.masks.size
+            f.write((", " if i else "") + json.dumps(
+                {"id": image_id, "file_name": item.file_name, "height": h, "width": w}))
+            recs = _coco.masks_to_annotations(item.masks, image_id, start_id=n_ann + 1,
+                                              polygons=polygons)
+            if item.masks.track_ids is not None:
+                for rec, t in zip(recs, item.masks.track_ids, strict=True):
+                    rec["track_id"] = int(t)
+            for rec in recs:
+                anns.write((", " if n_ann else "") + json.dumps(rec, allow_nan=False))
+                n_ann += 1
+        f.write('], "annotations": [')
+        anns.seek(0)
+        shutil.copyfileobj(anns, f)
+        f.write('], "categories": ' + json.dumps(ms.categories) + "}")
+    return [Path(path)]
 
 
 def write_labels(ms: MaskSet, folder: str | os.PathLike) -> list[Path]:

@@ -418,7 +418,7 @@ def test_image_list_paged_filtered_sorted(app_env):
 
     api, _, _ = app_env
     store = api.c.app.state.store
-    p, imgs = _project(api)
+    p, _ = _project(api)
     pid = p["id"]
     rng = np.random.default_rng(1)
     tags = ["cat", "Dog", "CAT", "bird_%"]  # any case; "%" and "_" are no wildcards

@@ -21,6 +21,10 @@ from tests.app.test_api import (  # noqa: F401  (collected here too, on PostgreS
     test_image_list_paged_filtered_sorted,
     test_review_flow_and_status,
 )
+from tests.app.test_jobs import (  # noqa: F401
+    test_import_job_skips_a_corrupt_image_and_export_job_downloads,
+    test_prelabel_text_pipeline_proposals_review_and_export,
+)
 
 
 @pytest.fixture(scope="module")

@@ -39,27 +39,53 @@ def image_filter(request: Request, status: str | None = None, assignee: str | No
                  sort: str = "name"):
     """The image list's filter from the query string (``assignee``: a user id, ``me`` or
     ``none``; ``q``: the file name contains it)."""
+    return filter_from({"status": status, "assignee": assignee, "annotated": annotated,
+                        "proposals": proposals, "q": q, "frames": frames, "sort": sort},
+                       request.state.principal)
+
+
+def filter_from(values: dict, principal, **defaults):
+    """An ``ImageFilter`` from query-style values (as the list's query string, or a job's
+    ``filter``)."""
     from masklab.app.store import ImageFilter
     from masklab.errors import InputError
 
+    v = {**defaults, **{k: x for k, x in values.items() if x is not None and x != ""}}
+    unknown = set(v) - {"status", "assignee", "annotated", "proposals", "q", "frames", "sort"}
+    if unknown:
+        raise InputError(f"unknown filter {', '.join(sorted(unknown))}")
     who = None
+    assignee = v.get("assignee")
     if assignee is not None:
+        assignee = str(assignee)
         if assignee == "none":
             who = 0
         elif assignee == "me":
-            who = request.state.principal.user_id
+            who = principal.user_id
             if who is None:
                 raise InputError("assignee=me needs a log-in (this server has no accounts)")
         elif assignee.isdigit():
             who = int(assignee)
         else:
             raise InputError("assignee must be a user id, 'me' or 'none'")
-    return ImageFilter(status=status, assignee=who, annotated=annotated, proposals=proposals,
-                       name=q or None, frames=frames, sort=sort)
+
+    def flag(name):
+        x = v.get(name)
+        if x is None or isinstance(x, bool):
+            return x
+        if str(x).lower() in ("true", "1", "yes"):
+            return True
+        if str(x).lower() in ("false", "0", "no"):
+            return False
+        raise InputError(f"{name} must be true or false")
+
+    return ImageFilter(status=v.get("status"), assignee=who, annotated=flag("annotated"),
+                       proposals=flag("proposals"), name=v.get("q") or None,
+                       frames=v.get("frames", "first"), sort=v.get("sort", "name"))
 
 
 def register_all(app, ctx: Ctx) -> None:
-    from masklab.app.routes import annotations, images, models, projects, session
+    from masklab.app.routes import annotations, images, jobs, models, projects, session
 
-    for module in (session, projects, images, annotations, models):
+    for module in (session, projects, images, annotations, models, jobs):
         module.register(app, ctx)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi.responses import FileResponse
 
 from masklab.app.routes import Ctx
-from masklab.app.schemas import AnnotationIn, AnnotationPatch, Id, Int64, MatteIn
+from masklab.app.schemas import AnnotationIn, AnnotationPatch, Id, Int64, MatteIn, ReviewIn
 from masklab.app.store import NotFound
 from masklab.errors import InputError
 
@@ -95,5 +95,14 @@ def register(app: FastAPI, ctx: Ctx) -> None:
         PILImage.fromarray(rgba, "RGBA").save(buf, "PNG")
         return Response(buf.getvalue(), media_type="image/png",
                         headers={"Cache-Control": "no-cache"})
+
+    @r.post("/api/projects/{project_id}/proposals")
+    def review(project_id: Id, body: ReviewIn, p=Depends(who)):
+        """Accept or reject proposals in bulk: all, of a class, above a score
+        (``min_score``), of one image, or the given ids."""
+        return store.review_proposals(project_id, body.action, class_id=body.class_id,
+                                      min_score=body.min_score, max_score=body.max_score,
+                                      image_id=body.image_id,
+                                      annotation_ids=body.annotation_ids, user=p.name)
 
     app.include_router(r)

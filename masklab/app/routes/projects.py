@@ -76,7 +76,7 @@ def register(app: FastAPI, ctx: Ctx) -> None:
     def export(project_id: Id, body: ExportIn):
         path = store.export(project_id, body.format, proposals=body.proposals)
         if path.is_dir():
-            path = _zip(path)
+            path = zip_folder(path)
         return {"file": path.name, "url": f"/api/exports/{path.name}"}
 
     @r.get("/api/exports/{name}")
@@ -88,7 +88,8 @@ def register(app: FastAPI, ctx: Ctx) -> None:
 
     app.include_router(r)
 
-def _zip(folder: Path) -> Path:
+def zip_folder(folder: Path) -> Path:
+    """``folder`` as ``folder.zip`` beside it (written whole, then renamed)."""
     import shutil
 
     from masklab.io.atomic import atomic_path

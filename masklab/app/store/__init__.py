@@ -25,6 +25,7 @@ from masklab.app.store.base import (
 )
 from masklab.app.store.images import ImageFilter, ImagesMixin
 from masklab.app.store.interchange import InterchangeMixin
+from masklab.app.store.jobs import JobsMixin, JobStopped
 from masklab.app.store.projects import ProjectsMixin
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "PALETTE",
     "Forbidden",
     "ImageFilter",
+    "JobStopped",
     "NotFound",
     "Snapshot",
     "StaleVersion",
@@ -45,6 +47,8 @@ __all__ = [
 ]
 
 
-class Store(ProjectsMixin, ImagesMixin, AnnotationsMixin, InterchangeMixin, StoreBase):
+class Store(ProjectsMixin, ImagesMixin, AnnotationsMixin, InterchangeMixin, JobsMixin,
+            StoreBase):
     """The app's data: ``projects`` (projects), ``images`` (files, lists, status),
-    ``annotations`` (edits, history, tracking), ``interchange`` (import, export)."""
+    ``annotations`` (edits, history, tracking), ``interchange`` (import, export), ``jobs``
+    (background work)."""

@@ -99,6 +99,79 @@ class AnnotationsMixin:
             self._recount(s, img)
             return {"annotation": self._ann(a, img.height, img.width), "version": img.version}
 
+    def add_annotations(self, s: DbSession, image_id: int, records: list[dict], *,
+                        source: str, proposal: bool = False, user: str = "local") -> list[int]:
+        """Add annotations to an image inside transaction ``s`` (with the work that made
+        them: an import's or a job's progress): ``records`` of ``class_id``, ``mask`` (RLE)
+        and ``score``; one version bump, one op each (undo removes them one by one)."""
+        if source not in db.SOURCES:
+            raise InputError(f"source must be one of {', '.join(db.SOURCES)}")
+        img = self._bump(s, image_id, None)
+        classes = {c["id"] for c in s.get(db.Project, img.project_id).classes}
+        z = s.scalar(select(func.max(db.Annotation.z)).where(
+            db.Annotation.image_id == image_id)) or 0
+        ids = []
+        for rec in records:
+            if int(rec["class_id"]) not in classes:
+                raise InputError(f"class id {rec['class_id']} is not in the project")
+            counts, area, bbox = mask_fields(rec["mask"], img.height, img.width)
+            z += 1
+            a = db.Annotation(image_id=image_id, class_id=int(rec["class_id"]), rle=counts,
+                              area=area, bbox=bbox, source=source, score=rec.get("score"),
+                              visible=True, z=z, track_id=None, attributes={},
+                              proposal=bool(proposal))
+            s.add(a)
+            s.flush()
+            self._log(s, image_id, "create", a.id, None, self._snapshot(a), user)
+            ids.append(a.id)
+        self._recount(s, img)
+        return ids
+
+    def review_proposals(self, project_id: int, action: str, *, class_id: int | None = None,
+                         min_score: float | None = None, max_score: float | None = None,
+                         image_id: int | None = None, annotation_ids=None,
+                         user: str = "local") -> dict:
+        """Accept (they become annotations) or reject (deleted) the project's proposals that
+        match: a class, a score range, one image, or given ids. One transaction per image;
+        each change is an op (undo brings it back)."""
+        if action not in ("accept", "reject"):
+            raise InputError("action must be accept or reject")
+        q = select(db.Annotation.image_id, db.Annotation.id).join(db.Image).where(
+            db.Image.project_id == project_id, db.Annotation.proposal.is_(True))
+        if class_id is not None:
+            q = q.where(db.Annotation.class_id == int(class_id))
+        if min_score is not None:
+            q = q.where(db.Annotation.score >= float(min_score))
+        if max_score is not None:
+            q = q.where(db.Annotation.score < float(max_score))
+        if image_id is not None:
+            q = q.where(db.Annotation.image_id == int(image_id))
+        if annotation_ids is not None:
+            q = q.where(db.Annotation.id.in_([int(a) for a in annotation_ids]))
+        with self.Session() as s:
+            self._get(s, db.Project, project_id)
+            by_image: dict[int, list[int]] = {}
+            for img_id, ann_id in s.execute(q.order_by(db.Annotation.image_id,
+                                                       db.Annotation.id)):
+                by_image.setdefault(img_id, []).append(ann_id)
+        n = 0
+        for img_id, ann_ids in by_image.items():
+            with self.transaction() as s:
+                img = self._bump(s, img_id, None)
+                for a in s.scalars(select(db.Annotation).where(
+                        db.Annotation.id.in_(ann_ids), db.Annotation.proposal.is_(True))):
+                    before = self._snapshot(a)
+                    if action == "accept":
+                        a.proposal = False
+                        self._log(s, img_id, "update", a.id, before, self._snapshot(a), user)
+                    else:
+                        self._log(s, img_id, "delete", a.id, before, None, user)
+                        s.delete(a)
+                    n += 1
+                self._recount(s, img)
+        return {"accepted": n if action == "accept" else 0,
+                "rejected": n if action == "reject" else 0, "images": len(by_image)}
+
     def update_annotation(self, annotation_id: int, *, version: int | None = None,
                           user: str = "local", **fields) -> dict:
         allowed = {"class_id", "mask", "visible", "z", "attributes", "source", "score",

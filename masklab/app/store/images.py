@@ -15,7 +15,7 @@ from masklab.app.store.base import (
     Forbidden,
     file_sha256,
 )
-from masklab.errors import InputError
+from masklab.errors import InputError, MasklabError
 
 MAX_PAGE = 500
 SORTS = ("name", "-name", "updated", "-updated", "id", "-id")
@@ -98,35 +98,48 @@ class ImagesMixin:
                 return p
         raise Forbidden(f"{path}: outside the folders the server may import from")
 
-    def add_images(self, project_id: int, paths, *, base: Path | None = None) -> list[dict]:
+    def add_images(self, project_id: int, paths, *, base: Path | None = None,
+                   errors: list | None = None) -> list[dict]:
         """Register image files (already on the server) in a project; names are relative to
-        ``base``. Files already in the project are skipped."""
+        ``base``. Files already in the project are skipped. ``errors``: a list that gets
+        ``"name: why"`` for each unreadable file, which is then skipped (else it raises)."""
         from masklab.io.images import image_size
 
-        added = []
-        with self.transaction() as s:
+        with self.Session() as s:
             self._get(s, db.Project, project_id)
-            known = set(s.scalars(select(db.Image.file_name).where(
-                db.Image.project_id == project_id)))
-            for path in paths:
-                path = Path(path)
-                name = path.relative_to(base).as_posix() if base else path.name
-                if name in known:
-                    continue
+        rows = []
+        names = [Path(p).relative_to(base).as_posix() if base else Path(p).name for p in paths]
+        with self.Session() as s:  # which of these names the project has already
+            known = set()
+            for k in range(0, len(names), 500):
+                known |= set(s.scalars(select(db.Image.file_name).where(
+                    db.Image.project_id == project_id,
+                    db.Image.file_name.in_(names[k:k + 500]))))
+        for path, name in zip(paths, names, strict=True):
+            if name in known:
+                continue
+            path = Path(path)
+            try:
                 h, w = image_size(path)
-                img = db.Image(project_id=project_id, file_name=name, path=str(path),
-                               width=w, height=h, sha256=file_sha256(path), status="new",
-                               comment="", version=0)
-                s.add(img)
-                s.flush()
-                known.add(name)
-                added.append(self._image(img))
-        return added
+                sha = file_sha256(path)
+            except (MasklabError, OSError, ValueError) as e:
+                if errors is None:
+                    raise
+                errors.append(f"{name}: {str(e).splitlines()[0]}")
+                continue
+            known.add(name)
+            rows.append(db.Image(project_id=project_id, file_name=name, path=str(path),
+                                 width=w, height=h, sha256=sha, status="new", comment="",
+                                 version=0))
+        with self.transaction() as s:
+            s.add_all(rows)
+            s.flush()
+            return [self._image(img) for img in rows]
 
-    def import_folder(self, project_id: int, folder: str, *, recursive: bool = True,
-                      max_frames: int = 5000, quiet: bool | None = True) -> list[dict]:
-        """Images below ``folder`` (an allowed root) and videos: a video's frames are
-        extracted (JPEG, in the data folder) and become images ``<video>/<frame>.jpg``."""
+    def import_listing(self, folder: str | os.PathLike, *, recursive: bool = True
+                       ) -> tuple[Path, list[Path], list[Path]]:
+        """``(root, image files, video files)`` that an import of ``folder`` (below an
+        allowed root) would add, sorted; the app's own folders are left out."""
         from masklab.io.images import find_images
         from masklab.io.video import is_video
 
@@ -139,13 +152,20 @@ class ImagesMixin:
             return (p == root or root in p.parents) and not any(d in p.parents for d in own)
 
         files = [p.resolve() for p in find_images([root], recursive=recursive)]
-        added = self.add_images(project_id, sorted(p for p in files if wanted(p)), base=root)
         pattern = "**/*" if recursive else "*"
-        for v in sorted(p for p in root.glob(pattern) if p.is_file() and is_video(p)):
-            v = v.resolve()
-            if wanted(v):
-                added += self.import_video(project_id, v, name=v.relative_to(root).with_suffix(
-                    "").as_posix(), max_frames=max_frames, quiet=quiet)
+        videos = [v.resolve() for v in root.glob(pattern) if v.is_file() and is_video(v)]
+        return (root, sorted(p for p in files if wanted(p)),
+                sorted(v for v in videos if wanted(v)))
+
+    def import_folder(self, project_id: int, folder: str, *, recursive: bool = True,
+                      max_frames: int = 5000, quiet: bool | None = True) -> list[dict]:
+        """Images below ``folder`` (an allowed root) and videos: a video's frames are
+        extracted (JPEG, in the data folder) and become images ``<video>/<frame>.jpg``."""
+        root, files, videos = self.import_listing(folder, recursive=recursive)
+        added = self.add_images(project_id, files, base=root)
+        for v in videos:
+            added += self.import_video(project_id, v, name=v.relative_to(root).with_suffix(
+                "").as_posix(), max_frames=max_frames, quiet=quiet)
         return added
 
     def import_video(self, project_id: int, path: Path, *, name: str, max_frames: int = 5000,
@@ -261,6 +281,14 @@ class ImagesMixin:
                 .group_by(db.Image.video)).all()) if videos else {}
             return {"items": [self._image(r) for r in rows], "total": int(total or 0),
                     "offset": offset, "limit": limit, "frames": frames}
+
+    def image_ids(self, project_id: int, flt: ImageFilter | None = None) -> list[int]:
+        """The ids of every image under ``flt``, in its order."""
+        flt = flt or ImageFilter()
+        with self.Session() as s:
+            self._get(s, db.Project, project_id)
+            return list(s.scalars(select(db.Image.id).where(*flt.where(project_id))
+                                  .order_by(*flt.order())))
 
     def all_images(self, project_id: int) -> list[dict]:
         """Every image of the project (video frames included), by name."""

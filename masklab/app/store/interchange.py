@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from masklab import rle as _rle
 from masklab.app import db
@@ -18,43 +18,34 @@ from masklab.app.store.base import (
 from masklab.errors import InputError
 
 
-
 def _accepted(proposals: bool) -> list:
     """The where-clause that leaves proposals out (none when they are wanted)."""
     return [] if proposals else [db.Annotation.proposal.is_(False)]
 
 class InterchangeMixin:
     def mask_set(self, project_id: int, *, with_images: list[int] | None = None,
-                 quiet: bool | None = True, proposals: bool = False):
+                 quiet: bool | None = True, proposals: bool = False, on_item=None):
         """The project's annotations as a ``MaskSet`` (masks in z order). Its items are made
-        one image at a time as a writer walks them (memory stays flat over big projects);
-        object ids are 1..K per still image and one id per track across a video's frames.
-        Proposals (a model's, not yet accepted) are left out unless ``proposals``."""
+        as a writer walks them, the annotations read a chunk of images at a time (memory
+        stays flat over big projects); object ids are 1..K per still image and one id per
+        track across a video's frames. Proposals (a model's, not yet accepted) are left out
+        unless ``proposals``; ``on_item()`` is called after each image."""
         from masklab.io.convert import MaskSet
 
         with self.Session() as s:
             p = self._get(s, db.Project, project_id)
             cats = [{"id": c["id"], "name": c["name"]} for c in p.classes]
-            q = select(db.Image.id, db.Image.file_name, db.Image.height, db.Image.width,
-                       db.Image.video, db.Image.frame).where(
-                db.Image.project_id == project_id)
-            imgs = [tuple(r) for r in s.execute(q)]
-            if with_images is not None:
-                keep = set(with_images)
-                imgs = [i for i in imgs if i[0] in keep]
-            by_image: dict[int, list] = {}
-            for row in s.execute(select(db.Annotation.image_id, db.Annotation.id,
-                                        db.Annotation.class_id, db.Annotation.rle,
-                                        db.Annotation.score, db.Annotation.track_id)
-                                 .join(db.Image).where(db.Image.project_id == project_id,
-                                                       *_accepted(proposals))
-                                 .order_by(db.Annotation.z, db.Annotation.id)):
-                by_image.setdefault(row[0], []).append(tuple(row[1:]))
-        imgs.sort(key=lambda i: (i[4] is not None, i[4] or "", i[5] or 0, i[1], i[0]))
-        return MaskSet(cats, _LazyItems(imgs, by_image, quiet))
+            q = select(db.Image.id).where(db.Image.project_id == project_id).order_by(
+                db.Image.video.is_not(None), func.coalesce(db.Image.video, ""),
+                func.coalesce(db.Image.frame, 0), db.Image.file_name, db.Image.id)
+            ids = list(s.scalars(q))
+        if with_images is not None:
+            keep = set(with_images)
+            ids = [i for i in ids if i in keep]
+        return MaskSet(cats, _LazyItems(self, ids, proposals, quiet, on_item))
 
     def export(self, project_id: int, fmt: str, out: str | os.PathLike | None = None, *,
-               quiet: bool = True, proposals: bool = False) -> Path:
+               quiet: bool = True, proposals: bool = False, on_item=None) -> Path:
         """Write the project in ``fmt`` (COCO RLE, COCO polygons, YOLO-seg, label PNGs,
         instance PNGs, DAVIS palette PNGs) to ``out`` (default: a new folder under the data
         folder's ``exports/``); returns the file or folder written. Proposals are left out
@@ -65,10 +56,12 @@ class InterchangeMixin:
 
         if fmt not in EXPORT_FORMATS:
             raise InputError(f"format must be one of {', '.join(EXPORT_FORMATS)}")
-        ms = self.mask_set(project_id, quiet=quiet, proposals=proposals)
+        ms = self.mask_set(project_id, quiet=quiet, proposals=proposals, on_item=on_item)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         if out is None:
-            name = f"project{project_id}-{fmt}-{stamp}"
+            import uuid
+
+            name = f"project{project_id}-{fmt}-{stamp}-{uuid.uuid4().hex[:6]}"
             out = self.exports / (name + ".json" if fmt.startswith("coco") else name)
         out = Path(out)
         if fmt == "alpha":
@@ -107,10 +100,13 @@ class InterchangeMixin:
         write_json(out / "alpha.json", index, indent=1)
 
     def import_coco(self, project_id: int, coco_path: str | os.PathLike, *,
-                    images_dir: str | os.PathLike | None = None, user: str = "local") -> dict:
+                    images_dir: str | os.PathLike | None = None, user: str = "local",
+                    job=None) -> dict:
         """Add a COCO file's images (found in ``images_dir``, below an import root) and their
         annotations (source ``import``) to the project; categories join the label schema by
-        name."""
+        name. ``job`` (a ``JobContext``): a missing or unreadable image is recorded and
+        skipped rather than stopping the import, progress is kept, and each image's
+        annotations commit with the job's progress, so a resumed job adds none twice."""
         from masklab.io.coco import load_coco
 
         coco_path = self.confine(coco_path)
@@ -130,61 +126,111 @@ class InterchangeMixin:
                     by_name[c["name"]] = new_id
                 mapping[int(c["id"])] = by_name[c["name"]]
             p.classes = classes
-        files = []
+        files, errors, missing = [], [], set()
         for img in ds.images:
             path = (base / img["file_name"]).resolve()
             if not (path == base or base in path.parents):
                 raise Forbidden(f"{img['file_name']}: outside {base}")
             if not path.is_file():
-                raise InputError(f"image {img['file_name']} not found in {base}", coco_path)
+                if job is None:
+                    raise InputError(f"image {img['file_name']} not found in {base}",
+                                     coco_path)
+                errors.append(f"{img['file_name']}: not found in {base}")
+                missing.add(img["id"])
+                continue
             files.append(path)
-        self.add_images(project_id, files, base=base)
+        start = job.job["done"] if job is not None and job.job["runs"] > 1 else 0
+        if job is not None:
+            job.progress(total=len(ds.images), message=f"{len(ds.images)} images, "
+                         f"{len(ds.annotations)} annotations")
+            bad: list[str] = []
+            self.add_images(project_id, files, base=base, errors=bad)
+            errors += bad
+            if start == 0:
+                job.progress(errors=errors)
+        else:
+            self.add_images(project_id, files, base=base)
         n = 0
         with self.Session() as s:
             ids = {i.file_name: i.id for i in s.scalars(select(db.Image).where(
                 db.Image.project_id == project_id))}
-        for img in ds.images:
+        for k, img in enumerate(ds.images):
+            if k < start:
+                continue
+            if job is not None:
+                job.check()
             name = (base / img["file_name"]).resolve().relative_to(base).as_posix()
-            masks = ds.masks(img["id"])
-            rles = masks.to_rle()
-            anns = ds.annotations_for(img["id"])
-            for a, r in zip(anns, rles, strict=True):
-                if not r or _rle.area([r])[0] == 0:
-                    continue
-                self.create_annotation(ids[name], class_id=mapping[int(a["category_id"])],
-                                       mask=r, source="import", score=a.get("score"),
-                                       user=user)
-                n += 1
-        return {"images": len(ds.images), "annotations": n}
-
+            records = []
+            if img["id"] not in missing and name in ids:
+                masks = ds.masks(img["id"])
+                for a, r in zip(ds.annotations_for(img["id"]), masks.to_rle(), strict=True):
+                    if r and _rle.area([r])[0] > 0:
+                        records.append({"class_id": mapping[int(a["category_id"])],
+                                        "mask": r, "score": a.get("score")})
+            with self.transaction() as s:
+                if records:
+                    n += len(self.add_annotations(s, ids[name], records, source="import",
+                                                  user=user))
+                if job is not None:
+                    job.progress(done=k + 1, s=s)
+        out = {"images": len(ds.images), "annotations": n}
+        if job is not None:
+            out["failed"] = len(errors)
+        return out
 
 class _LazyItems:
-    """``LabeledImage``s made when iterated (a writer's single pass), one image at a time."""
+    """``LabeledImage``s made when iterated (a writer's single pass): images and their
+    annotations read ``CHUNK`` images at a time."""
 
-    def __init__(self, imgs, by_image, quiet):
-        self.imgs, self.by_image, self.quiet = imgs, by_image, quiet
+    CHUNK = 500
+
+    def __init__(self, store, ids: list[int], proposals: bool, quiet, on_item=None):
+        self.store, self.ids, self.proposals = store, ids, proposals
+        self.quiet, self.on_item = quiet, on_item
 
     def __len__(self) -> int:
-        return len(self.imgs)
+        return len(self.ids)
+
+    def _chunk(self, ids: list[int]) -> list[tuple]:
+        with self.store.Session() as s:
+            rows = {r[0]: tuple(r) for r in s.execute(
+                select(db.Image.id, db.Image.file_name, db.Image.height, db.Image.width,
+                       db.Image.video).where(db.Image.id.in_(ids)))}
+            anns: dict[int, list] = {}
+            for row in s.execute(select(db.Annotation.image_id, db.Annotation.id,
+                                        db.Annotation.class_id, db.Annotation.rle,
+                                        db.Annotation.score, db.Annotation.track_id)
+                                 .where(db.Annotation.image_id.in_(ids),
+                                        *_accepted(self.proposals))
+                                 .order_by(db.Annotation.z, db.Annotation.id)):
+                anns.setdefault(row[0], []).append(tuple(row[1:]))
+        return [(*rows[i], anns.get(i, [])) for i in ids if i in rows]
 
     def __iter__(self):
-        from masklab.io.convert import LabeledImage
         from masklab.progress import progress
+
+        yield from progress(self._items(), total=len(self.ids), desc="export", unit="img",
+                            quiet=self.quiet)
+
+    def _items(self):
+        from masklab.io.convert import LabeledImage
         from masklab.types import Masks
 
         objects: dict[str, dict] = {}
-        for image_id, file_name, h, w, video, _frame in progress(
-                self.imgs, desc="export", unit="img", quiet=self.quiet):
-            anns = self.by_image.get(image_id, [])
-            rles = [{"size": [h, w], "counts": a[2]} for a in anns]
-            masks = Masks.from_rle(rles, size=(h, w)) if rles else Masks(
-                np.zeros((0, h, w), bool))
-            masks.labels = np.array([a[1] for a in anns], np.int64)
-            masks.scores = np.array([1.0 if a[3] is None else a[3] for a in anns])
-            if video is None:  # objects of a still image: 1..K
-                masks.track_ids = np.arange(1, len(anns) + 1, dtype=np.int64)
-            else:  # one id per object across the video's frames: 1, 2, ... by first sight
-                ids = objects.setdefault(video, {})
-                masks.track_ids = np.array([ids.setdefault(a[4] or -a[0], len(ids) + 1)
-                                            for a in anns], np.int64)
-            yield LabeledImage(file_name, masks, image_id)
+        for k in range(0, len(self.ids), self.CHUNK):
+            for image_id, file_name, h, w, video, anns in self._chunk(
+                    self.ids[k:k + self.CHUNK]):
+                rles = [{"size": [h, w], "counts": a[2]} for a in anns]
+                masks = Masks.from_rle(rles, size=(h, w)) if rles else Masks(
+                    np.zeros((0, h, w), bool))
+                masks.labels = np.array([a[1] for a in anns], np.int64)
+                masks.scores = np.array([1.0 if a[3] is None else a[3] for a in anns])
+                if video is None:  # objects of a still image: 1..K
+                    masks.track_ids = np.arange(1, len(anns) + 1, dtype=np.int64)
+                else:  # one id per object across the video's frames, by first sight
+                    seen = objects.setdefault(video, {})
+                    masks.track_ids = np.array([seen.setdefault(a[4] or -a[0], len(seen) + 1)
+                                                for a in anns], np.int64)
+                yield LabeledImage(file_name, masks, image_id)
+                if self.on_item is not None:
+                    self.on_item()

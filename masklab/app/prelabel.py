@@ -1,0 +1,236 @@
+"""Pre-labelling a project: proposals for many images as a background job.
+
+Sources (``params["source"]``):
+
+- ``text``: the ``masklab label`` pipeline (same code: ``grounding.label.Labeller``) — text
+  classes (default: the project's), a detector (default: the app's ``--detector``), a
+  segmenter (SAM when the app has it, else GrabCut in each box); ``boxes_from``: a COCO file
+  of boxes instead of a detector;
+- ``everything``: segment-everything (SAM's point grid, or superpixel regions without SAM), all
+  as one class (``class_id``);
+- ``model``: an instance or semantic model of the registry (or a checkpoint folder); its class
+  names are matched to the project's by name (any case), the others are left out.
+
+Proposals are stored as annotations flagged ``proposal`` (with their source and score), left
+out of exports until accepted. They never replace or repeat what is there: a proposal that
+overlaps an annotation of the same class (IoU >= ``DUPLICATE_IOU``) is dropped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from masklab.errors import InputError
+
+DUPLICATE_IOU = 0.5
+SOURCES = ("text", "everything", "model")
+BACKGROUND = ("background", "__background__", "_background_")
+
+
+def check_params(params: dict, project: dict, store) -> dict:
+    """The job's parameters, checked before it is queued (a bad source fails the request,
+    not the job later)."""
+    p = dict(params)
+    source = p.get("source", "text")
+    if source not in SOURCES:
+        raise InputError(f"source must be one of {', '.join(SOURCES)}")
+    p["source"] = source
+    names = {c["name"].lower(): c["id"] for c in project["classes"]}
+    if source == "text":
+        classes = p.get("classes") or [c["name"] for c in project["classes"]]
+        if isinstance(classes, str):
+            classes = [c.strip() for c in classes.split(",") if c.strip()]
+        unknown = [c for c in classes if c.lower() not in names]
+        if unknown:
+            raise InputError(f"classes not in the project: {', '.join(unknown)}")
+        if not classes:
+            raise InputError("the project has no classes to look for")
+        p["classes"] = list(classes)
+        if p.get("boxes_from"):
+            p["boxes_from"] = str(store.confine(p["boxes_from"]))
+        if p.get("detector") and Path(str(p["detector"])).expanduser().is_absolute():
+            p["detector"] = str(store.confine(p["detector"]))
+    elif source == "everything":
+        if int(p.get("class_id") or 0) not in {c["id"] for c in project["classes"]}:
+            raise InputError("segment-everything proposals need a class_id of the project")
+    else:
+        if not p.get("model"):
+            raise InputError("source 'model' needs a model (a registry name or folder)")
+        if Path(str(p["model"])).expanduser().is_absolute():
+            p["model"] = str(store.confine(p["model"]))
+    return p
+
+
+class Proposer:
+    """``(image array, image record) -> [{class_id, mask, score}]`` for one source; models
+    are loaded once, when made."""
+
+    def __init__(self, params: dict, project: dict, seg=None, cfg=None):
+        self.params, self.seg = params, seg
+        self.by_name = {c["name"].lower(): c["id"] for c in project["classes"]}
+        self.source = params["source"]
+        self.skipped_classes: set[str] = set()
+        device = getattr(cfg, "device", "cpu") if cfg is not None else "cpu"
+        if self.source == "text":
+            from masklab.grounding.label import Labeller, LabelSettings
+
+            sam = seg is not None and seg.is_sam
+            settings = LabelSettings(
+                classes=list(params["classes"]),
+                detector=str(params.get("detector") or getattr(cfg, "detector",
+                                                                "grounding-dino-tiny")),
+                segmenter=str(params.get("segmenter") or ("sam" if sam else "grabcut")),
+                box_threshold=params.get("box_threshold"))
+            segmenter = seg.backend if (sam and not params.get("segmenter")) else None
+            self.labeller = Labeller(settings, segmenter=segmenter, device=device,
+                                     boxes_from=params.get("boxes_from"))
+        elif self.source == "model":
+            self._load_model(str(params["model"]), device)
+
+    def _load_model(self, name: str, device: str) -> None:
+        from masklab.models import get_info
+        from masklab.models.objects import is_object_checkpoint, load_object_model
+        from masklab.models.semantic import is_checkpoint, load_semantic_model
+
+        if is_object_checkpoint(name):
+            self.task, self.model = "instances", load_object_model(name, device=device)
+        elif is_checkpoint(name):
+            self.task, self.model = "semantic", load_semantic_model(name, device=device)
+        else:
+            task = get_info(name).task
+            if task == "semantic":
+                self.task, self.model = task, load_semantic_model(name, device=device)
+            else:
+                self.task, self.model = "instances", load_object_model(name, device=device)
+
+    def _class(self, name: str) -> int | None:
+        cid = self.by_name.get(str(name).lower())
+        if cid is None:
+            self.skipped_classes.add(str(name))
+        return cid
+
+    def __call__(self, image: np.ndarray, record: dict) -> list[dict]:
+        if self.source == "text":
+            out = []
+            for mask, cat, score, _mask_score, _prompt in self.labeller.find(
+                    image, name=record["file_name"]):
+                cid = self._class(self.labeller.settings.classes[cat - 1])
+                if cid is not None:
+                    out.append({"class_id": cid, "mask": mask, "score": score})
+            return out
+        if self.source == "everything":
+            masks = self.seg.everything(record["sha256"], record["path"],
+                                        points_per_side=int(self.params.get(
+                                            "points_per_side", 16)),
+                                        limit=int(self.params.get("limit", 50)))
+            dense = masks.to_dense()
+            scores = masks.scores if masks.scores is not None else np.ones(len(dense))
+            return [{"class_id": int(self.params["class_id"]), "mask": m, "score": float(s)}
+                    for m, s in zip(dense, scores, strict=True)]
+        return self._model(image)
+
+    def _model(self, image: np.ndarray) -> list[dict]:
+        thr = float(self.params.get("score_threshold", 0.5))
+        if self.task == "semantic":
+            from masklab.tasks.semantic import predict_semantic
+
+            sem = predict_semantic(self.model, image)
+            names = self.model.class_names or [str(k) for k in range(self.model.num_classes)]
+            out = []
+            for k in np.unique(sem.labels):
+                if int(k) >= len(names) or names[int(k)].lower() in BACKGROUND:
+                    continue
+                cid = self._class(names[int(k)])
+                if cid is not None:
+                    out.append({"class_id": cid, "mask": sem.labels == k, "score": None})
+            return out
+        det = self.model.predict([image], score_threshold=thr)[0]
+        if det.masks is None or not len(det):
+            return []
+        masks = det.masks.to_dense()
+        names = det.masks.names or [str(k) for k in det.masks.labels]
+        out = []
+        for k in range(len(det)):
+            cid = self._class(names[k])
+            if cid is not None and masks[k].any():
+                out.append({"class_id": cid, "mask": masks[k],
+                            "score": float(det.masks.scores[k])})
+        return out
+
+
+def drop_duplicates(existing: list[tuple[int, np.ndarray]], proposals: list[dict]
+                    ) -> list[dict]:
+    """Proposals that overlap none of ``existing`` ``(class_id, mask)`` of their class (nor
+    one kept before them) by IoU >= ``DUPLICATE_IOU``."""
+    kept, seen = [], list(existing)
+    for p in proposals:
+        m = p["mask"]
+        area = m.sum()
+        dup = False
+        for cid, e in seen:
+            if cid != p["class_id"]:
+                continue
+            inter = np.logical_and(m, e).sum()
+            union = area + e.sum() - inter
+            if union and inter / union >= DUPLICATE_IOU:
+                dup = True
+                break
+        if not dup:
+            kept.append(p)
+            seen.append((p["class_id"], m))
+    return kept
+
+
+def run_prelabel_job(ctx) -> dict:
+    """The ``prelabel`` job: each pending item's proposals, committed with its "done"."""
+    from sqlalchemy import select
+
+    from masklab import rle as _rle
+    from masklab.app import db
+    from masklab.app.jobs import BAD_ITEM
+    from masklab.io.images import read_image
+
+    store = ctx.store
+    project = store.project(ctx.job["project_id"])
+    proposer = Proposer(ctx.params, project, ctx.seg, ctx.cfg)
+    source = {"text": "text", "everything": "everything", "model": "model"}[proposer.source]
+    added = dropped = 0
+    while True:
+        items = store.pending_items(ctx.id, 16)
+        if not items:
+            break
+        for seq, image_id in items:
+            ctx.check()
+            name = f"image {image_id}"
+            try:
+                record = {**store.image(image_id), "path": store.image_path(image_id)}
+                name = record["file_name"]
+                proposals = proposer(read_image(record["path"]), record)
+            except BAD_ITEM as e:  # one bad image: recorded, skipped
+                with store.transaction() as s:
+                    if store.finish_item(s, ctx.id, seq, "failed"):
+                        ctx.progress(add=1, errors=[f"{name}: {str(e).splitlines()[0]}"], s=s)
+                continue
+            with store.transaction() as s:
+                if not store.finish_item(s, ctx.id, seq):
+                    continue  # another run did it
+                rows = s.execute(select(db.Annotation.class_id, db.Annotation.rle).where(
+                    db.Annotation.image_id == image_id)).all()
+                h, w = record["height"], record["width"]
+                existing = [(c, _rle.decode([{"size": [h, w], "counts": r}])[0])
+                            for c, r in rows]
+                kept = drop_duplicates(existing, proposals)
+                dropped += len(proposals) - len(kept)
+                if kept:
+                    recs = [{"class_id": p["class_id"], "mask": _rle.encode(p["mask"])[0],
+                             "score": p["score"]} for p in kept]
+                    added += len(store.add_annotations(s, image_id, recs, source=source,
+                                                       proposal=True,
+                                                       user=ctx.job["created_by"]))
+                ctx.progress(add=1, s=s)
+    out = {"proposals": added, "duplicates_dropped": dropped}
+    if proposer.skipped_classes:
+        out["classes_not_in_project"] = sorted(proposer.skipped_classes)
+    return out
