@@ -188,3 +188,45 @@ def test_login_backoff_over_http(tmp_path):
             assert r.status_code == 200, r.text
     finally:
         stop_server(proc)
+
+
+def test_a_job_survives_kill_9_and_labels_no_image_twice(tmp_path):
+    """A pre-labelling job is killed with the server (kill -9) halfway; the restarted server
+    resumes it where its committed progress stopped: every image done once."""
+    data = tmp_path / "data"
+    make_images(data / "many", {f"i{k:02d}.png": (20 + k, 10, 90 + k, 80) for k in range(40)})
+    port = _free_port()
+    proc = start_server(data, port)
+    try:
+        c = _client(port)
+        p = c.post("/api/projects", json={"name": "p", "classes": ["box"]}).json()
+        c.post(f"/api/projects/{p['id']}/import", json={"folder": "many"}).raise_for_status()
+        job = c.post(f"/api/projects/{p['id']}/jobs", json={
+            "kind": "prelabel", "params": {"source": "everything", "class_id": 1,
+                                           "limit": 3}}).json()
+        assert job["total"] == 40
+        deadline = time.monotonic() + 60
+        while c.get(f"/api/jobs/{job['id']}").json()["done"] < 5:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    proc = start_server(data, port)
+    try:
+        c = _client(port)
+        deadline = time.monotonic() + 120
+        while (j := c.get(f"/api/jobs/{job['id']}").json())["state"] != "done":
+            assert j["state"] in ("queued", "running") and time.monotonic() < deadline, j
+            time.sleep(0.05)
+        assert j["runs"] == 2 and j["done"] == j["total"] == 40 and j["failed"] == 0, j
+        # the resumed run found nothing already there: no image was labelled twice
+        assert j["result"]["duplicates_dropped"] == 0
+        imgs = c.get(f"/api/projects/{p['id']}/images", params={"limit": 500}).json()["items"]
+        assert all(i["proposals"] >= 1 for i in imgs)
+        hist = [h for i in imgs for h in c.get(f"/api/images/{i['id']}/history").json()]
+        assert len(hist) == sum(i["proposals"] for i in imgs)  # one create per proposal
+    finally:
+        stop_server(proc)
