@@ -250,3 +250,56 @@ def test_paged_filtered_list_and_next_under_the_filter(server, page):
     page.keyboard.press("a")
     page.wait_for_function(f"window.masklabEditor.imageId() === {ids['m000.png']}")
     assert "status=done" in page.evaluate("location.hash")
+
+
+def test_jobs_panel_prelabel_cancel_and_review(server, page):
+    """Pre-labelling from the project page runs as a job (progress in the jobs panel), a
+    second one is cancelled from the panel, and the proposals are reviewed in the editor
+    (y accepts one, Shift+N rejects the rest) and on the project page."""
+    from tests.app.test_server_process import _client
+
+    url, data = server
+    make_images(data / "rev", {f"r{k:02d}.png": (20 + k, 10, 100, 80) for k in range(60)})
+    c = _client(int(url.rsplit(":", 1)[1]))
+    p = c.post("/api/projects", json={"name": "rev", "classes": ["thing", "other"]}).json()
+    c.post(f"/api/projects/{p['id']}/import", json={"folder": "rev"}).raise_for_status()
+    page.goto(f"{url}/#/p/{p['id']}?q=r0")
+    page.wait_for_selector("#prelabel")
+    page.select_option("select[name=prelabel-source]", "everything")
+    page.select_option("select[name=prelabel-class]", label="other")
+    page.select_option("select[name=prelabel-scope]", "filter")
+    page.click("#prelabel-start")
+    page.wait_for_selector("#jobs tr[data-state=done]", timeout=60000)
+    assert "pre-label (everything)" in page.inner_text("#jobs")
+    page.wait_for_selector("#review")  # the page reloads: proposals to review
+    # a second job over all 60 images, cancelled from the panel
+    page.select_option("select[name=prelabel-source]", "everything")
+    page.select_option("select[name=prelabel-class]", label="other")
+    page.select_option("select[name=prelabel-scope]", "all")
+    page.click("#prelabel-start")
+    page.wait_for_selector("#jobs tr[data-state=running] .job-cancel", timeout=30000)
+    page.click("#jobs tr[data-state=running] .job-cancel")
+    page.wait_for_selector("#jobs tr[data-state=cancelled]", timeout=30000)
+    jobs = c.get(f"/api/projects/{p['id']}/jobs").json()
+    assert [j["state"] for j in jobs] == ["cancelled", "done"]
+    assert jobs[0]["done"] < 60 and jobs[1]["done"] == 10
+    # review in the editor
+    first = c.get(f"/api/projects/{p['id']}/images", params={"q": "r00"}).json()["items"][0]
+    page.goto(f"{url}/#/i/{first['id']}?proposals=true")
+    page.wait_for_function(f"window.masklabEditor.imageId() === {first['id']}")
+    page.wait_for_selector("#objects li.proposal")
+    objs = page.evaluate("window.masklabEditor.objects()")
+    assert objs and all(o["proposal"] and o["class_id"] == 2 for o in objs)
+    page.click("#objects li.proposal >> nth=0")
+    page.keyboard.press("y")
+    page.wait_for_function("window.masklabEditor.objects().filter(o => !o.proposal).length === 1")
+    page.keyboard.press("Shift+N")
+    page.wait_for_function("window.masklabEditor.objects().length === 1")
+    assert not page.evaluate("window.masklabEditor.objects()[0].proposal")
+    # the rest, on the project page: accept every proposal of class "other"
+    page.goto(f"{url}/#/p/{p['id']}")
+    page.wait_for_selector("#review")
+    page.select_option("select[name=review-class]", label="other")
+    page.click("#review-accept")
+    page.wait_for_function("!document.querySelector('#review')")
+    assert c.get(f"/api/projects/{p['id']}").json()["with_proposals"] == 0

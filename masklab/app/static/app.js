@@ -3,6 +3,7 @@
 
 import * as api from "./api.js";
 import { openEditor } from "./editor.js";
+import { jobsPanel, prelabelForm } from "./jobs.js";
 
 const view = document.getElementById("view");
 const crumbs = document.getElementById("crumbs");
@@ -180,14 +181,24 @@ async function projectPage(pid, query) {
     el("span", { id: "page-info", text: `${first.toLocaleString()}–${last.toLocaleString()} of ${page.total.toLocaleString()}` }),
     el("button", { id: "page-next", text: "next page ▶", disabled: last >= page.total,
       onclick: () => go({ offset: offset + PAGE }) }));
+  const admin = me.role === "admin";
+  // imports, exports and pre-labelling run as jobs on the server; the page follows them
+  const jobs = jobsPanel(pid, { onFinished: (j) => {
+    if (j.state === "done" && j.result && j.result.url) {
+      const a = el("a", { href: j.result.url, download: j.result.file }); document.body.append(a); a.click(); a.remove();
+      toast(`exported ${j.result.file}`);
+    } else if (j.state === "done" && (j.kind === "import" || j.kind === "prelabel" || j.kind === "import-coco")) {
+      toast(`${j.kind} done${j.failed ? ` (${j.failed} skipped)` : ""}`);
+      route();
+    } else if (j.state === "failed") toast(`${j.kind} failed: ${j.message}`);
+  } });
   const folder = el("input", { name: "folder", placeholder: "folder on the server", size: 50 });
   const files = el("input", { type: "file", name: "files", multiple: true, accept: "image/*,video/*" });
-  const admin = me.role === "admin";
   const importBox = admin ? el("fieldset", {}, el("legend", { text: "Add images" }),
     el("form", { class: "row", onsubmit: async (e) => {
       e.preventDefault();
-      try { const r = await api.post(`/api/projects/${pid}/import`, { folder: folder.value });
-        toast(`${r.added} images added`); route(); } catch (err) { toast(err.message); }
+      try { await jobs.start("import", { folder: folder.value }); toast("importing…"); }
+      catch (err) { toast(err.message); }
     } }, folder, el("button", { type: "submit", id: "import", text: "Import folder" })),
     el("form", { class: "row", onsubmit: async (e) => {
       e.preventDefault();
@@ -196,17 +207,13 @@ async function projectPage(pid, query) {
       try { const r = await api.request("POST", `/api/projects/${pid}/upload`, fd, { form: true });
         toast(`${r.added} images uploaded`); route(); } catch (err) { toast(err.message); }
     } }, files, el("button", { type: "submit", text: "Upload" }))) : null;
+  const withProposals = el("input", { type: "checkbox", name: "export-proposals" });
   const exportRow = el("div", { class: "row" }, ...info.export_formats.map((f) =>
-    el("button", { "data-format": f, text: f, onclick: async (e) => {
-      const button = e.currentTarget;
-      button.disabled = true; button.textContent = `${f} — exporting…`;
-      toast(`exporting ${p.images} images as ${f}…`, 60000);
-      try { const r = await api.post(`/api/projects/${pid}/export`, { format: f });
-        const a = el("a", { href: r.url, download: r.file }); document.body.append(a); a.click(); a.remove();
-        toast(`exported ${r.file}`);
-      } catch (err) { toast(err.message); }
-      button.disabled = false; button.textContent = f;
-    } })));
+    el("button", { "data-format": f, text: f, onclick: async () => {
+      try { await jobs.start("export", { format: f, proposals: withProposals.checked }); toast(`exporting ${p.images} images as ${f}…`); }
+      catch (err) { toast(err.message); }
+    } })), el("label", { class: "muted" }, withProposals, " include proposals not yet accepted"));
+  const reviewBox = p.with_proposals ? reviewForm(pid, p, () => route()) : null;
   const counts = Object.entries(p.status).map(([k, v]) => `${k.replace("_", " ")} ${v}`).join(" · ");
   view.replaceChildren(el("div", { class: "page" },
     el("h2", { text: p.name }),
@@ -214,7 +221,28 @@ async function projectPage(pid, query) {
     el("div", { class: "row", id: "filters" }, statusSel, assigneeSel, annotatedSel, proposalsSel, sortSel, searchForm),
     el("table", { id: "images" }, el("tr", {}, el("th", { text: "image" }), el("th", { text: "status" }),
       el("th", { text: "annotations" }), el("th", { text: "comment" }), el("th", { text: "size" })), ...rows),
-    pager, importBox, el("fieldset", {}, el("legend", { text: "Export" }), exportRow)));
+    pager, jobs.box, reviewBox, admin ? prelabelForm(p, filter.toString(), jobs.start) : null,
+    importBox, el("fieldset", {}, el("legend", { text: "Export" }), exportRow)));
+}
+
+// accept or reject the project's proposals in bulk: all of a class, above a score
+function reviewForm(pid, p, done) {
+  const klass = el("select", { name: "review-class" }, el("option", { value: "", text: "every class" }),
+    ...p.classes.map((c) => el("option", { value: c.id, text: c.name })));
+  const score = el("input", { name: "review-score", type: "number", min: 0, max: 1, step: 0.05, size: 4, placeholder: "score ≥" });
+  const act = (action) => async () => {
+    const body = { action };
+    if (klass.value) body.class_id = +klass.value;
+    if (score.value) body.min_score = +score.value;
+    try { const r = await api.post(`/api/projects/${pid}/proposals`, body);
+      toast(action === "accept" ? `${r.accepted} accepted` : `${r.rejected} rejected`); done(); }
+    catch (err) { toast(err.message); }
+  };
+  return el("fieldset", { id: "review" }, el("legend", { text: `Proposals on ${p.with_proposals} images` }),
+    el("div", { class: "row" }, klass, score,
+      el("button", { id: "review-accept", text: "accept", onclick: act("accept") }),
+      el("button", { id: "review-reject", text: "reject", onclick: act("reject") }),
+      el("a", { href: `#/p/${pid}?proposals=true`, text: "review image by image" })));
 }
 
 async function main() {

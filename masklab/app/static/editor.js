@@ -28,7 +28,7 @@ window.masklabEditor = {  // for tests and scripts: image pixels <-> page coordi
     const r = E.canvas.getBoundingClientRect();
     return [r.left + E.tx + x * E.zoom, r.top + E.ty + y * E.zoom];
   },
-  objects() { return E ? E.anns.map((a) => ({ id: a.id, class_id: a.class_id, area: a.area, source: a.source, attributes: a.attributes })) : null; },
+  objects() { return E ? E.anns.map((a) => ({ id: a.id, class_id: a.class_id, area: a.area, source: a.source, attributes: a.attributes, proposal: a.proposal, score: a.score })) : null; },
   imageId() { return E ? E.image.id : null; },
 };
 
@@ -294,7 +294,8 @@ function draw() {
   ctx.imageSmoothingEnabled = false;
   for (const a of E.anns) {
     if (!a.visible || !a.draw || a.id === E.refine) continue;
-    ctx.globalAlpha = E.selected === a.id ? 1 : 0.85;
+    // a proposal (a model's, not yet reviewed) is fainter until selected
+    ctx.globalAlpha = E.selected === a.id ? 1 : a.proposal ? 0.45 : 0.85;
     ctx.drawImage(a.draw.canvas, a.draw.x, a.draw.y);
   }
   ctx.globalAlpha = 1;
@@ -633,12 +634,22 @@ function renderList() {
   if (!E) return;
   renderAttrs();
   const order = [...E.anns].sort((a, b) => b.z - a.z || b.id - a.id);
-  E.list.replaceChildren(...order.map((a) => {
+  const nProposals = E.anns.filter((a) => a.proposal).length;
+  const head = nProposals ? [el("li", { class: "proposals-head" },
+    el("span", { text: `${nProposals} proposed` }),
+    el("button", { id: "accept-all", title: "accept every proposal of this image (Shift+Y)", text: "accept all", onclick: () => reviewAll("accept") }),
+    el("button", { id: "reject-all", title: "reject every proposal of this image (Shift+N)", text: "reject all", onclick: () => reviewAll("reject") }))] : [];
+  E.list.replaceChildren(...head, ...order.map((a) => {
     const c = classOf(a.class_id);
     const sw = el("span", { class: "swatch" }); sw.style.background = c.color;
-    return el("li", { class: a.id === E.selected ? "selected" : null, "data-id": a.id, onclick: () => select(a.id) },
+    const cls = [a.id === E.selected ? "selected" : null, a.proposal ? "proposal" : null].filter(Boolean).join(" ") || null;
+    const review = a.proposal ? [
+      el("button", { class: "accept", title: "accept (y)", text: "✓", onclick: (e) => { e.stopPropagation(); accept1(a.id); } }),
+      el("button", { class: "reject", title: "reject (n)", text: "✗", onclick: (e) => { e.stopPropagation(); remove(a.id); } })] : [];
+    return el("li", { class: cls, "data-id": a.id, onclick: () => select(a.id) },
       sw, el("span", { class: "name", text: `${c.name} #${a.id}` }),
-      el("span", { class: "muted", text: a.source }),
+      el("span", { class: "muted", text: a.proposal ? `proposed (${a.source}${a.score != null ? " " + a.score.toFixed(2) : ""})` : a.source }),
+      ...review,
       el("button", { title: "show / hide (h)", text: a.visible ? "◉" : "○", onclick: (e) => { e.stopPropagation(); toggle(a); } }),
       el("button", { title: "bring forward", text: "▲", onclick: (e) => { e.stopPropagation(); raise(a); } }),
       el("button", { title: "delete (Del)", text: "✕", onclick: (e) => { e.stopPropagation(); remove(a.id); } }));
@@ -648,6 +659,16 @@ function renderList() {
 async function toggle(a) { await change(() => api.patch(`/api/annotations/${a.id}`, { version: E.version, visible: !a.visible })); }
 async function raise(a) { const top = Math.max(...E.anns.map((x) => x.z)); await change(() => api.patch(`/api/annotations/${a.id}`, { version: E.version, z: top + 1 })); }
 async function remove(id) { await change(() => api.del(`/api/annotations/${id}?version=${E.version}`)); }
+async function accept1(id) { await change(() => api.patch(`/api/annotations/${id}`, { version: E.version, proposal: false })); }
+// accept / reject every proposal of this image (one request; the objects are then reloaded)
+function reviewAll(action) {
+  return change(async () => {
+    const r = await api.post(`/api/projects/${E.project.id}/proposals`, { action, image_id: E.image.id });
+    await reload();
+    toast(`${action === "accept" ? r.accepted + " accepted" : r.rejected + " rejected"}`);
+    return { version: E.version };
+  });
+}
 
 function renderStatus() {
   const im = E.image;
@@ -691,6 +712,11 @@ function onKey(e) {
   if (k === "Escape") { clearPending(); E.proposals = []; redraw(); return; }
   if (k === "Backspace" && E.polygon.length) { E.polygon.pop(); redraw(); return; }
   if (k === "Delete" && E.selected) { remove(E.selected); return; }
+  const sel = E.selected && E.anns.find((a) => a.id === E.selected);
+  if (k === "y" && sel && sel.proposal) { accept1(sel.id); return; }
+  if (k === "n" && sel && sel.proposal) { remove(sel.id); return; }
+  if (k === "Y" && E.anns.some((a) => a.proposal)) { reviewAll("accept"); return; }
+  if (k === "N" && E.anns.some((a) => a.proposal)) { reviewAll("reject"); return; }
   if (k === "d" || k === "ArrowRight") { go(1); return; }
   if (k === "a" || k === "ArrowLeft") { go(-1); return; }
   if (k === "f" && E.selected) { E.refine = E.selected; E.pending = emptyPending(); setTool("sam"); hint("refine: click to add or remove parts, Enter keeps it"); return; }
