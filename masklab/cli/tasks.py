@@ -508,7 +508,13 @@ def export_group() -> None:
 
 
 @export_group.command("onnx")
-@click.option("--model", required=True, help="An object model name or checkpoint folder.")
+@click.option("--model", required=True, help="An object model name or checkpoint folder; "
+              "with --decoder a SAM-family name (sam, sam-vit-b, edgetam, ...) or folder.")
+@click.option("--decoder", is_flag=True, help="Write the SAM-family model's prompt decoder "
+              "(clicks, boxes, mask → masks at the image's size) for ONNX Runtime and "
+              "onnxruntime-web, as the annotation app's browser uses it.")
+@click.option("--multimask/--single-mask", default=True, show_default=True,
+              help="With --decoder: three masks (whole, part, sub-part) or one.")
 @click.option("--weights", help="Local weights (with --num-classes if not COCO's).")
 @click.option("--num-classes", type=int)
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
@@ -516,10 +522,31 @@ def export_group() -> None:
 @click.option("--width", type=int, default=640, show_default=True)
 @click.option("--check", "check_image", type=click.Path(path_type=Path, dir_okay=False),
               help="Compare ONNX Runtime with PyTorch on this image (exit 1 if they differ).")
-def export_onnx_cmd(model, weights, num_classes, out, height, width, check_image) -> None:
-    """Write a detection / instance / keypoint model as ONNX."""
+def export_onnx_cmd(model, decoder, multimask, weights, num_classes, out, height, width,
+                    check_image) -> None:
+    """Write a detection / instance / keypoint model, or a SAM-family prompt decoder, as
+    ONNX."""
     import sys
 
+    if decoder:
+        from masklab.interactive.sam_onnx import check_decoder, export_decoder
+        from masklab.interactive.session import make_backend
+        from masklab.io.images import read_image
+
+        backend = make_backend(model)
+        if not hasattr(backend, "family"):
+            raise click.UsageError(f"--decoder needs a SAM-family model, not {model!r}")
+        path = export_decoder(backend, out, multimask=multimask)
+        click.echo(f"wrote {path} ({backend.family}, {path.stat().st_size / 1e6:.1f} MB)")
+        if check_image is not None:
+            r = check_decoder(backend, path, read_image(check_image), multimask=multimask)
+            ok = r["min_iou"] >= 0.99
+            click.echo(f"{r['cases']} prompts: smallest mask IoU with PyTorch "
+                       f"{r['min_iou']:.4f}, largest score difference "
+                       f"{r['max_score_diff']:.2g}; {'ok' if ok else 'DIFFERENT'}")
+            if not ok:
+                sys.exit(1)
+        return
     from masklab.export import check_parity, export_onnx
     from masklab.io.images import read_image
     from masklab.models.objects import load_object_model

@@ -1,0 +1,254 @@
+"""The prompt decoder of a SAM-family model (SAM, SAM 2.1, EdgeTAM) as one ONNX graph, for
+decoding clicks where the image's embedding already is (the annotation app's browser, with
+onnxruntime-web; or any ONNX Runtime).
+
+Inputs (one object's prompts on one image):
+
+- the image embedding(s), float32, as ``SamBackend.set_image`` computes them
+  (``embedding_0``: SAM's (1, C, h, w); SAM 2 / EdgeTAM: the two high-resolution feature maps
+  then the image embedding, ``embedding_0..2``);
+- ``coords`` (1, n, 2) float32: points in the model's input frame (image pixels times
+  ``frame_scale``), and ``labels`` (1, n) int64: 1 object, 0 background, 2 / 3 a box's
+  top-left / bottom-right corner, -1 padding. The box and padding follow the family's rule
+  (``prompt_tokens``): SAM adds a padding point only when there is no box; SAM 2 always ends
+  with one;
+- ``mask_input`` (1, 1, 4h, 4w) float32 logits and ``has_mask`` (1,) float32 (0 or 1): the
+  previous mask as a prompt;
+- ``orig_size`` (2,) int64: the image's (height, width).
+
+Outputs: ``masks`` (1, K, H, W) uint8 (0 / 1, the processor's post-processing: bilinear to the
+image size, threshold 0), ``iou`` (1, K), ``low_res`` (1, K, 4h, 4w) logits (the next
+prompt's ``mask_input``). K = 3 (whole, part, sub-part) with ``multimask``, else 1.
+
+The graph runs the model's own modules (positional encoding, prompt embeddings, mask decoder)
+on its weights, so it computes what ``SamBackend.predict`` does; ``check_decoder`` compares
+them on given prompts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+FAMILIES = ("sam", "sam2", "edgetam")
+
+
+def _point_weights(prompt_encoder) -> torch.Tensor:
+    """The 4 label embeddings (negative, positive, box corners) as one (4, C) tensor."""
+    pe = prompt_encoder.point_embed
+    if isinstance(pe, torch.nn.ModuleList):  # SAM: one Embedding(1, C) per label
+        return torch.cat([e.weight for e in pe], 0)
+    return pe.weight  # SAM 2: Embedding(4, C)
+
+
+class PromptDecoder(torch.nn.Module):
+    """Prompt encoder + mask decoder + post-processing of a transformers SAM-family model."""
+
+    def __init__(self, model, family: str, multimask: bool):
+        super().__init__()
+        if family not in FAMILIES:
+            raise ValueError(f"no ONNX prompt decoder for {family!r} (one of {FAMILIES})")
+        self.model, self.family, self.multimask = model, family, bool(multimask)
+        pe = model.prompt_encoder
+        self.input_size = int(pe.input_image_size)
+        with torch.no_grad():
+            self.register_buffer("image_pe", model.get_image_wide_positional_embeddings()
+                                 .detach().clone(), persistent=False)
+            self.register_buffer("label_w", _point_weights(pe).detach().clone(),
+                                 persistent=False)
+
+    def forward(self, *args):
+        *embeddings, coords, labels, mask_input, has_mask, orig_size = args
+        pe = self.model.prompt_encoder
+        pts = (coords + 0.5)[:, None]  # (1, 1, n, 2), the pixel's centre
+        sparse = pe.shared_embedding(pts, (self.input_size, self.input_size))
+        lab = labels[:, None, :, None]
+        sparse = torch.where(lab == -1, pe.not_a_point_embed.weight, sparse)
+        sparse = sparse + self.label_w[labels.clamp(min=0)][:, None] * (lab >= 0).to(
+            sparse.dtype)
+        no_mask = pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        dense = has_mask.reshape(1, 1, 1, 1) * pe.mask_embed(mask_input) + \
+            (1 - has_mask.reshape(1, 1, 1, 1)) * no_mask
+        if self.family == "sam":
+            low, iou = self.model.mask_decoder(
+                image_embeddings=embeddings[0], image_positional_embeddings=self.image_pe,
+                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                multimask_output=self.multimask)[:2]
+        else:
+            low, iou = self.model.mask_decoder(
+                image_embeddings=embeddings[-1], image_positional_embeddings=self.image_pe,
+                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                multimask_output=self.multimask,
+                high_resolution_features=list(embeddings[:-1]))[:2]
+        low, iou = low[:, 0], iou[:, 0]  # (1, K, h, w), (1, K)
+        size = orig_size.to(torch.int64)
+        h, w = size[0], size[1]
+        x = low
+        if self.family == "sam":  # to the padded square, crop the resized image, to the image
+            s = self.input_size
+            x = F.interpolate(x, (s, s), mode="bilinear", align_corners=False)
+            scale = s / torch.maximum(h, w).to(torch.float32)
+            nh = torch.floor(h.to(torch.float32) * scale + 0.5).to(torch.int64)
+            nw = torch.floor(w.to(torch.float32) * scale + 0.5).to(torch.int64)
+            x = x[..., :nh, :nw]
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+        return (x > 0).to(torch.uint8), iou, low
+
+
+def frame_scale(backend, height: int, width: int) -> tuple[float, float]:
+    """``(sx, sy)``: image pixels → the model's input frame, as ``SamBackend`` maps prompts."""
+    s = int(backend.model.prompt_encoder.input_image_size)
+    if backend.family in ("sam", "sam_hq"):
+        f = s / max(height, width)
+        return round(width * f) / width, round(height * f) / height
+    return s / width, s / height
+
+
+def mask_input_size(model) -> tuple[int, int]:
+    """The low-resolution mask's (height, width): 4 x the embedding's grid."""
+    cfg = model.config.prompt_encoder_config
+    n = 4 * int(cfg.image_size // cfg.patch_size)
+    return n, n
+
+
+def decoder_info(backend) -> dict:
+    """What the browser needs to drive the exported graph."""
+    pe = backend.model.prompt_encoder
+    return {"family": backend.family, "input_size": int(pe.input_image_size),
+            "mask_input_size": list(mask_input_size(backend.model)),
+            # SAM pads the points only without a box; SAM 2 always ends with a padding point
+            "pad_with_box": backend.family != "sam"}
+
+
+def export_decoder(backend, path: str | os.PathLike, *, multimask: bool = True,
+                   opset: int = 17) -> Path:
+    """Write ``backend``'s prompt decoder as an ONNX file (atomically)."""
+    import warnings
+
+    from masklab.io.atomic import atomic_path
+
+    if backend.family not in FAMILIES:
+        raise ValueError(f"{backend.family}: no ONNX prompt decoder (one of {FAMILIES})")
+    model = backend.model
+    dec = PromptDecoder(model, backend.family, multimask).eval()
+    h = w = int(model.prompt_encoder.input_image_size)
+    emb = _example_embeddings(backend, h, w)
+    names = [f"embedding_{i}" for i in range(len(emb))]
+    mh, mw = mask_input_size(model)
+    example = (*emb, torch.tensor([[[10.0, 20.0], [30.0, 40.0]]]),
+               torch.tensor([[1, -1]], dtype=torch.int64), torch.zeros(1, 1, mh, mw),
+               torch.zeros(1), torch.tensor([h, w], dtype=torch.int64))
+    path = Path(path)
+    with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on Python-side values
+        torch.onnx.export(
+            dec, example, str(tmp), opset_version=opset, dynamo=False,
+            input_names=[*names, "coords", "labels", "mask_input", "has_mask", "orig_size"],
+            output_names=["masks", "iou", "low_res"],
+            dynamic_axes={"coords": {1: "n"}, "labels": {1: "n"},
+                          "masks": {2: "height", 3: "width"}})
+    return path
+
+
+def _example_embeddings(backend, h: int, w: int) -> list[torch.Tensor]:
+    state = backend.set_image(np.zeros((h, w, 3), np.uint8))
+    emb = state["embeddings"]
+    return [e.float().cpu() for e in emb] if isinstance(emb, (list, tuple)) \
+        else [emb.float().cpu()]
+
+
+def prompt_tokens(points, labels, box, family: str, scale: tuple[float, float]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``(coords (1, n, 2), labels (1, n))`` for the graph: clicks, the box's corners and the
+    family's padding point, in the model's frame (the browser does the same in JS)."""
+    sx, sy = scale
+    pts = [[float(x) * sx, float(y) * sy] for x, y in (points if points is not None else [])]
+    lab = [int(v) for v in (labels if labels is not None else [])]
+    if box is not None:
+        x0, y0, x1, y1 = (float(v) for v in box)
+        pts += [[x0 * sx, y0 * sy], [x1 * sx, y1 * sy]]
+        lab += [2, 3]
+    if box is None or family != "sam":
+        pts.append([0.0, 0.0])
+        lab.append(-1)
+    return (np.asarray(pts, np.float32).reshape(1, -1, 2),
+            np.asarray(lab, np.int64).reshape(1, -1))
+
+
+class OnnxPromptDecoder:
+    """The exported graph in ONNX Runtime (Python): the same calls the browser makes."""
+
+    def __init__(self, path: str | os.PathLike, info: dict):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = max(1, torch.get_num_threads())
+        self.session = ort.InferenceSession(str(path), opts,
+                                            providers=["CPUExecutionProvider"])
+        self.info = info
+
+    def __call__(self, state: dict, *, points=None, labels=None, box=None,
+                 mask_input: np.ndarray | None = None, scale=(1.0, 1.0)):
+        emb = state["embeddings"]
+        embs = list(emb) if isinstance(emb, (list, tuple)) else [emb]
+        coords, lab = prompt_tokens(points, labels, box, self.info["family"], scale)
+        mh, mw = self.info["mask_input_size"]
+        h, w = state["size"]
+        feed = {f"embedding_{i}": e.float().cpu().numpy() for i, e in enumerate(embs)}
+        feed.update(coords=coords, labels=lab,
+                    mask_input=(np.zeros((1, 1, mh, mw), np.float32) if mask_input is None
+                                else np.asarray(mask_input, np.float32).reshape(1, 1, mh, mw)),
+                    has_mask=np.array([0.0 if mask_input is None else 1.0], np.float32),
+                    orig_size=np.array([h, w], np.int64))
+        masks, iou, low = self.session.run(None, feed)
+        return masks[0].astype(bool), iou[0], low[0]
+
+
+def check_decoder(backend, path: str | os.PathLike, image: np.ndarray, *,
+                  multimask: bool = True, seed: int = 0) -> dict:
+    """The exported graph against ``backend.predict`` on one image: clicks, a box, clicks
+    with a box and a mask prompt at seeded random places. ``{"min_iou", "max_score_diff",
+    "cases"}``; the graph is right when ``min_iou`` >= 0.99."""
+    from masklab.types import Prompts
+
+    h, w = image.shape[:2]
+    state = backend.set_image(image)
+    dec = OnnxPromptDecoder(path, decoder_info(backend))
+    scale = frame_scale(backend, h, w)
+    rng = np.random.default_rng(seed)
+
+    def pt():
+        return [float(rng.uniform(0.1, 0.9) * w), float(rng.uniform(0.1, 0.9) * h)]
+
+    x0, y0 = rng.uniform(0.05, 0.4) * w, rng.uniform(0.05, 0.4) * h
+    box = [x0, y0, x0 + rng.uniform(0.3, 0.55) * w, y0 + rng.uniform(0.3, 0.55) * h]
+    cases = [{"points": [pt()], "labels": [1]}, {"points": [pt(), pt()], "labels": [1, 0]},
+             {"box": box}, {"points": [pt()], "labels": [1], "box": box}]
+    ious, diffs = [], []
+    for c in [*cases, "mask"]:
+        if c == "mask":  # the first case's mask as a prompt, with a new click
+            first = backend.predict(state, Prompts(points=np.array(cases[0]["points"]),
+                                                   point_labels=np.array([1])),
+                                    multimask=False)[0][0]
+            c = {"points": [pt()], "labels": [1], "mask": first}
+        prompts = Prompts(points=np.array(c.get("points", np.zeros((0, 2))), float)
+                          .reshape(-1, 2), point_labels=np.array(c.get("labels", []), int),
+                          box=None if "box" not in c else np.array(c["box"], float),
+                          mask=c.get("mask"))
+        ref, ref_s, _ = backend.predict(state, prompts, multimask=multimask)
+        mask_input = None
+        if "mask" in c:
+            mask_input = backend._mask_prompt(state, c["mask"]).numpy()
+        got, s, _ = dec(state, points=c.get("points"), labels=c.get("labels"),
+                        box=c.get("box"), mask_input=mask_input, scale=scale)
+        order = np.argsort(-s, kind="stable")
+        got, s = got[order], s[order]
+        for a, b in zip(got, ref, strict=True):
+            union = (a | b).sum()
+            ious.append(1.0 if union == 0 else float((a & b).sum() / union))
+        diffs.append(float(np.abs(s - ref_s).max()))
+    return {"min_iou": min(ious), "max_score_diff": max(diffs), "cases": len(cases) + 1}
