@@ -4,13 +4,29 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
+VENDOR       := masklab/app/static/vendor/onnxruntime-web
+VENDOR_STAMP := $(VENDOR)/.installed
+ORT_FILES    := ort.wasm.min.mjs ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm
 
 APP_DATA ?= app_data
 APP_PORT ?= 8000
 
 .PHONY: setup system demo app test bench lint format clean
 
-setup: $(STAMP) system
+setup: $(STAMP) system $(VENDOR_STAMP)
+
+# the app's JavaScript packages (onnxruntime-web: the browser's prompt decoder), from the npm
+# registry at the versions of package-lock.json, copied into the package with their licence;
+# without npm the app decodes clicks on the server and says so
+$(VENDOR_STAMP): package.json package-lock.json
+	@if command -v npm >/dev/null; then \
+	  npm ci --no-audit --no-fund --ignore-scripts --loglevel=error && \
+	  mkdir -p $(VENDOR) && \
+	  for f in $(ORT_FILES); do cp node_modules/onnxruntime-web/dist/$$f $(VENDOR)/; done && \
+	  cp masklab/app/static/licences/onnxruntime-web.txt $(VENDOR)/LICENSE && \
+	  cp node_modules/onnxruntime-web/package.json $(VENDOR)/package.json && \
+	  touch $@; \
+	else echo "warning: npm not found: the app will decode clicks on the server"; fi
 
 # system packages the tests need: Debian's chromium (browser tests) and postgresql (the
 # PostgreSQL path); installed with apt when root and missing, else those tests skip
@@ -51,4 +67,4 @@ format: setup
 	$(BIN)/ruff format masklab tests bench
 
 clean:
-	rm -rf demo_out app_data .pytest_cache .ruff_cache build *.egg-info
+	rm -rf demo_out app_data .pytest_cache .ruff_cache build *.egg-info node_modules $(VENDOR)

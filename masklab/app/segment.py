@@ -176,13 +176,69 @@ class Segmenter:
         return {"backend": name, "sam": hasattr(b, "processor"), "device": self.device}
 
     # --- per-image state ---------------------------------------------------------------------
+    @staticmethod
+    def model_key(backend, name: str) -> str:
+        """A short hash naming the model (its class, configuration and name)."""
+        return hashlib.sha256(repr((name, type(backend.model).__name__,
+                                    backend.model.config.to_json_string()))
+                              .encode()).hexdigest()[:16]
+
     def _cache_file(self, sha: str, backend, name: str) -> Path | None:
         if self.cache_dir is None or not hasattr(backend, "processor"):
             return None
-        model = hashlib.sha256(repr((name, type(backend.model).__name__,
-                                     backend.model.config.to_json_string()))
-                               .encode()).hexdigest()[:16]
-        return self.cache_dir / model / f"{sha}.safetensors"
+        return self.cache_dir / self.model_key(backend, name) / f"{sha}.safetensors"
+
+    # --- the browser's decoder ----------------------------------------------------------------
+    def browser_decoder(self, multimask: bool = False) -> dict:
+        """The ONNX prompt decoder of the model answering now, for the browser: ``{"available",
+        "key", "path", **decoder_info}`` — exported from the loaded weights once, cached
+        beside the embeddings (``available`` False, with ``reason``, for classical backends,
+        SAM-HQ, or without an embedding cache)."""
+        from masklab.interactive.sam_onnx import FAMILIES, decoder_info, export_decoder
+
+        backend, name = self._current()
+        family = getattr(backend, "family", None)
+        if family not in FAMILIES:
+            why = f"{name} runs on the server" if family is None else \
+                f"{family} has no browser decoder"
+            return {"available": False, "reason": why, "backend": name}
+        if self.cache_dir is None:
+            return {"available": False, "reason": "no embedding cache", "backend": name}
+        model = self.model_key(backend, name)
+        path = self.cache_dir / model / f"decoder_{int(bool(multimask))}.onnx"
+        with self._key_locks[f"decoder:{model}:{int(bool(multimask))}"]:
+            if not path.is_file():
+                t = time.perf_counter()
+                export_decoder(backend, path, multimask=multimask)
+                _log.info("exported the %s prompt decoder for the browser in %.1f s (%s)",
+                          family, time.perf_counter() - t, path)
+        return {"available": True, "backend": name, "key": f"{model}-{int(bool(multimask))}",
+                "model": model, "path": path, "bytes": path.stat().st_size,
+                **decoder_info(backend)}
+
+    def decoder_path(self, key: str) -> Path | None:
+        """The exported decoder file named by ``key`` (``<model>-<0|1>``), if it exists."""
+        import re
+
+        if self.cache_dir is None or not re.fullmatch(r"[0-9a-f]{16}-[01]", key):
+            return None
+        model, multi = key.split("-")
+        path = self.cache_dir / model / f"decoder_{multi}.onnx"
+        return path if path.is_file() else None
+
+    def embedding_file(self, sha: str, path) -> tuple[Path, str] | None:
+        """The image's embedding as the cache's safetensors file (fp16) and the model key,
+        computed first if needed; ``None`` when the backend is not SAM-family."""
+        current = self._current()
+        backend, name = current
+        cache = self._cache_file(sha, backend, name)
+        if cache is None:
+            return None
+        if not cache.is_file():
+            self.state(sha, path, current)
+        if not cache.is_file():  # computed before the cache existed: write it now
+            self._save(cache, self.state(sha, path, current))
+        return cache, self.model_key(backend, name)
 
     def _save(self, path: Path, state: dict) -> None:
         import torch

@@ -156,9 +156,16 @@ def create_app(data_dir=None, *, config: AppConfig | None = None, **kwargs) -> F
                 "style-src 'self' cdn.jsdelivr.net; img-src 'self' data: fastapi.tiangolo.com;"
                 " frame-ancestors 'none'")
         else:
+            # WebAssembly (the browser's prompt decoder) compiles under 'wasm-unsafe-eval';
+            # no other eval. Cross-origin isolation (COOP + COEP: every resource is ours)
+            # gives the decoder threads (SharedArrayBuffer).
             response.headers["Content-Security-Policy"] = (
                 "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
-                "script-src 'self'; connect-src 'self'; frame-ancestors 'none'")
+                "script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; "
+                "connect-src 'self'; frame-ancestors 'none'")
+            response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+            response.headers["Cross-Origin-Embedder-Policy"] = "require-corp"
+            response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
         response.headers["Referrer-Policy"] = "same-origin"
         if request.state.new_csrf:
             response.set_cookie(_auth.CSRF_COOKIE, request.state.new_csrf, samesite="strict",

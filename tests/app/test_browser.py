@@ -38,21 +38,6 @@ def server(tmp_path_factory):
     stop_server(proc)
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args():
-    return {"executable_path": CHROMIUM, "headless": True,
-            "args": ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update",
-                     "--disable-sync"]}
-
-
-@pytest.fixture(scope="session")
-def browser_context_args():
-    # the app's CSP forbids eval; Playwright's wait_for_function needs it in the test only
-    return {"viewport": {"width": 1200, "height": 760}, "bypass_csp": True,
-            "accept_downloads": True}
-
-
 def _pixels(page, shot_name=None):
     from PIL import Image
 

@@ -7,9 +7,12 @@ import threading
 import time
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.responses import FileResponse
 
 from masklab.app.routes import Ctx
 from masklab.app.schemas import Id, SegmentIn, TextIn, TrackIn
+from masklab.app.store import NotFound
+from masklab.errors import InputError
 
 
 def register(app: FastAPI, ctx: Ctx) -> None:
@@ -21,6 +24,38 @@ def register(app: FastAPI, ctx: Ctx) -> None:
         """What answers the clicks now, and SAM's loading (``state``: idle, loading, ready,
         failed; ``message``: a line for the editor; ``bytes`` while downloading)."""
         return seg.status()
+
+    @r.get("/api/decoder")
+    def decoder(multimask: bool = False):
+        """The browser's prompt decoder for the model answering now: its family, frame and
+        the URL of its ONNX file (``available`` false with ``reason`` where clicks must be
+        decoded on the server)."""
+        info = dict(seg.browser_decoder(multimask))
+        if info.pop("path", None) is not None:
+            info["url"] = f"/api/decoder/{info['key']}.onnx"
+        return info
+
+    @r.get("/api/decoder/{key}.onnx")
+    def decoder_file(key: str):
+        path = seg.decoder_path(key)
+        if path is None:
+            raise NotFound(f"decoder {key!r} does not exist")
+        return FileResponse(path, media_type="application/octet-stream",
+                            headers={"Cache-Control": "private, max-age=31536000, immutable"})
+
+    @r.get("/api/images/{image_id}/embedding")
+    def embedding(image_id: Id):
+        """The image's embedding, fp16, as the safetensors bytes (``X-Model`` names the model
+        it belongs to; the browser decodes clicks on it)."""
+        img = store.image(image_id)
+        got = seg.embedding_file(img["sha256"], store.image_path(image_id))
+        if got is None:
+            raise InputError(f"{seg.current_name} has no image embedding")
+        path, model = got
+        ctx.prefetch(image_id, include_self=False)
+        return FileResponse(path, media_type="application/octet-stream",
+                            headers={"Cache-Control": "private, max-age=3600",
+                                     "X-Model": model})
 
     @r.post("/api/images/{image_id}/embed")
     def embed(image_id: Id):

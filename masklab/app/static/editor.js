@@ -4,6 +4,7 @@
 
 import * as api from "./api.js";
 import { el, listQuery, me, setCrumbs, toast } from "./app.js";
+import * as decoder from "./decoder.js";
 import * as rle from "./rle.js";
 
 const TOOLS = [
@@ -27,6 +28,13 @@ window.masklabEditor = {  // for tests and scripts: image pixels <-> page coordi
   toPage(x, y) {
     const r = E.canvas.getBoundingClientRect();
     return [r.left + E.tx + x * E.zoom, r.top + E.ty + y * E.zoom];
+  },
+  // the pending prompts and the mask they gave (RLE), for tests
+  pending() { return E ? { points: E.pending.points, labels: E.pending.labels, box: E.pending.box, refine: E.refine } : null; },
+  preview() {
+    const P = E && E.pending;
+    if (!P || !P.preview) return null;
+    return P.preview.mask || rle.encode(P.preview.bits, E.image.height, E.image.width);
   },
   objects() { return E ? E.anns.map((a) => ({ id: a.id, class_id: a.class_id, area: a.area, source: a.source, attributes: a.attributes, proposal: a.proposal, score: a.score })) : null; },
   imageId() { return E ? E.image.id : null; },
@@ -92,6 +100,23 @@ export async function openEditor(view, imageId) {
   redraw();
   api.post(`/api/images/${imageId}/embed`).then((r) => hint(`ready (${r.backend})`)).catch(() => {});
   watchModel(imageId);
+  useBrowserDecoder(imageId);
+}
+
+// --- where clicks are decoded: in this browser when it can, else on the server --------------
+async function useBrowserDecoder(imageId) {
+  if (await decoder.prepare()) await decoder.open(imageId);
+  if (!E || E.image.id !== imageId) return;
+  showDecoder();
+}
+
+function showDecoder() {
+  const line = document.getElementById("decoder");
+  if (!line) return;
+  const s = decoder.status();
+  line.textContent = s.text;
+  line.dataset.path = s.path;
+  window.masklabDecoder = { path: decoder.ready(E.image.id) ? "browser" : "server", bytes: decoder.embeddingBytes() };
 }
 
 // --- the click model: while SAM loads (or downloads) the server answers with GrabCut -----
@@ -107,7 +132,10 @@ async function watchModel(imageId) {
     }
     if (s.state !== "loading") {
       // SAM has just become ready: embed this image now, so the next click is quick
-      if (waited && s.sam) api.post(`/api/images/${imageId}/embed`).catch(() => {});
+      if (waited && s.sam) {
+        api.post(`/api/images/${imageId}/embed`).catch(() => {});
+        useBrowserDecoder(imageId);
+      }
       return;
     }
     waited = true;
@@ -119,7 +147,8 @@ function emptyPending() { return { points: [], labels: [], box: null, scribbles:
 
 function buildUi(view) {
   const canvas = el("canvas", { id: "canvas" });
-  const stage = el("div", { id: "stage" }, canvas, el("div", { id: "hint" }), el("div", { id: "model" }));
+  const stage = el("div", { id: "stage" }, canvas, el("div", { id: "hint" }), el("div", { id: "model" }),
+    el("div", { id: "decoder", "data-path": "server", text: "clicks decoded on the server" }));
   const tools = el("div", { id: "tools" }, ...TOOLS.map(([t, k, help]) =>
     el("button", { "data-tool": t, title: help, text: k.toUpperCase(), onclick: () => setTool(t) })));
   const classSel = el("select", { id: "class", onchange: () => { E.classId = +classSel.value; if (E.selected) changeClass(E.selected, E.classId); } },
@@ -357,13 +386,15 @@ function onDown(e) {
     return;
   }
   if (E.tool === "select") { select(hit(p)); return; }
+  if (E.tool === "box") {  // a box may start on the margin: it is clipped to the image
+    E.drag = { kind: "box", x0: p[0], y0: p[1], x1: p[0], y1: p[1] };
+    return;
+  }
   if (!inside(p)) return;
   const negative = e.button === 2 || e.shiftKey;
   if (E.tool === "sam") {
     E.pending.points.push(p); E.pending.labels.push(negative ? 0 : 1);
     runSegment(t0);
-  } else if (E.tool === "box") {
-    E.drag = { kind: "box", x0: p[0], y0: p[1], x1: p[0], y1: p[1] };
   } else if (E.tool === "scribble") {
     E.stroke = { points: [p], width: Math.max(3, E.brush / 2), positive: !negative };
   } else if (E.tool === "brush" || E.tool === "eraser") {
@@ -397,8 +428,11 @@ function onUp() {
   if (!E) return;
   const d = E.drag; E.drag = null;
   if (d && d.kind === "box") {
-    const box = [Math.min(d.x0, d.x1), Math.min(d.y0, d.y1), Math.max(d.x0, d.x1), Math.max(d.y0, d.y1)];
+    const { width: w, height: h } = E.image;
+    const box = [Math.max(0, Math.min(d.x0, d.x1)), Math.max(0, Math.min(d.y0, d.y1)),
+      Math.min(w, Math.max(d.x0, d.x1)), Math.min(h, Math.max(d.y0, d.y1))];
     if (box[2] - box[0] > 2 && box[3] - box[1] > 2) { E.pending.box = box; runSegment(performance.now()); }
+    else if (Math.abs(d.x1 - d.x0) > 2 && Math.abs(d.y1 - d.y0) > 2) toast("the box lies outside the image");
     redraw();
   }
   if (E.stroke) {
@@ -437,6 +471,25 @@ async function runSegment(t0) {
   const body = { points: P.points, labels: P.labels, box: P.box, scribbles: P.scribbles };
   if (E.refine) body.mask = E.anns.find((a) => a.id === E.refine).mask;
   redraw();
+  // the browser's decoder (scribbles go to the server, which samples points along them)
+  if (!P.scribbles.length && decoder.ready(E.image.id)) {
+    try {
+      const refine = E.refine ? E.anns.find((a) => a.id === E.refine).bits : null;
+      const r = await decoder.decode(E.image.id, { points: P.points, labels: P.labels, box: P.box, mask: refine });
+      if (!E || seq !== E.seq) return;
+      const color = E.classId ? classOf(E.classId).color : "#00e5ff";
+      P.preview = { mask: null, bits: r.bits, draw: maskCanvas(r.bits, E.image.height, E.image.width, color, 150) };
+      P.score = r.score;
+      P.source = "sam";
+      window.masklabLastDecode = { path: "browser", ms: r.ms };
+      redraw(() => { window.masklabTimings.push(performance.now() - t0); });
+      hint(`mask ${r.score.toFixed(2)} in ${r.ms.toFixed(0)} ms in this browser — Enter keeps it, Esc drops it`);
+      return;
+    } catch (e) {
+      toast(`browser decoder: ${e.message}; using the server`);
+      showDecoder();
+    }
+  }
   try {
     const r = await api.request("POST", `/api/images/${E.image.id}/segment`, body);
     if (!E || seq !== E.seq) return;  // a newer prompt is on its way
@@ -446,6 +499,7 @@ async function runSegment(t0) {
     P.preview = { mask: m.mask, bits, draw: maskCanvas(bits, E.image.height, E.image.width, color, 150) };
     P.score = m.score;
     P.source = r.backend === "grabcut" || r.backend === "graphcut" ? r.backend : "sam";
+    window.masklabLastDecode = { path: "server", ms: r.ms };
     redraw(() => { window.masklabTimings.push(performance.now() - t0); });
     hint(`mask ${m.score.toFixed(2)} in ${r.ms} ms — Enter keeps it, Esc drops it`);
   } catch (e) { toast(e.message); }
@@ -457,6 +511,7 @@ async function accept() {
   if (E.polygon.length >= 3) return acceptPolygon();
   const P = E.pending;
   if (!P.preview) return;
+  if (!P.preview.mask) P.preview.mask = rle.encode(P.preview.bits, E.image.height, E.image.width);
   if (E.refine) {
     const id = E.refine;
     await change(() => api.patch(`/api/annotations/${id}`, { version: E.version, mask: P.preview.mask, source: P.source }));
