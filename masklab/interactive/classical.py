@@ -96,20 +96,43 @@ class ClassicalBackend(abc.ABC):
 
 
 class GrabCut(ClassicalBackend):
+    """GrabCut from a box, a mask, scribbles or clicks. Clicks alone (no box, no mask) give
+    GrabCut a region to start from: the box around the positive clicks, widened by
+    ``click_margin`` of the image's long side, is "probably object", and a border ring of
+    ``border`` of the long side is background — so one click gives the object rather than
+    the few pixels under the cursor; later clicks move the region and pin pixels."""
+
     name = "grabcut"
 
-    def __init__(self, iterations: int = 3, **kw):
+    def __init__(self, iterations: int = 3, click_margin: float = 0.25, border: float = 0.02,
+                 **kw):
         super().__init__(**kw)
         self.iterations = iterations
+        self.click_margin, self.border = click_margin, border
+
+    def _click_region(self, seeds: Seeds) -> tuple[np.ndarray, np.ndarray]:
+        """``(prior, background)`` for click-only prompts."""
+        h, w = seeds.fg.shape
+        ys, xs = np.nonzero(seeds.fg)
+        m = round(self.click_margin * max(h, w))
+        prior = np.zeros((h, w), bool)
+        prior[max(0, ys.min() - m):ys.max() + m + 1, max(0, xs.min() - m):xs.max() + m + 1] = True
+        b = max(1, round(self.border * max(h, w)))
+        ring = np.ones((h, w), bool)
+        ring[b:h - b, b:w - b] = False
+        return prior, seeds.bg | (ring & ~seeds.fg)
 
     def segment(self, state: dict, seeds: Seeds) -> np.ndarray:
         import cv2
 
         img = cv2.cvtColor(state["image"], cv2.COLOR_RGB2BGR)
         mask = np.full(img.shape[:2], cv2.GC_PR_BGD, np.uint8)
-        if seeds.prior is not None:
-            mask[seeds.prior] = cv2.GC_PR_FGD
-        mask[seeds.bg] = cv2.GC_BGD
+        prior, bg = seeds.prior, seeds.bg
+        if prior is None and seeds.fg.any() and self.click_margin > 0:
+            prior, bg = self._click_region(seeds)
+        if prior is not None:
+            mask[prior] = cv2.GC_PR_FGD
+        mask[bg] = cv2.GC_BGD
         mask[seeds.fg] = cv2.GC_FGD
         if not (mask == cv2.GC_BGD).any() and not (mask == cv2.GC_PR_BGD).any():
             return np.ones(img.shape[:2], bool)

@@ -29,6 +29,8 @@ function fail(reason) {
 // Set up (or keep) the worker for the model answering now; false: clicks go to the server.
 export async function prepare() {
   if (typeof WebAssembly !== "object" || typeof Worker !== "function") { fail("this browser has no WebAssembly workers"); return false; }
+  // a person (or a benchmark) may keep clicks on the server: localStorage["masklab.decoder"] = "server"
+  try { if (localStorage.getItem("masklab.decoder") === "server") { fail("browser decoding turned off here"); return false; } } catch { /* no storage */ }
   let info;
   try { info = await api.get("/api/decoder"); } catch (e) { fail(e.message); return false; }
   if (!info.available) { fail(info.reason); return false; }
