@@ -14,10 +14,12 @@ model with ``image_embeddings`` + ``post_process_masks`` per click). Optionally
 between masklab's and transformers' low-res logits over the 5 clicks, relative to the largest
 logit (fp32, the same weights).
 
-Part 2 (``--classical``): each classical backend at 640 x 480 — mean latency of an
-interaction (after the first, which includes per-image work), and NoC@85/90 with the
-standard click simulator (max 20 clicks) on COCO objects (area >= 2,000 px) from
-``../shared/data/coco_tiny``; a synthetic two-region set when that is absent.
+Part 2 (``--classical``): each classical backend (and GrabCut with clicks as seeds only, as
+it was before its click region) — mean IoU after 1 / 2 / 3 clicks, NoC@85/90 with the standard
+click simulator (max 20 clicks) and the mean latency of an interaction after the first — on
+GrabCut-style images with one object each (made in code; and alphamatting.com's 27 photos
+from ../shared/data/matting) and on the largest COCO object of each image (area >= 2,000 px,
+640 x 480, ../shared/data/coco_tiny).
 
     python bench/interactive.py --sam --classical --everything
 """
@@ -218,43 +220,73 @@ def _coco_objects(limit: int):
     return out
 
 
+MATTING = Path(__file__).resolve().parents[2] / "shared" / "data" / "matting"
+
+
+def _matting_objects(limit: int):
+    """GrabCut-style photos with one object each: alphamatting.com's training images, the
+    object = alpha > 0.5."""
+    from masklab.io.images import read_image
+
+    out = []
+    for f in sorted((MATTING / "input_training_lowres").glob("*.png"))[:limit]:
+        a = read_image(MATTING / "gt_training_lowres" / f.name)
+        out.append((read_image(f), (a[..., 0] if a.ndim == 3 else a) > 127))
+    return out
+
+
+def _synthetic_objects(limit: int):
+    """GrabCut-style images made in code (tests/interactive/test_classical.grabcut_style)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.interactive.test_classical import grabcut_style
+
+    return [grabcut_style(seed) for seed in range(limit)]
+
+
 def bench_classical(n_objects: int) -> list[dict]:
+    """NoC and mean IoU after 1 / 2 / 3 clicks of each classical backend (and GrabCut with
+    clicks as seeds only, as before the click region) on three sets."""
     from masklab.interactive import Session
+    from masklab.interactive.classical import GrabCut
     from masklab.metrics.interactive import InteractiveEvaluator
 
+    sets = [("synthetic GrabCut-style", _synthetic_objects(n_objects))]
+    if MATTING.is_dir():
+        sets.append(("alphamatting.com (27 photos)", _matting_objects(27)))
     if COCO.is_dir():
-        objects, data = _coco_objects(n_objects), f"COCO val (tiny), {n_objects} objects"
-    else:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from tests.interactive.test_classical import two_regions
-
-        objects = [two_regions(480, 640, seed=i) for i in range(n_objects)]
-        data = f"synthetic two-region, {n_objects} objects"
+        sets.append((f"COCO val (tiny), {n_objects} largest objects", _coco_objects(n_objects)))
+    backends = [("grabcut", "grabcut"), ("grabcut, clicks as seeds only (before)",
+                                         GrabCut(click_margin=0)),
+                ("graphcut", "graphcut"), ("random_walker", "random_walker"),
+                ("ncut", "ncut")]
     rows = []
-    for backend in ("grabcut", "graphcut", "random_walker", "ncut"):
-        ev = InteractiveEvaluator((0.85, 0.90), 20)
-        lat, first = [], []
-        for img, gt in objects:
-            s = Session(img, backend)
-            calls = []
+    for data, objects in sets:
+        for name, backend in backends:
+            ev = InteractiveEvaluator((0.85, 0.90), 20)
+            lat, first = [], []
+            for img, gt in objects:
+                s = Session(img, backend)
+                calls = []
 
-            def predict(clicks, s=s, calls=calls):
-                t = time.perf_counter()
-                m = s.predict(points=[c[:2] for c in clicks],
-                              point_labels=[int(c[2]) for c in clicks]).to_dense()[0]
-                calls.append(time.perf_counter() - t)
-                return m
+                def predict(clicks, s=s, calls=calls):
+                    t = time.perf_counter()
+                    m = s.predict(points=[c[:2] for c in clicks],
+                                  point_labels=[int(c[2]) for c in clicks]).to_dense()[0]
+                    calls.append(time.perf_counter() - t)
+                    return m
 
-            ev.evaluate(predict, gt)
-            first.append(calls[0])
-            lat += calls[1:]
-        r = ev.compute()
-        rows.append({"backend": backend, "NoC@85": r.noc[0.85], "NoC@90": r.noc[0.90],
-                     "NoF@90": r.nof[0.90], "mIoU@5": float(r.miou_per_click[4]),
-                     "ms/interaction": 1000 * statistics.mean(lat),
-                     "ms first": 1000 * statistics.mean(first)})
-        print(rows[-1], flush=True)
-    return rows, data
+                ev.evaluate(predict, gt)
+                first.append(calls[0])
+                lat += calls[1:]
+            r = ev.compute()
+            rows.append({"data": data, "backend": name,
+                         "mIoU@1": round(float(r.miou_per_click[0]), 3),
+                         "mIoU@2": round(float(r.miou_per_click[1]), 3),
+                         "mIoU@3": round(float(r.miou_per_click[2]), 3),
+                         "NoC@85": r.noc[0.85], "NoC@90": r.noc[0.90], "NoF@90": r.nof[0.90],
+                         "ms/interaction": round(1000 * statistics.mean(lat), 1)})
+            print(rows[-1], flush=True)
+    return rows
 
 
 def main() -> None:
@@ -273,9 +305,9 @@ def main() -> None:
                 "note": "everything row: seconds in the embed columns, mask counts in the "
                         "click columns"})
     if args.classical:
-        rows, data = bench_classical(args.objects)
-        report("interactive_classical", rows, {"image": "480x640", "data": data,
-                                               "max_clicks": 20, "threads": threads})
+        rows = bench_classical(args.objects)
+        report("interactive_classical", rows, {"max_clicks": 20, "threads": threads,
+                                               "coco_image": "480x640"})
 
 
 if __name__ == "__main__":

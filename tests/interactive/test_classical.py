@@ -16,7 +16,57 @@ def two_regions(h=120, w=160, seed=0):
     return np.clip(img, 0, 255).astype(np.uint8), gt
 
 
+def _smooth(rng, h, w, cell):
+    """A smooth random colour field in [-1, 1] (features about ``cell`` pixels wide)."""
+    import cv2
+
+    n = cv2.resize(rng.normal(0, 1, (h // cell + 2, w // cell + 2, 3)), (w, h),
+                   interpolation=cv2.INTER_CUBIC)
+    return n / (np.abs(n).max() + 1e-9)
+
+
+def grabcut_style(seed=0, h=240, w=320):
+    """A GrabCut-style image: one object (a blob of overlapping ellipses, its colours varying
+    over it as a real object's do) inside the frame, on a background of smoothly varying
+    colour with clutter; returns the image and the object's mask."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    img = 128 + 100 * _smooth(rng, h, w, 40)
+    for _ in range(10):
+        cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(8, 40)
+        img[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] = rng.uniform(0, 255, 3)
+    gt = np.zeros((h, w), bool)
+    cx, cy = rng.uniform(0.35, 0.65) * w, rng.uniform(0.35, 0.65) * h
+    for _ in range(4):
+        ex, ey = cx + rng.normal(0, w / 14), cy + rng.normal(0, h / 14)
+        ax, ay = rng.uniform(0.08, 0.2) * w, rng.uniform(0.08, 0.2) * h
+        gt |= ((xx - ex) / ax) ** 2 + ((yy - ey) / ay) ** 2 <= 1
+    obj = rng.uniform(40, 215, 3) + 70 * _smooth(rng, h, w, 12)
+    img = np.where(gt[..., None], obj, img)
+    img = cv2.GaussianBlur(img, (3, 3), 0) + rng.normal(0, 6, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8), gt
+
+
 BACKENDS = ["grabcut", "graphcut", "random_walker", "ncut"]
+
+
+def test_one_click_gives_the_object_with_grabcut():
+    """The offline default from one click: the object, not the pixels under the cursor (the
+    first click of the standard simulator; GrabCut-style images)."""
+    from masklab.interactive.classical import GrabCut
+    from masklab.metrics.interactive import next_click
+
+    new, old = [], []
+    for seed in range(6):
+        img, gt = grabcut_style(seed)
+        x, y, _ = next_click(gt, np.zeros_like(gt))
+        for backend, out in ((GrabCut(), new), (GrabCut(click_margin=0), old)):
+            s = Session(img, backend)
+            out.append(iou(gt, s.predict(points=[[x, y]], point_labels=[1]).to_dense()[0]))
+    assert np.mean(new) >= 0.5, (new, old)
+    assert np.mean(old) < 0.1, (new, old)  # without the click region: a few pixels
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
