@@ -183,24 +183,73 @@ def drop_duplicates(existing: list[tuple[int, np.ndarray]], proposals: list[dict
     return kept
 
 
-def run_prelabel_job(ctx) -> dict:
-    """The ``prelabel`` job: each pending item's proposals, committed with its "done"."""
-    from sqlalchemy import select
+class _Committer:
+    """Writes one image's proposals with its item's "done" (and the job's progress) in one
+    transaction; counts what it added and dropped."""
 
-    from masklab import rle as _rle
-    from masklab.app import db
+    def __init__(self, ctx, source: str):
+        self.ctx, self.store, self.source = ctx, ctx.store, source
+        self.added = self.dropped = 0
+
+    def failed(self, seq: int, name: str, why: str) -> None:
+        with self.store.transaction() as s:
+            if self.store.finish_item(s, self.ctx.id, seq, "failed"):
+                self.ctx.progress(add=1, errors=[f"{name}: {why}"], s=s)
+
+    def done(self, seq: int, image_id: int, height: int, width: int, proposals) -> None:
+        from sqlalchemy import select
+
+        from masklab import rle as _rle
+        from masklab.app import db
+
+        store = self.store
+        with store.transaction() as s:
+            if not store.finish_item(s, self.ctx.id, seq):
+                return  # another run did it
+            rows = s.execute(select(db.Annotation.class_id, db.Annotation.rle).where(
+                db.Annotation.image_id == image_id)).all()
+            existing = [(c, _rle.decode([{"size": [height, width], "counts": r}])[0])
+                        for c, r in rows]
+            kept = drop_duplicates(existing, proposals)
+            self.dropped += len(proposals) - len(kept)
+            if kept:
+                recs = [{"class_id": p["class_id"], "mask": _rle.encode(p["mask"])[0],
+                         "score": p["score"]} for p in kept]
+                self.added += len(store.add_annotations(s, image_id, recs, source=self.source,
+                                                        proposal=True,
+                                                        user=self.ctx.job["created_by"]))
+            self.ctx.progress(add=1, s=s)
+
+
+def run_prelabel_job(ctx) -> dict:
+    """The ``prelabel`` job: each pending item's proposals, committed with its "done" — in
+    the job worker, or on a Ray cluster with ``--engine ray`` (results committed here as
+    they arrive)."""
+    store = ctx.store
+    project = store.project(ctx.job["project_id"])
+    source = ctx.params["source"]
+    commit = _Committer(ctx, source)
+    skipped: set[str] = set()
+    if ctx.cfg is not None and getattr(ctx.cfg, "engine", "local") == "ray":
+        skipped = _run_on_ray(ctx, project, commit)
+    else:
+        skipped = _run_here(ctx, project, commit)
+    out = {"proposals": commit.added, "duplicates_dropped": commit.dropped}
+    if skipped:
+        out["classes_not_in_project"] = sorted(skipped)
+    return out
+
+
+def _run_here(ctx, project: dict, commit: _Committer) -> set[str]:
     from masklab.app.jobs import BAD_ITEM
     from masklab.io.images import read_image
 
     store = ctx.store
-    project = store.project(ctx.job["project_id"])
     proposer = Proposer(ctx.params, project, ctx.seg, ctx.cfg)
-    source = {"text": "text", "everything": "everything", "model": "model"}[proposer.source]
-    added = dropped = 0
     while True:
         items = store.pending_items(ctx.id, 16)
         if not items:
-            break
+            return proposer.skipped_classes
         for seq, image_id in items:
             ctx.check()
             name = f"image {image_id}"
@@ -209,28 +258,38 @@ def run_prelabel_job(ctx) -> dict:
                 name = record["file_name"]
                 proposals = proposer(read_image(record["path"]), record)
             except BAD_ITEM as e:  # one bad image: recorded, skipped
-                with store.transaction() as s:
-                    if store.finish_item(s, ctx.id, seq, "failed"):
-                        ctx.progress(add=1, errors=[f"{name}: {str(e).splitlines()[0]}"], s=s)
+                commit.failed(seq, name, str(e).splitlines()[0])
                 continue
-            with store.transaction() as s:
-                if not store.finish_item(s, ctx.id, seq):
-                    continue  # another run did it
-                rows = s.execute(select(db.Annotation.class_id, db.Annotation.rle).where(
-                    db.Annotation.image_id == image_id)).all()
-                h, w = record["height"], record["width"]
-                existing = [(c, _rle.decode([{"size": [h, w], "counts": r}])[0])
-                            for c, r in rows]
-                kept = drop_duplicates(existing, proposals)
-                dropped += len(proposals) - len(kept)
-                if kept:
-                    recs = [{"class_id": p["class_id"], "mask": _rle.encode(p["mask"])[0],
-                             "score": p["score"]} for p in kept]
-                    added += len(store.add_annotations(s, image_id, recs, source=source,
-                                                       proposal=True,
-                                                       user=ctx.job["created_by"]))
-                ctx.progress(add=1, s=s)
-    out = {"proposals": added, "duplicates_dropped": dropped}
-    if proposer.skipped_classes:
-        out["classes_not_in_project"] = sorted(proposer.skipped_classes)
-    return out
+            commit.done(seq, image_id, record["height"], record["width"], proposals)
+
+
+def _run_on_ray(ctx, project: dict, commit: _Committer) -> set[str]:
+    from masklab import rle as _rle
+    from masklab.scale.ray_engine import propose
+
+    store, cfg = ctx.store, ctx.cfg
+    items, meta = [], {}
+    for seq, image_id in store.pending_items(ctx.id, 10**9):
+        img = store.image(image_id)
+        meta[seq] = img
+        items.append({"index": seq, "path": str(store.image_path(image_id)),
+                      "file_name": img["file_name"], "sha256": img["sha256"]})
+    skipped: set[str] = set()
+    backend = str(ctx.seg.requested if ctx.seg is not None and ctx.seg.requested != "auto"
+                  else (ctx.seg.current_name if ctx.seg is not None else "grabcut"))
+
+    def on_record(seq: int, rec: dict) -> None:
+        ctx.check()
+        img = meta[seq]
+        if "error" in rec:
+            commit.failed(seq, img["file_name"], rec["error"])
+            return
+        skipped.update(rec.get("skipped_classes", []))
+        proposals = [{"class_id": p["class_id"], "score": p["score"],
+                      "mask": _rle.decode([p["mask"]])[0]} for p in rec["proposals"]]
+        commit.done(seq, img["id"], img["height"], img["width"], proposals)
+
+    propose(items, ctx.params, project, backend=backend, device=getattr(cfg, "device", "cpu"),
+            workers=cfg.ray_workers, address=cfg.address, gpus_per_worker=cfg.ray_gpus,
+            on_record=on_record)
+    return skipped

@@ -15,7 +15,7 @@ import os
 import socket
 from pathlib import Path
 
-from masklab.errors import InputError
+from masklab.errors import InputError, MasklabError
 
 
 def require_ray():
@@ -447,6 +447,53 @@ class _LabelWorker:
                    for p, n, i, t in zip(batch["path"], batch["name"], batch["image_id"],
                                          batch["prompts"], strict=True)]
         return {"index": batch["index"], "record": records}
+
+
+class _ProposalWorker:
+    """The annotation app's pre-labelling on a Ray worker: ``masklab.app.prelabel.Proposer``
+    (the same code as in the app) over image files; each row: the image's proposals as RLE."""
+
+    def __init__(self, params: dict, project: dict, backend: str, device: str,
+                 threads: int = 1):
+        from masklab.app.prelabel import Proposer
+        from masklab.app.segment import Segmenter
+
+        _threads(threads)
+        seg = Segmenter(backend, device=_worker_device(device)) \
+            if params["source"] == "everything" else None
+        self.proposer = Proposer(params, project, seg, None)
+
+    def __call__(self, batch: dict) -> dict:
+        from masklab import rle
+        from masklab.io.images import read_image
+
+        records = []
+        for path, name, sha in zip(batch["path"], batch["file_name"], batch["sha256"],
+                                   strict=True):
+            try:
+                got = self.proposer(read_image(str(path)), {
+                    "file_name": str(name), "sha256": str(sha), "path": str(path)})
+                records.append(json.dumps({"proposals": [
+                    {"class_id": p["class_id"], "mask": rle.encode(p["mask"])[0],
+                     "score": p["score"]} for p in got],
+                    "skipped_classes": sorted(self.proposer.skipped_classes)}))
+            except (MasklabError, OSError, ValueError) as e:
+                records.append(json.dumps({"error": str(e).splitlines()[0]}))
+        return {"index": batch["index"], "record": records}
+
+
+def propose(items: list[dict], params: dict, project: dict, *, backend: str, device: str,
+            workers: int, address: str | None = None, gpus_per_worker: float = 0.0,
+            on_record=None) -> None:
+    """Pre-labelling proposals for ``items`` (``index``, ``path``, ``file_name``, ``sha256``)
+    on a Ray cluster; ``on_record(index, record)`` sees each image's result as it arrives
+    (the app commits it with the job's progress)."""
+    connect(address, workers)
+    _run_pool(_ProposalWorker, items, {"params": params, "project": project,
+                                       "backend": backend, "device": device},
+              workers=workers, gpus_per_worker=gpus_per_worker, batch_size=1,
+              on_row=(lambda r: on_record(int(r["index"]), json.loads(r["record"])))
+              if on_record else None)
 
 
 class _CaptionWorker:

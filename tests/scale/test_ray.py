@@ -467,3 +467,46 @@ def test_training_under_ray_train_equals_one_process(cluster, tmp_path):
     assert r.exit_code == 0, r.output
     assert "2 Ray Train workers" in r.output
     assert load_object_model(tmp_path / "inst" / "best").class_names[0] == "__background__"
+
+
+def test_app_prelabel_on_ray_equals_local(cluster, tmp_path):
+    """The app's pre-labelling job with ``--engine ray``: the same proposals as in the job
+    worker, every image once, a bad image reported and skipped."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from masklab.app import create_app
+    from tests.app.helpers import RECTS, Api, make_images
+
+    make_images(tmp_path / "data" / "imgs", {f"{n}{k}.png": r for n, r in RECTS.items()
+                                             for k in range(2)})
+    results = {}
+    for engine in ("local", "ray"):
+        app = create_app(tmp_path / "data", db_url=f"sqlite:///{tmp_path / engine}.db",
+                         backend="grabcut", engine=engine, ray_workers=2)
+        with TestClient(app) as c:
+            api = Api(c)
+            p = api.post("/api/projects", json={"name": "p", "classes": ["box"]})
+            api.post(f"/api/projects/{p['id']}/import", json={"folder": "imgs"})
+            if engine == "ray":  # damaged after import: reported, the job goes on
+                (tmp_path / "data" / "imgs" / "c.png1.png").write_bytes(b"not an image")
+            jid = api.post(f"/api/projects/{p['id']}/jobs", json={
+                "kind": "prelabel", "params": {"source": "everything", "class_id": 1,
+                                               "limit": 3}})["id"]
+            t = time.monotonic()
+            while (j := api.get(f"/api/jobs/{jid}"))["state"] in ("queued", "running"):
+                assert time.monotonic() - t < 300
+                time.sleep(0.1)
+            assert j["state"] == "done" and j["done"] == 6, j
+            results[engine] = {i["file_name"]: [a["mask"]["counts"] for a in api.get(
+                f"/api/images/{i['id']}/annotations")["annotations"]]
+                for i in api.get(f"/api/projects/{p['id']}/images")["items"]}
+            results[engine + "-job"] = j
+    assert results["ray-job"]["failed"] == 1
+    assert results["ray-job"]["errors"][0].startswith("c.png1.png: ")
+    assert results["local-job"]["failed"] == 0
+    local = {k: v for k, v in results["local"].items() if k != "c.png1.png"}
+    ray_ = {k: v for k, v in results["ray"].items() if k != "c.png1.png"}
+    assert local == ray_ and all(local.values())
+    assert results["ray"]["c.png1.png"] == []
