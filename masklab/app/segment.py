@@ -194,7 +194,12 @@ class Segmenter:
         "key", "path", **decoder_info}`` — exported from the loaded weights once, cached
         beside the embeddings (``available`` False, with ``reason``, for classical backends,
         SAM-HQ, or without an embedding cache)."""
-        from masklab.interactive.sam_onnx import FAMILIES, decoder_info, export_decoder
+        from masklab.interactive.sam_onnx import (
+            FAMILIES,
+            decoder_info,
+            export_decoder,
+            image_graph_path,
+        )
 
         backend, name = self._current()
         family = getattr(backend, "family", None)
@@ -212,18 +217,20 @@ class Segmenter:
                 export_decoder(backend, path, multimask=multimask)
                 _log.info("exported the %s prompt decoder for the browser in %.1f s (%s)",
                           family, time.perf_counter() - t, path)
+        side = image_graph_path(path)
         return {"available": True, "backend": name, "key": f"{model}-{int(bool(multimask))}",
                 "model": model, "path": path, "bytes": path.stat().st_size,
-                **decoder_info(backend)}
+                "image_graph": side.is_file(), **decoder_info(backend)}
 
     def decoder_path(self, key: str) -> Path | None:
-        """The exported decoder file named by ``key`` (``<model>-<0|1>``), if it exists."""
+        """The exported decoder file named by ``key`` (``<model>-<0|1>``, or with
+        ``.image``: its per-image graph), if it exists."""
         import re
 
-        if self.cache_dir is None or not re.fullmatch(r"[0-9a-f]{16}-[01]", key):
+        m = re.fullmatch(r"([0-9a-f]{16})-([01])(\.image)?", key)
+        if self.cache_dir is None or m is None:
             return None
-        model, multi = key.split("-")
-        path = self.cache_dir / model / f"decoder_{multi}.onnx"
+        path = self.cache_dir / m.group(1) / f"decoder_{m.group(2)}{m.group(3) or ''}.onnx"
         return path if path.is_file() else None
 
     def embedding_file(self, sha: str, path) -> tuple[Path, str] | None:

@@ -84,7 +84,10 @@ class PromptDecoder(torch.nn.Module):
                 sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
                 multimask_output=self.multimask,
                 high_resolution_features=list(embeddings[:-1]))[:2]
-        low, iou = low[:, 0], iou[:, 0]  # (1, K, h, w), (1, K)
+        return self._post(low[:, 0], iou[:, 0], orig_size)  # (1, K, h, w), (1, K)
+
+    def _post(self, low, iou, orig_size):
+        """Low-res logits → masks at the image's size, as the family's processor does."""
         size = orig_size.to(torch.int64)
         h, w = size[0], size[1]
         x = low
@@ -97,6 +100,84 @@ class PromptDecoder(torch.nn.Module):
             x = x[..., :nh, :nw]
         x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
         return (x > 0).to(torch.uint8), iou, low
+
+
+class ImageSide(torch.nn.Module):
+    """The per-image part of ``FastPromptDecoder`` (SAM 2, EdgeTAM): the high-resolution
+    features in the upscaling's blocked order, computed once per image (outputs
+    ``image_embedding``, ``s1``, ``s0``: the prompt graph's image inputs)."""
+
+    def __init__(self, fast):
+        super().__init__()
+        self.fast = fast
+
+    def forward(self, *embeddings):
+        f = self.fast
+        return (embeddings[-1], f._blocked(embeddings[1], 1, f.up1_b),
+                f._blocked(embeddings[0], 2, f.up2_b).view(-1, 4 * f.c2))
+
+
+class FastPromptDecoder(PromptDecoder):
+    """The same function as ``PromptDecoder`` computed as masklab's re-composed decoder does
+    (``sam_decoder.FastSamDecoder``: fused projections, blocked upscaling, attention with the
+    output projection folded in). Its image inputs: SAM's embedding; for SAM 2 / EdgeTAM
+    ``ImageSide``'s outputs (the image embedding, the blocked high-resolution features)."""
+
+    def __init__(self, model, family: str, multimask: bool):
+        super().__init__(model, family, multimask)
+        from masklab.interactive.sam_decoder import FastSamDecoder
+
+        self.fast = FastSamDecoder(model, family)
+
+    def forward(self, *args):
+        *image_inputs, coords, labels, mask_input, has_mask, orig_size = args
+        fast, md, pe = self.fast, self.model.mask_decoder, self.model.prompt_encoder
+        pts = (coords + 0.5)[:, None]
+        sparse = pe.shared_embedding(pts, (self.input_size, self.input_size))
+        lab = labels[:, None, :, None]
+        sparse = torch.where(lab == -1, pe.not_a_point_embed.weight, sparse)
+        sparse = sparse + self.label_w[labels.clamp(min=0)][:, None] * (lab >= 0).to(
+            sparse.dtype)
+        no_mask = pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        dense = has_mask.reshape(1, 1, 1, 1) * pe.mask_embed(mask_input) + \
+            (1 - has_mask.reshape(1, 1, 1, 1)) * no_mask
+        last = image_inputs[0]
+        image = {} if self.family == "sam" else {"s1": image_inputs[1], "s0": image_inputs[2]}
+        keys = (last + dense).flatten(2)[0].t()
+        image["keys"] = keys
+        image["proj"] = torch.addmm(fast.block_c[0], keys, fast.block_w[0].t())
+        out_tokens = [md.iou_token.weight, md.mask_tokens.weight]
+        if fast.sam2:
+            out_tokens.insert(0, md.obj_score_token.weight)
+        tokens = torch.cat([torch.cat(out_tokens)[None], sparse[0]], dim=1)
+        first = 1 if fast.sam2 else 0
+        qpe = tokens
+        queries, keys, proj = tokens, image["keys"], image["proj"]
+        for i, layer in enumerate(fast.layers):
+            if i > 0:
+                proj = torch.addmm(fast.block_c[i], keys, fast.block_w[i].t())
+            queries, keys = fast._block(layer, *fast.attns[i], queries, keys, qpe, proj,
+                                        skip_pe=i == 0)
+            keys = keys[0] if keys.dim() == 3 else keys
+        kv = torch.addmm(fast.final_c, keys, fast.final_w.t())
+        d = fast.final.dim
+        queries = fast.ln_final(queries + fast.final.tokens(queries + qpe, kv[..., :d],
+                                                            kv[..., d:]))
+        iou = md.iou_prediction_head(queries[:, first])
+        mask_tokens = queries[:, first + 1:first + 1 + fast.num_mask_tokens]
+        if self.multimask:
+            sel = list(range(1, fast.num_mask_tokens))
+        elif fast.sam2 and md.dynamic_multimask_via_stability:
+            sel = list(range(fast.num_mask_tokens))
+        else:
+            sel = [0]
+        hyper = torch.stack([md.output_hypernetworks_mlps[j](mask_tokens[:, j]) for j in sel],
+                            dim=1)
+        low = fast._masks(keys[None], image, hyper)
+        iou = iou[:, sel]
+        if not self.multimask and len(sel) > 1:
+            low, iou = fast._dynamic(low, iou)
+        return self._post(low, iou, orig_size)
 
 
 def frame_scale(backend, height: int, width: int) -> tuple[float, float]:
@@ -124,9 +205,18 @@ def decoder_info(backend) -> dict:
             "pad_with_box": backend.family != "sam"}
 
 
+def image_graph_path(path: str | os.PathLike) -> Path:
+    """Where ``export_decoder`` puts the per-image graph beside the prompt graph."""
+    path = Path(path)
+    return path.with_name(path.stem + ".image.onnx")
+
+
 def export_decoder(backend, path: str | os.PathLike, *, multimask: bool = True,
-                   opset: int = 17) -> Path:
-    """Write ``backend``'s prompt decoder as an ONNX file (atomically)."""
+                   opset: int = 17, fast: bool = True) -> Path:
+    """Write ``backend``'s prompt decoder as an ONNX file (atomically). With ``fast`` (the
+    default) SAM 2 / EdgeTAM also get a per-image graph, ``image_graph_path(path)``, whose
+    outputs are the prompt graph's image inputs (run it once per image); ``fast=False``
+    writes transformers' composition, taking the embeddings themselves."""
     import warnings
 
     from masklab.io.atomic import atomic_path
@@ -134,15 +224,29 @@ def export_decoder(backend, path: str | os.PathLike, *, multimask: bool = True,
     if backend.family not in FAMILIES:
         raise ValueError(f"{backend.family}: no ONNX prompt decoder (one of {FAMILIES})")
     model = backend.model
-    dec = PromptDecoder(model, backend.family, multimask).eval()
     h = w = int(model.prompt_encoder.input_image_size)
     emb = _example_embeddings(backend, h, w)
     names = [f"embedding_{i}" for i in range(len(emb))]
+    path = Path(path)
+    if fast:
+        dec = FastPromptDecoder(model, backend.family, multimask).eval()
+        if backend.family != "sam":
+            side = ImageSide(dec.fast).eval()
+            with torch.no_grad():
+                emb = list(side(*emb))
+            with atomic_path(image_graph_path(path)) as tmp, torch.no_grad():
+                torch.onnx.export(side, tuple(_example_embeddings(backend, h, w)), str(tmp),
+                                  opset_version=opset, dynamo=False, input_names=names,
+                                  output_names=IMAGE_INPUTS)
+            names = list(IMAGE_INPUTS)
+        else:
+            names = ["image_embedding"]
+    else:
+        dec = PromptDecoder(model, backend.family, multimask).eval()
     mh, mw = mask_input_size(model)
     example = (*emb, torch.tensor([[[10.0, 20.0], [30.0, 40.0]]]),
                torch.tensor([[1, -1]], dtype=torch.int64), torch.zeros(1, 1, mh, mw),
                torch.zeros(1), torch.tensor([h, w], dtype=torch.int64))
-    path = Path(path)
     with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's notes on Python-side values
         torch.onnx.export(
@@ -151,7 +255,30 @@ def export_decoder(backend, path: str | os.PathLike, *, multimask: bool = True,
             output_names=["masks", "iou", "low_res"],
             dynamic_axes={"coords": {1: "n"}, "labels": {1: "n"},
                           "masks": {2: "height", 3: "width"}})
+    _optimize(path)
+    if fast and backend.family != "sam":
+        _optimize(image_graph_path(path))
     return path
+
+
+def _optimize(path: Path) -> None:
+    """Rewrite an exported graph with ONNX Runtime's portable optimizations applied (constant
+    folding, node fusions its WebAssembly build has too), so that onnxruntime-web loads it
+    with its own optimizer off (its pass breaks on some traced Reshapes)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:  # the plain export still runs everywhere
+        return
+    from masklab.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        opts.optimized_model_filepath = str(tmp)
+        ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+IMAGE_INPUTS = ("image_embedding", "s1", "s0")
 
 
 def _example_embeddings(backend, h: int, w: int) -> list[torch.Tensor]:
@@ -180,25 +307,44 @@ def prompt_tokens(points, labels, box, family: str, scale: tuple[float, float]
 
 
 class OnnxPromptDecoder:
-    """The exported graph in ONNX Runtime (Python): the same calls the browser makes."""
+    """The exported graphs in ONNX Runtime (Python): the same calls the browser makes."""
 
     def __init__(self, path: str | os.PathLike, info: dict):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, torch.get_num_threads())
-        self.session = ort.InferenceSession(str(path), opts,
-                                            providers=["CPUExecutionProvider"])
+
+        def session(p):
+            return ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
+
+        self.session = session(path)
+        side = image_graph_path(path)
+        self.image = session(side) if side.is_file() else None
+        self.inputs = [i.name for i in self.session.get_inputs()]
         self.info = info
+        self._cached = (None, None)
+
+    def image_feeds(self, state: dict) -> dict:
+        """The prompt graph's image inputs for ``state`` (the image graph's outputs, once)."""
+        if self._cached[0] is state:
+            return self._cached[1]
+        emb = state["embeddings"]
+        embs = list(emb) if isinstance(emb, (list, tuple)) else [emb]
+        feed = {f"embedding_{i}": e.float().cpu().numpy() for i, e in enumerate(embs)}
+        if self.image is not None:
+            feed = dict(zip(IMAGE_INPUTS, self.image.run(None, feed), strict=True))
+        elif "image_embedding" in self.inputs:
+            feed = {"image_embedding": feed["embedding_0"]}
+        self._cached = (state, feed)
+        return feed
 
     def __call__(self, state: dict, *, points=None, labels=None, box=None,
                  mask_input: np.ndarray | None = None, scale=(1.0, 1.0)):
-        emb = state["embeddings"]
-        embs = list(emb) if isinstance(emb, (list, tuple)) else [emb]
         coords, lab = prompt_tokens(points, labels, box, self.info["family"], scale)
         mh, mw = self.info["mask_input_size"]
         h, w = state["size"]
-        feed = {f"embedding_{i}": e.float().cpu().numpy() for i, e in enumerate(embs)}
+        feed = dict(self.image_feeds(state))
         feed.update(coords=coords, labels=lab,
                     mask_input=(np.zeros((1, 1, mh, mw), np.float32) if mask_input is None
                                 else np.asarray(mask_input, np.float32).reshape(1, 1, mh, mw)),

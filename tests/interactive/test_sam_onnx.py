@@ -21,12 +21,16 @@ def test_exported_decoder_equals_pytorch(family, tmp_path):
     (_tiny_sam if family == "sam" else lambda f: _tiny_family(family, f))(tmp_path / "m")
     backend = SamBackend(str(tmp_path / "m"))
     img = np.random.default_rng(1).integers(0, 255, (150, 210, 3), dtype=np.uint8)
-    for multimask in (True, False):
-        path = export_decoder(backend, tmp_path / f"d{int(multimask)}.onnx",
-                              multimask=multimask)
+    for multimask, fast in ((True, True), (False, True), (False, False)):
+        # fast: masklab's re-composed decoder (+ a per-image graph for SAM 2 / EdgeTAM);
+        # else transformers' composition
+        path = export_decoder(backend, tmp_path / f"d{int(multimask)}{int(fast)}.onnx",
+                              multimask=multimask, fast=fast)
         r = check_decoder(backend, path, img, multimask=multimask, seed=int(multimask))
         assert r["min_iou"] >= 0.99 and r["max_score_diff"] < 1e-4, r
         assert r["cases"] == 5
+        assert (path.with_name(path.stem + ".image.onnx").is_file()) == (
+            fast and family != "sam")
 
 
 def test_export_decoder_cli(tmp_path):

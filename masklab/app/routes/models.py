@@ -33,6 +33,8 @@ def register(app: FastAPI, ctx: Ctx) -> None:
         info = dict(seg.browser_decoder(multimask))
         if info.pop("path", None) is not None:
             info["url"] = f"/api/decoder/{info['key']}.onnx"
+            if info.get("image_graph"):  # SAM 2 / EdgeTAM: run once per image
+                info["image_url"] = f"/api/decoder/{info['key']}.image.onnx"
         return info
 
     @r.get("/api/decoder/{key}.onnx")

@@ -11,6 +11,7 @@ const threads = self.crossOriginIsolated ? Math.max(1, Math.min(4, navigator.har
 ort.env.wasm.numThreads = threads;
 
 let session = null;
+let imageSession = null;  // SAM 2 / EdgeTAM: the per-image part, run once per embedding
 let info = null;
 let image = null;  // { id, feeds, height, width, scale: [sx, sy] }
 
@@ -46,14 +47,16 @@ function readSafetensors(buffer) {
   return { tensors, meta: header.__metadata__ || {} };
 }
 
-function loadEmbedding(imageId, buffer) {
+async function loadEmbedding(imageId, buffer) {
   const { tensors, meta } = readSafetensors(buffer);
   const [height, width] = JSON.parse(meta.size);
   const input = JSON.parse(meta.input_size);
   const names = Object.keys(tensors).filter((k) => k === "emb" || k.startsWith("emb.")).sort(
     (a, b) => (+(a.split(".")[1] || 0)) - (+(b.split(".")[1] || 0)));
-  const feeds = {};
+  let feeds = {};
   names.forEach((k, i) => { feeds[`embedding_${i}`] = new ort.Tensor("float32", tensors[k].data, tensors[k].shape); });
+  if (imageSession) feeds = await imageSession.run(feeds);  // image_embedding, s1, s0
+  else feeds = { image_embedding: feeds.embedding_0 };
   // image pixels -> the model's frame, as the server's SamBackend maps prompts
   let scale = [input[1] / width, input[0] / height];
   const r = tensors.reshaped_input_sizes;
@@ -87,10 +90,14 @@ self.onmessage = async ({ data }) => {
   try {
     if (data.type === "init") {
       info = data.info;
-      session = await ort.InferenceSession.create(data.url, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+      // the graphs come optimized by the server (masklab.interactive.sam_onnx._optimize):
+      // onnxruntime-web's own pass breaks on some of the traced Reshapes
+      const opts = { executionProviders: ["wasm"], graphOptimizationLevel: "disabled" };
+      session = await ort.InferenceSession.create(data.url, opts);
+      imageSession = data.info.image_url ? await ort.InferenceSession.create(data.info.image_url, opts) : null;
       reply({ type: "ready", threads });
     } else if (data.type === "embedding") {
-      reply({ type: "loaded", ...loadEmbedding(data.imageId, data.buffer) });
+      reply({ type: "loaded", ...(await loadEmbedding(data.imageId, data.buffer)) });
     } else if (data.type === "decode") {
       if (!image || image.id !== data.imageId) throw new Error("the embedding of this image is not loaded");
       const t = performance.now();
