@@ -198,7 +198,7 @@ class Segmenter:
             FAMILIES,
             decoder_info,
             export_decoder,
-            image_graph_path,
+            graph_paths,
         )
 
         backend, name = self._current()
@@ -217,17 +217,18 @@ class Segmenter:
                 export_decoder(backend, path, multimask=multimask)
                 _log.info("exported the %s prompt decoder for the browser in %.1f s (%s)",
                           family, time.perf_counter() - t, path)
-        side = image_graph_path(path)
+        files = graph_paths(path)
         return {"available": True, "backend": name, "key": f"{model}-{int(bool(multimask))}",
-                "model": model, "path": path, "bytes": path.stat().st_size,
-                "image_graph": side.is_file(), **decoder_info(backend)}
+                "model": model, "path": path,
+                "bytes": sum(f.stat().st_size for f in files.values() if f.is_file()),
+                **decoder_info(backend)}
 
     def decoder_path(self, key: str) -> Path | None:
-        """The exported decoder file named by ``key`` (``<model>-<0|1>``, or with
-        ``.image``: its per-image graph), if it exists."""
+        """The exported decoder file named by ``key`` (``<model>-<0|1>``, or with ``.image``
+        / ``.mask``: its per-image graph, its graph for mask prompts), if it exists."""
         import re
 
-        m = re.fullmatch(r"([0-9a-f]{16})-([01])(\.image)?", key)
+        m = re.fullmatch(r"([0-9a-f]{16})-([01])(\.image|\.mask)?", key)
         if self.cache_dir is None or m is None:
             return None
         path = self.cache_dir / m.group(1) / f"decoder_{m.group(2)}{m.group(3) or ''}.onnx"

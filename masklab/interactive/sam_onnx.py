@@ -103,56 +103,78 @@ class PromptDecoder(torch.nn.Module):
 
 
 class ImageSide(torch.nn.Module):
-    """The per-image part of ``FastPromptDecoder`` (SAM 2, EdgeTAM): the high-resolution
-    features in the upscaling's blocked order, computed once per image (outputs
-    ``image_embedding``, ``s1``, ``s0``: the prompt graph's image inputs)."""
+    """The per-image part of ``FastPromptDecoder``, computed once per image: the image tokens
+    with the no-mask prompt and the first block's projections of them (``keys0``,
+    ``proj0``), and for SAM 2 / EdgeTAM the high-resolution features in the upscaling's
+    blocked order (``s1``, ``s0``); also the image embedding itself (for mask prompts)."""
 
-    def __init__(self, fast):
+    def __init__(self, model, fast):
         super().__init__()
-        self.fast = fast
+        self.model, self.fast = model, fast
 
     def forward(self, *embeddings):
         f = self.fast
-        return (embeddings[-1], f._blocked(embeddings[1], 1, f.up1_b),
-                f._blocked(embeddings[0], 2, f.up2_b).view(-1, 4 * f.c2))
+        last = embeddings[-1]
+        no_mask = self.model.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        keys = (last + no_mask).flatten(2)[0].t()
+        proj = torch.addmm(f.block_c[0], keys, f.block_w[0].t())
+        if not f.sam2:
+            return last, keys, proj
+        return (last, f._blocked(embeddings[1], 1, f.up1_b),
+                f._blocked(embeddings[0], 2, f.up2_b).view(-1, 4 * f.c2), keys, proj)
+
+
+def image_outputs(family: str) -> tuple[str, ...]:
+    """``ImageSide``'s outputs, by name (the prompt graphs take them by these names)."""
+    return ("image_embedding", "keys0", "proj0") if family == "sam" else \
+        ("image_embedding", "s1", "s0", "keys0", "proj0")
 
 
 class FastPromptDecoder(PromptDecoder):
     """The same function as ``PromptDecoder`` computed as masklab's re-composed decoder does
     (``sam_decoder.FastSamDecoder``: fused projections, blocked upscaling, attention with the
-    output projection folded in). Its image inputs: SAM's embedding; for SAM 2 / EdgeTAM
-    ``ImageSide``'s outputs (the image embedding, the blocked high-resolution features)."""
+    output projection folded in), on ``ImageSide``'s outputs. Without a mask prompt
+    (``with_mask`` False) the first block's image-side projections come precomputed; with one
+    they are made from the image embedding and the mask's dense prompt."""
 
-    def __init__(self, model, family: str, multimask: bool):
+    def __init__(self, model, family: str, multimask: bool, with_mask: bool = False):
         super().__init__(model, family, multimask)
         from masklab.interactive.sam_decoder import FastSamDecoder
 
         self.fast = FastSamDecoder(model, family)
+        self.with_mask = with_mask
+
+    def input_names(self) -> list[str]:
+        image = ["image_embedding"] if self.with_mask else ["keys0", "proj0"]
+        if self.family != "sam":
+            image += ["s1", "s0"]
+        prompt = ["coords", "labels"] + (["mask_input"] if self.with_mask else [])
+        return [*image, *prompt, "orig_size"]
 
     def forward(self, *args):
-        *image_inputs, coords, labels, mask_input, has_mask, orig_size = args
+        named = dict(zip(self.input_names(), args, strict=True))
         fast, md, pe = self.fast, self.model.mask_decoder, self.model.prompt_encoder
+        coords, labels = named["coords"], named["labels"]
         pts = (coords + 0.5)[:, None]
         sparse = pe.shared_embedding(pts, (self.input_size, self.input_size))
         lab = labels[:, None, :, None]
         sparse = torch.where(lab == -1, pe.not_a_point_embed.weight, sparse)
         sparse = sparse + self.label_w[labels.clamp(min=0)][:, None] * (lab >= 0).to(
             sparse.dtype)
-        no_mask = pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
-        dense = has_mask.reshape(1, 1, 1, 1) * pe.mask_embed(mask_input) + \
-            (1 - has_mask.reshape(1, 1, 1, 1)) * no_mask
-        last = image_inputs[0]
-        image = {} if self.family == "sam" else {"s1": image_inputs[1], "s0": image_inputs[2]}
-        keys = (last + dense).flatten(2)[0].t()
-        image["keys"] = keys
-        image["proj"] = torch.addmm(fast.block_c[0], keys, fast.block_w[0].t())
+        image = {} if self.family == "sam" else {"s1": named["s1"], "s0": named["s0"]}
+        if self.with_mask:
+            dense = pe.mask_embed(named["mask_input"])
+            keys = (named["image_embedding"] + dense).flatten(2)[0].t()
+            proj = torch.addmm(fast.block_c[0], keys, fast.block_w[0].t())
+        else:
+            keys, proj = named["keys0"], named["proj0"]
         out_tokens = [md.iou_token.weight, md.mask_tokens.weight]
         if fast.sam2:
             out_tokens.insert(0, md.obj_score_token.weight)
         tokens = torch.cat([torch.cat(out_tokens)[None], sparse[0]], dim=1)
         first = 1 if fast.sam2 else 0
         qpe = tokens
-        queries, keys, proj = tokens, image["keys"], image["proj"]
+        queries = tokens
         for i, layer in enumerate(fast.layers):
             if i > 0:
                 proj = torch.addmm(fast.block_c[i], keys, fast.block_w[i].t())
@@ -177,7 +199,7 @@ class FastPromptDecoder(PromptDecoder):
         iou = iou[:, sel]
         if not self.multimask and len(sel) > 1:
             low, iou = fast._dynamic(low, iou)
-        return self._post(low, iou, orig_size)
+        return self._post(low, iou, named["orig_size"])
 
 
 def frame_scale(backend, height: int, width: int) -> tuple[float, float]:
@@ -205,18 +227,21 @@ def decoder_info(backend) -> dict:
             "pad_with_box": backend.family != "sam"}
 
 
-def image_graph_path(path: str | os.PathLike) -> Path:
-    """Where ``export_decoder`` puts the per-image graph beside the prompt graph."""
+def graph_paths(path: str | os.PathLike) -> dict[str, Path]:
+    """The files ``export_decoder`` writes beside ``path`` (the prompt graph without a mask
+    prompt): ``image`` (once per image) and ``mask`` (prompts with a mask)."""
     path = Path(path)
-    return path.with_name(path.stem + ".image.onnx")
+    return {"prompt": path, "image": path.with_name(path.stem + ".image.onnx"),
+            "mask": path.with_name(path.stem + ".mask.onnx")}
 
 
 def export_decoder(backend, path: str | os.PathLike, *, multimask: bool = True,
                    opset: int = 17, fast: bool = True) -> Path:
-    """Write ``backend``'s prompt decoder as an ONNX file (atomically). With ``fast`` (the
-    default) SAM 2 / EdgeTAM also get a per-image graph, ``image_graph_path(path)``, whose
-    outputs are the prompt graph's image inputs (run it once per image); ``fast=False``
-    writes transformers' composition, taking the embeddings themselves."""
+    """Write ``backend``'s prompt decoder as ONNX (atomically). With ``fast`` (the default):
+    three graphs (``graph_paths``) — the per-image graph (run once per image; its outputs are
+    the others' image inputs), the prompt graph, and the prompt graph for prompts with a mask.
+    ``fast=False``: one graph of transformers' composition, taking the embeddings themselves
+    (``mask_input`` with ``has_mask`` 0 or 1)."""
     import warnings
 
     from masklab.io.atomic import atomic_path
@@ -226,39 +251,40 @@ def export_decoder(backend, path: str | os.PathLike, *, multimask: bool = True,
     model = backend.model
     h = w = int(model.prompt_encoder.input_image_size)
     emb = _example_embeddings(backend, h, w)
-    names = [f"embedding_{i}" for i in range(len(emb))]
-    path = Path(path)
-    if fast:
-        dec = FastPromptDecoder(model, backend.family, multimask).eval()
-        if backend.family != "sam":
-            side = ImageSide(dec.fast).eval()
-            with torch.no_grad():
-                emb = list(side(*emb))
-            with atomic_path(image_graph_path(path)) as tmp, torch.no_grad():
-                torch.onnx.export(side, tuple(_example_embeddings(backend, h, w)), str(tmp),
-                                  opset_version=opset, dynamo=False, input_names=names,
-                                  output_names=IMAGE_INPUTS)
-            names = list(IMAGE_INPUTS)
-        else:
-            names = ["image_embedding"]
-    else:
-        dec = PromptDecoder(model, backend.family, multimask).eval()
     mh, mw = mask_input_size(model)
-    example = (*emb, torch.tensor([[[10.0, 20.0], [30.0, 40.0]]]),
-               torch.tensor([[1, -1]], dtype=torch.int64), torch.zeros(1, 1, mh, mw),
-               torch.zeros(1), torch.tensor([h, w], dtype=torch.int64))
-    with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the tracer's notes on Python-side values
-        torch.onnx.export(
-            dec, example, str(tmp), opset_version=opset, dynamo=False,
-            input_names=[*names, "coords", "labels", "mask_input", "has_mask", "orig_size"],
-            output_names=["masks", "iou", "low_res"],
-            dynamic_axes={"coords": {1: "n"}, "labels": {1: "n"},
-                          "masks": {2: "height", 3: "width"}})
-    _optimize(path)
-    if fast and backend.family != "sam":
-        _optimize(image_graph_path(path))
-    return path
+    prompt = {"coords": torch.tensor([[[10.0, 20.0], [30.0, 40.0]]]),
+              "labels": torch.tensor([[1, -1]], dtype=torch.int64),
+              "mask_input": torch.zeros(1, 1, mh, mw), "has_mask": torch.zeros(1),
+              "orig_size": torch.tensor([h, w], dtype=torch.int64)}
+    paths = graph_paths(path)
+    axes = {"coords": {1: "n"}, "labels": {1: "n"}, "masks": {2: "height", 3: "width"}}
+
+    def export(module, inputs: dict, out: Path, outputs, dynamic=None) -> None:
+        with atomic_path(out) as tmp, torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tracer's notes on Python-side values
+            torch.onnx.export(module, tuple(inputs.values()), str(tmp), opset_version=opset,
+                              dynamo=False, input_names=list(inputs), output_names=outputs,
+                              dynamic_axes=dynamic)
+        _optimize(out)
+
+    outputs = ["masks", "iou", "low_res"]
+    if not fast:
+        dec = PromptDecoder(model, backend.family, multimask).eval()
+        export(dec, {**{f"embedding_{i}": e for i, e in enumerate(emb)}, **prompt},
+               paths["prompt"], outputs, axes)
+        for extra in ("image", "mask"):  # none of an earlier fast export stays beside it
+            paths[extra].unlink(missing_ok=True)
+        return paths["prompt"]
+    side = ImageSide(model, FastPromptDecoder(model, backend.family, multimask).fast).eval()
+    names = image_outputs(backend.family)
+    export(side, {f"embedding_{i}": e for i, e in enumerate(emb)}, paths["image"], list(names))
+    with torch.no_grad():
+        image = dict(zip(names, side(*emb), strict=True))
+    for with_mask, out in ((False, paths["prompt"]), (True, paths["mask"])):
+        dec = FastPromptDecoder(model, backend.family, multimask, with_mask).eval()
+        inputs = {n: image.get(n, prompt.get(n)) for n in dec.input_names()}
+        export(dec, inputs, out, outputs, axes)
+    return paths["prompt"]
 
 
 def _optimize(path: Path) -> None:
@@ -276,9 +302,6 @@ def _optimize(path: Path) -> None:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         opts.optimized_model_filepath = str(tmp)
         ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-IMAGE_INPUTS = ("image_embedding", "s1", "s0")
 
 
 def _example_embeddings(backend, h: int, w: int) -> list[torch.Tensor]:
@@ -314,28 +337,23 @@ class OnnxPromptDecoder:
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, torch.get_num_threads())
-
-        def session(p):
-            return ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
-
-        self.session = session(path)
-        side = image_graph_path(path)
-        self.image = session(side) if side.is_file() else None
-        self.inputs = [i.name for i in self.session.get_inputs()]
+        paths = graph_paths(path)
+        self.sessions = {k: ort.InferenceSession(str(p), opts,
+                                                 providers=["CPUExecutionProvider"])
+                         for k, p in paths.items() if p.is_file()}
         self.info = info
         self._cached = (None, None)
 
     def image_feeds(self, state: dict) -> dict:
-        """The prompt graph's image inputs for ``state`` (the image graph's outputs, once)."""
+        """The image inputs for ``state`` (the per-image graph's outputs), once per state."""
         if self._cached[0] is state:
             return self._cached[1]
         emb = state["embeddings"]
         embs = list(emb) if isinstance(emb, (list, tuple)) else [emb]
         feed = {f"embedding_{i}": e.float().cpu().numpy() for i, e in enumerate(embs)}
-        if self.image is not None:
-            feed = dict(zip(IMAGE_INPUTS, self.image.run(None, feed), strict=True))
-        elif "image_embedding" in self.inputs:
-            feed = {"image_embedding": feed["embedding_0"]}
+        if "image" in self.sessions:
+            names = [o.name for o in self.sessions["image"].get_outputs()]
+            feed = dict(zip(names, self.sessions["image"].run(None, feed), strict=True))
         self._cached = (state, feed)
         return feed
 
@@ -344,13 +362,17 @@ class OnnxPromptDecoder:
         coords, lab = prompt_tokens(points, labels, box, self.info["family"], scale)
         mh, mw = self.info["mask_input_size"]
         h, w = state["size"]
-        feed = dict(self.image_feeds(state))
-        feed.update(coords=coords, labels=lab,
-                    mask_input=(np.zeros((1, 1, mh, mw), np.float32) if mask_input is None
-                                else np.asarray(mask_input, np.float32).reshape(1, 1, mh, mw)),
-                    has_mask=np.array([0.0 if mask_input is None else 1.0], np.float32),
-                    orig_size=np.array([h, w], np.int64))
-        masks, iou, low = self.session.run(None, feed)
+        session = self.sessions["mask" if mask_input is not None and "mask" in self.sessions
+                                else "prompt"]
+        values = dict(self.image_feeds(state))
+        values.update(coords=coords, labels=lab,
+                      mask_input=(np.zeros((1, 1, mh, mw), np.float32) if mask_input is None
+                                  else np.asarray(mask_input, np.float32).reshape(1, 1, mh,
+                                                                                  mw)),
+                      has_mask=np.array([0.0 if mask_input is None else 1.0], np.float32),
+                      orig_size=np.array([h, w], np.int64))
+        feed = {i.name: values[i.name] for i in session.get_inputs()}
+        masks, iou, low = session.run(None, feed)
         return masks[0].astype(bool), iou[0], low[0]
 
 

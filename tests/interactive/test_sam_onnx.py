@@ -29,8 +29,8 @@ def test_exported_decoder_equals_pytorch(family, tmp_path):
         r = check_decoder(backend, path, img, multimask=multimask, seed=int(multimask))
         assert r["min_iou"] >= 0.99 and r["max_score_diff"] < 1e-4, r
         assert r["cases"] == 5
-        assert (path.with_name(path.stem + ".image.onnx").is_file()) == (
-            fast and family != "sam")
+        others = [path.with_name(path.stem + s) for s in (".image.onnx", ".mask.onnx")]
+        assert all(p.is_file() == fast for p in others)
 
 
 def test_export_decoder_cli(tmp_path):

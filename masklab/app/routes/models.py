@@ -32,9 +32,10 @@ def register(app: FastAPI, ctx: Ctx) -> None:
         decoded on the server)."""
         info = dict(seg.browser_decoder(multimask))
         if info.pop("path", None) is not None:
-            info["url"] = f"/api/decoder/{info['key']}.onnx"
-            if info.get("image_graph"):  # SAM 2 / EdgeTAM: run once per image
-                info["image_url"] = f"/api/decoder/{info['key']}.image.onnx"
+            key = info["key"]
+            info["url"] = f"/api/decoder/{key}.onnx"  # a prompt's masks
+            info["image_url"] = f"/api/decoder/{key}.image.onnx"  # once per image
+            info["mask_url"] = f"/api/decoder/{key}.mask.onnx"  # a prompt with a mask
         return info
 
     @r.get("/api/decoder/{key}.onnx")

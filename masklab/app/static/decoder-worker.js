@@ -10,8 +10,9 @@ ort.env.wasm.wasmPaths = new URL("./vendor/onnxruntime-web/", import.meta.url).h
 const threads = self.crossOriginIsolated ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1)) : 1;
 ort.env.wasm.numThreads = threads;
 
-let session = null;
-let imageSession = null;  // SAM 2 / EdgeTAM: the per-image part, run once per embedding
+let session = null;       // a prompt -> masks
+let maskSession = null;   // a prompt with a mask (refine) -> masks
+let imageSession = null;  // the per-image part, run once per embedding
 let info = null;
 let image = null;  // { id, feeds, height, width, scale: [sx, sy] }
 
@@ -55,8 +56,7 @@ async function loadEmbedding(imageId, buffer) {
     (a, b) => (+(a.split(".")[1] || 0)) - (+(b.split(".")[1] || 0)));
   let feeds = {};
   names.forEach((k, i) => { feeds[`embedding_${i}`] = new ort.Tensor("float32", tensors[k].data, tensors[k].shape); });
-  if (imageSession) feeds = await imageSession.run(feeds);  // image_embedding, s1, s0
-  else feeds = { image_embedding: feeds.embedding_0 };
+  feeds = await imageSession.run(feeds);  // image_embedding, keys0, proj0 (and s1, s0)
   // image pixels -> the model's frame, as the server's SamBackend maps prompts
   let scale = [input[1] / width, input[0] / height];
   const r = tensors.reshaped_input_sizes;
@@ -68,15 +68,17 @@ async function loadEmbedding(imageId, buffer) {
 async function decode({ coords, labels, maskInput }) {
   const n = labels.length;
   const [mh, mw] = info.mask_input_size;
-  const feeds = {
+  const values = {
     ...image.feeds,
     coords: new ort.Tensor("float32", Float32Array.from(coords), [1, n, 2]),
     labels: new ort.Tensor("int64", BigInt64Array.from(labels.map((v) => BigInt(v))), [1, n]),
-    mask_input: new ort.Tensor("float32", maskInput || new Float32Array(mh * mw), [1, 1, mh, mw]),
-    has_mask: new ort.Tensor("float32", Float32Array.from([maskInput ? 1 : 0]), [1]),
     orig_size: new ort.Tensor("int64", BigInt64Array.from([BigInt(image.height), BigInt(image.width)]), [2]),
   };
-  const out = await session.run(feeds);
+  if (maskInput) values.mask_input = new ort.Tensor("float32", maskInput, [1, 1, mh, mw]);
+  const s = maskInput ? maskSession : session;
+  const feeds = {};
+  for (const name of s.inputNames) feeds[name] = values[name];
+  const out = await s.run(feeds);
   const k = out.iou.data.length;
   let best = 0;
   for (let i = 1; i < k; i++) if (out.iou.data[i] > out.iou.data[best]) best = i;
@@ -93,8 +95,8 @@ self.onmessage = async ({ data }) => {
       // the graphs come optimized by the server (masklab.interactive.sam_onnx._optimize):
       // onnxruntime-web's own pass breaks on some of the traced Reshapes
       const opts = { executionProviders: ["wasm"], graphOptimizationLevel: "disabled" };
-      session = await ort.InferenceSession.create(data.url, opts);
-      imageSession = data.info.image_url ? await ort.InferenceSession.create(data.info.image_url, opts) : null;
+      [session, maskSession, imageSession] = await Promise.all([data.url, data.info.mask_url,
+        data.info.image_url].map((u) => ort.InferenceSession.create(u, opts)));
       reply({ type: "ready", threads });
     } else if (data.type === "embedding") {
       reply({ type: "loaded", ...(await loadEmbedding(data.imageId, data.buffer)) });
