@@ -50,17 +50,26 @@ def check_params(params: dict, project: dict, store) -> dict:
         p["classes"] = list(classes)
         if p.get("boxes_from"):
             p["boxes_from"] = str(store.confine(p["boxes_from"]))
-        if p.get("detector") and Path(str(p["detector"])).expanduser().is_absolute():
-            p["detector"] = str(store.confine(p["detector"]))
+        if p.get("detector"):
+            p["detector"] = _server_path(store, p["detector"])
     elif source == "everything":
         if int(p.get("class_id") or 0) not in {c["id"] for c in project["classes"]}:
             raise InputError("segment-everything proposals need a class_id of the project")
     else:
         if not p.get("model"):
             raise InputError("source 'model' needs a model (a registry name or folder)")
-        if Path(str(p["model"])).expanduser().is_absolute():
-            p["model"] = str(store.confine(p["model"]))
+        p["model"] = _server_path(store, p["model"])
     return p
+
+
+def _server_path(store, name: str) -> str:
+    """A model given by name or folder: a folder below an import root (absolute, or relative
+    to the first root) when one is there, else the name (the registry's)."""
+    name = str(name)
+    path = Path(name).expanduser()
+    if path.is_absolute() or (store.roots and (store.roots[0] / path).is_dir()):
+        return str(store.confine(path))  # 403 outside the roots
+    return name
 
 
 class Proposer:

@@ -253,3 +253,43 @@ def test_a_stale_running_job_is_taken_over(tmp_path):
     first = store.image(ids[0])
     assert first["proposals"] == 0  # done by the dead worker (which wrote nothing here)
     assert all(store.image(i)["proposals"] > 0 for i in ids[1:])
+
+
+def test_prelabel_with_a_semantic_model_of_the_registry(app_env):
+    """A semantic checkpoint (tiny U-Net) as the source: one proposal per class present that
+    the project has (by name), equal to the model's own prediction; other classes reported."""
+    import torch
+
+    from masklab.io.images import read_image
+    from masklab.models.semantic import load_semantic_model, save_checkpoint
+    from masklab.tasks.semantic import predict_semantic
+
+    api, _, tmp = app_env
+    images = [read_image(f) for f in sorted((tmp / "data" / "imgs").glob("*.png"))]
+    for seed in range(50):  # random weights that predict "Box" somewhere
+        torch.manual_seed(seed)
+        model = load_semantic_model("unet", weights=None, num_classes=3,
+                                    class_names=["background", "Box", "zebra"],
+                                    config={"depth": 2, "width": 4})
+        head = [m for m in model.net.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        with torch.no_grad():  # random but decisive class scores
+            head.weight.normal_(0, 3)
+            head.bias.normal_(0, 1)
+        if any((predict_semantic(model, im).labels == 1).any() for im in images):
+            break
+    save_checkpoint(tmp / "data" / "unet", model, {})
+    p = _project(api)
+    api.post(f"/api/projects/{p['id']}/import", json={"folder": "imgs"})
+    j = wait_job(api, api.post(f"/api/projects/{p['id']}/jobs", json={
+        "kind": "prelabel", "params": {"source": "model", "model": "unet"}})["id"])
+    assert j["state"] == "done" and j["done"] == 3, j
+    zebra = False
+    for im in api.get(f"/api/projects/{p['id']}/images")["items"]:
+        want = predict_semantic(model, read_image(tmp / "data" / "imgs" / im["file_name"]))
+        zebra |= bool((want.labels == 2).any())
+        anns = api.get(f"/api/images/{im['id']}/annotations")["annotations"]
+        assert [a["class_id"] for a in anns] == ([1] if (want.labels == 1).any() else [])
+        for a in anns:
+            np.testing.assert_array_equal(rle.decode([a["mask"]])[0], want.labels == 1)
+    assert j["result"].get("classes_not_in_project", []) == (["zebra"] if zebra else [])
+    assert j["result"]["proposals"] >= 1
