@@ -8,8 +8,9 @@ Sources (``params["source"]``):
   of boxes instead of a detector;
 - ``everything``: segment-everything (SAM's point grid, or superpixel regions without SAM), all
   as one class (``class_id``);
-- ``model``: an instance or semantic model of the registry (or a checkpoint folder); its class
-  names are matched to the project's by name (any case), the others are left out.
+- ``model``: an instance, semantic or panoptic (Mask2Former, OneFormer, DETR) model of the
+  registry (``weights``: local weights for it) or a checkpoint folder; its class names are
+  matched to the project's by name (any case), the others are left out.
 
 Proposals are stored as annotations flagged ``proposal`` (with their source and score), left
 out of exports until accepted. They never replace or repeat what is there: a proposal that
@@ -59,6 +60,8 @@ def check_params(params: dict, project: dict, store) -> dict:
         if not p.get("model"):
             raise InputError("source 'model' needs a model (a registry name or folder)")
         p["model"] = _server_path(store, p["model"])
+        if p.get("weights"):  # a registry model's local weights (a folder or file)
+            p["weights"] = str(store.confine(p["weights"]))
     return p
 
 
@@ -96,23 +99,34 @@ class Proposer:
             self.labeller = Labeller(settings, segmenter=segmenter, device=device,
                                      boxes_from=params.get("boxes_from"))
         elif self.source == "model":
-            self._load_model(str(params["model"]), device)
+            self._load_model(str(params["model"]), params.get("weights"), device)
 
-    def _load_model(self, name: str, device: str) -> None:
+    def _load_model(self, name: str, weights, device: str) -> None:
+        """An instance, semantic or panoptic model: a checkpoint folder, or a registry name
+        (with ``weights``: local weights for it)."""
         from masklab.models import get_info
         from masklab.models.objects import is_object_checkpoint, load_object_model
         from masklab.models.semantic import is_checkpoint, load_semantic_model
+        from masklab.models.universal import is_universal
 
+        w = weights or "default"
         if is_object_checkpoint(name):
             self.task, self.model = "instances", load_object_model(name, device=device)
         elif is_checkpoint(name):
             self.task, self.model = "semantic", load_semantic_model(name, device=device)
+        elif is_universal(name):
+            from masklab.tasks.panoptic import load_panoptic_predictor
+
+            self.task = "panoptic"
+            self.model = load_panoptic_predictor(
+                name, weights=weights, device=device,
+                threshold=float(self.params.get("score_threshold", 0.8)))
+        elif get_info(name).task == "semantic":
+            self.task, self.model = "semantic", load_semantic_model(name, weights=w,
+                                                                    device=device)
         else:
-            task = get_info(name).task
-            if task == "semantic":
-                self.task, self.model = task, load_semantic_model(name, device=device)
-            else:
-                self.task, self.model = "instances", load_object_model(name, device=device)
+            self.task, self.model = "instances", load_object_model(name, weights=w,
+                                                                   device=device)
 
     def _class(self, name: str) -> int | None:
         cid = self.by_name.get(str(name).lower())
@@ -142,6 +156,16 @@ class Proposer:
 
     def _model(self, image: np.ndarray) -> list[dict]:
         thr = float(self.params.get("score_threshold", 0.5))
+        if self.task == "panoptic":  # every segment, things and stuff, by category name
+            ids, segments = self.model.predict_panoptic([image])[0]
+            names = {c["id"]: c["name"] for c in self.model.categories()}
+            out = []
+            for s in segments:
+                cid = self._class(names.get(s["category_id"], str(s["category_id"])))
+                m = ids == s["id"]
+                if cid is not None and m.any():
+                    out.append({"class_id": cid, "mask": m, "score": s.get("score")})
+            return out
         if self.task == "semantic":
             from masklab.tasks.semantic import predict_semantic
 

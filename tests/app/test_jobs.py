@@ -293,3 +293,36 @@ def test_prelabel_with_a_semantic_model_of_the_registry(app_env):
             np.testing.assert_array_equal(rle.decode([a["mask"]])[0], want.labels == 1)
     assert j["result"].get("classes_not_in_project", []) == (["zebra"] if zebra else [])
     assert j["result"]["proposals"] >= 1
+
+
+def test_prelabel_with_a_panoptic_model(app_env):
+    """A universal panoptic model (tiny Mask2Former, local weights) as the source: its
+    segments, things and stuff, become proposals of the project's classes of the same name."""
+    from masklab.io.images import read_image
+    from masklab.tasks.panoptic import load_panoptic_predictor
+    from tests.models.test_universal_models import NAMES, _save
+
+    api, _, tmp = app_env
+    _save("mask2former", tmp / "data" / "m2f")
+    name = NAMES["mask2former"]
+    ref = load_panoptic_predictor(name, weights=tmp / "data" / "m2f", threshold=0.5)
+    cats = {c["id"]: c["name"] for c in ref.categories()}
+    p = api.post("/api/projects", json={"name": "pan", "classes": sorted(set(cats.values()))})
+    api.post(f"/api/projects/{p['id']}/import", json={"folder": "imgs"})
+    by_name = {c["name"]: c["id"] for c in api.get(f"/api/projects/{p['id']}")["classes"]}
+    j = wait_job(api, api.post(f"/api/projects/{p['id']}/jobs", json={
+        "kind": "prelabel", "params": {"source": "model", "model": name, "weights": "m2f",
+                                       "score_threshold": 0.5}})["id"], timeout=120)
+    assert j["state"] == "done" and j["done"] == 3 and j["failed"] == 0, j
+    total = 0
+    for im in api.get(f"/api/projects/{p['id']}/images")["items"]:
+        ids, segs = ref.predict_panoptic([read_image(tmp / "data" / "imgs" /
+                                                     im["file_name"])])[0]
+        want = sorted((by_name[cats[s["category_id"]]], int((ids == s["id"]).sum()))
+                      for s in segs if (ids == s["id"]).any())
+        anns = api.get(f"/api/images/{im['id']}/annotations")["annotations"]
+        got = sorted((a["class_id"], a["area"]) for a in anns)
+        # duplicates of one class (IoU >= 0.5) are dropped; panoptic segments never overlap
+        assert got == want and all(a["proposal"] for a in anns)
+        total += len(anns)
+    assert total == j["result"]["proposals"] > 0
