@@ -98,9 +98,10 @@ class ClassicalBackend(abc.ABC):
 class GrabCut(ClassicalBackend):
     """GrabCut from a box, a mask, scribbles or clicks. Clicks alone (no box, no mask) give
     GrabCut a region to start from: the box around the positive clicks, widened by
-    ``click_margin`` of the image's long side, is "probably object", and a border ring of
-    ``border`` of the long side is background — so one click gives the object rather than
-    the few pixels under the cursor; later clicks move the region and pin pixels."""
+    ``click_margin`` of the image's long side divided by the number of clicks, is "probably
+    object", and a border ring of ``border`` of the long side is background — so one click
+    gives the object rather than the few pixels under the cursor, and as clicks accumulate
+    the region tightens to them (they say ever more precisely where the object is)."""
 
     name = "grabcut"
 
@@ -112,9 +113,12 @@ class GrabCut(ClassicalBackend):
 
     def _click_region(self, seeds: Seeds) -> tuple[np.ndarray, np.ndarray]:
         """``(prior, background)`` for click-only prompts."""
+        from scipy import ndimage
+
         h, w = seeds.fg.shape
         ys, xs = np.nonzero(seeds.fg)
-        m = round(self.click_margin * max(h, w))
+        clicks = max(1, ndimage.label(seeds.fg)[1] + ndimage.label(seeds.bg)[1])
+        m = round(self.click_margin * max(h, w) / clicks)
         prior = np.zeros((h, w), bool)
         prior[max(0, ys.min() - m):ys.max() + m + 1, max(0, xs.min() - m):xs.max() + m + 1] = True
         b = max(1, round(self.border * max(h, w)))
