@@ -76,9 +76,9 @@ def main() -> None:
               "box", "--box-threshold", "0.0"]
     # masklab label: the CLI on the files
     t = time.perf_counter()
-    r = subprocess.run([str(Path(sys.executable).with_name("masklab")), "-q", "label", str(imgs), *common,
-                        "--out", str(work / "label"), "--no-overlays"],
-                       capture_output=True, text=True)
+    cli = str(Path(sys.executable).with_name("masklab"))
+    r = subprocess.run([cli, "-q", "label", str(imgs), *common, "--out", str(work / "label"),
+                        "--no-overlays"], capture_output=True, text=True)
     label_s = time.perf_counter() - t
     if r.returncode != 0:
         raise SystemExit(r.stderr)
