@@ -37,3 +37,14 @@ def report(name: str, rows: list[dict], meta: dict) -> Path:
 
 def _fmt(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def wait_job(client, jid: int, timeout: float = 3600) -> dict:
+    """Poll the annotation app's job ``jid`` (an httpx client on the server) until it ends."""
+    t = time.monotonic()
+    while time.monotonic() - t < timeout:
+        j = client.get(f"/api/jobs/{jid}").json()
+        if j["state"] not in ("queued", "running"):
+            return j
+        time.sleep(0.05)
+    raise RuntimeError(f"job {jid} did not end in {timeout} s")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import report
+from _common import report, wait_job
 
 CLASSES = ["cat", "dog"]
 
@@ -41,16 +41,6 @@ def make_images(folder: Path, n: int) -> Path:
         img[y:y + 40, x:x + 50] = rng.integers(60, 250, 3)
         Image.fromarray(img).save(folder / f"im{k:05d}.png")
     return folder
-
-
-def wait_job(c, jid, timeout=3600):
-    t = time.monotonic()
-    while time.monotonic() - t < timeout:
-        j = c.get(f"/api/jobs/{jid}").json()
-        if j["state"] not in ("queued", "running"):
-            return j
-        time.sleep(0.05)
-    raise RuntimeError("job did not end")
 
 
 def client(port):

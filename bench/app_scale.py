@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import report
+from _common import report, wait_job
 
 
 def pct(v, q):
@@ -73,16 +73,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def wait_job(c, jid: int, timeout: float = 3600) -> dict:
-    t = time.monotonic()
-    while time.monotonic() - t < timeout:
-        j = c.get(f"/api/jobs/{jid}").json()
-        if j["state"] not in ("queued", "running"):
-            return j
-        time.sleep(0.05)
-    raise RuntimeError(f"job {jid} did not end in {timeout} s")
 
 
 def timed(c, url: str, params=None, n: int = 60) -> list[float]:

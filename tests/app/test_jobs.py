@@ -190,17 +190,17 @@ def test_prelabel_everything_then_review_in_bulk_and_cancel(app_env):
                    )["total"] <= done
 
 
-def test_claims_go_to_one_worker(tmp_path):
-    """Two runners (as two app processes would) over one database: each job runs once."""
+def check_claims(stores) -> None:
+    """12 export jobs on ``stores[0]``'s database, one runner of 2 threads per store (as one
+    per app process): every job done, each run once, by one of the runners."""
+    from masklab.app import db
     from masklab.app.jobs import JobRunner
 
-    make_images(tmp_path / "data" / "imgs")
-    app = create_app(tmp_path / "data", backend="grabcut", job_threads=0)
-    store = app.state.store
+    store = stores[0]
     p = store.create_project("p", ["box"])
     store.import_folder(p["id"], "imgs")
     jobs = [store.create_job(p["id"], "export", {"format": "coco"})["id"] for _ in range(12)]
-    runners = [JobRunner(store, None, None, threads=2, poll=0.01) for _ in range(2)]
+    runners = [JobRunner(s, None, None, threads=2, poll=0.01) for s in stores]
     for r in runners:
         r.start()
     try:
@@ -214,10 +214,15 @@ def test_claims_go_to_one_worker(tmp_path):
     got = [store.job(j) for j in jobs]
     assert all(g["state"] == "done" and g["runs"] == 1 for g in got), got
     with store.Session() as s:
-        from masklab.app import db
-
         workers = {s.get(db.Job, j).worker for j in jobs}
     assert workers <= {r.worker_id for r in runners}
+
+
+def test_claims_go_to_one_worker(tmp_path):
+    """Two runners (as two app processes would) over one database: each job runs once."""
+    make_images(tmp_path / "data" / "imgs")
+    app = create_app(tmp_path / "data", backend="grabcut", job_threads=0)
+    check_claims([app.state.store, app.state.store])
 
 
 def test_a_stale_running_job_is_taken_over(tmp_path):

@@ -59,11 +59,9 @@ def app_env(pg_url, tmp_path):
 def test_two_app_processes_share_the_jobs_table(pg_url, tmp_path):
     """Two app processes on one PostgreSQL database (their job runners): each job is claimed
     by one worker and runs once."""
-    import time
-
     import psycopg
 
-    from masklab.app.jobs import JobRunner
+    from tests.app.test_jobs import check_claims
 
     with psycopg.connect(pg_url + "/postgres", autocommit=True) as con:
         con.execute('CREATE DATABASE "claims"')
@@ -71,27 +69,6 @@ def test_two_app_processes_share_the_jobs_table(pg_url, tmp_path):
     apps = [create_app(tmp_path / name, backend="grabcut", job_threads=0,
                        db_url=f"{pg_url}/claims", roots=[tmp_path / "a"])
             for name in ("a", "b")]
-    store = apps[0].state.store
-    p = store.create_project("p", ["box"])
-    store.import_folder(p["id"], "imgs")
-    jobs = [store.create_job(p["id"], "export", {"format": "coco"})["id"] for _ in range(12)]
-    runners = [JobRunner(a.state.store, None, None, threads=2, poll=0.01) for a in apps]
-    for r in runners:
-        r.start()
-    try:
-        t = time.monotonic()
-        while time.monotonic() - t < 60 and any(
-                store.job(j)["state"] != "done" for j in jobs):
-            time.sleep(0.05)
-    finally:
-        for r in runners:
-            r.stop()
-    got = [store.job(j) for j in jobs]
-    assert all(g["state"] == "done" and g["runs"] == 1 for g in got), got
-    from masklab.app import db
-
-    with store.Session() as s:
-        workers = {s.get(db.Job, j).worker for j in jobs}
-    assert workers <= {r.worker_id for r in runners}
+    check_claims([a.state.store for a in apps])
     for a in apps:
         a.state.store.engine.dispose()
