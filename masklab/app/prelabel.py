@@ -259,7 +259,7 @@ def run_prelabel_job(ctx) -> dict:
     the job worker, or on a Ray cluster with ``--engine ray`` (results committed here as
     they arrive)."""
     store = ctx.store
-    project = store.project(ctx.job["project_id"])
+    project = store.project(ctx.job["project_id"], counts=False)
     source = ctx.params["source"]
     commit = _Committer(ctx, source)
     skipped: set[str] = set()

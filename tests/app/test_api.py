@@ -528,3 +528,13 @@ def test_image_list_paged_filtered_sorted(app_env):
     api.get(f"/api/projects/{pid}/images", params={"assignee": "x"}, expect=400)
     api.get(f"/api/projects/{pid}/images", params={"limit": 501}, expect=422)
     api.get(f"/api/projects/{pid}/images", params={"assignee": "me"}, expect=400)
+
+
+def test_project_without_counts(app_env):
+    """The editor asks for the project without its counts (no scan of its images)."""
+    api, _, _ = app_env
+    p, _ = _project(api)
+    full = api.get(f"/api/projects/{p['id']}")
+    light = api.get(f"/api/projects/{p['id']}", params={"counts": "false"})
+    assert full["images"] == 3 and full["status"] == {"new": 3}
+    assert light == {k: full[k] for k in ("id", "name", "classes", "attributes")}

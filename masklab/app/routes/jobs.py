@@ -27,7 +27,7 @@ def register(app: FastAPI, ctx: Ctx) -> None:
             from masklab.app.store import Forbidden
 
             raise Forbidden(f"only an admin may start a {body.kind} job")
-        project = store.project(project_id)
+        project = store.project(project_id, counts=False)
         params, ids = dict(body.params), None
         if body.kind == "import":
             if not params.get("folder"):
@@ -60,7 +60,7 @@ def register(app: FastAPI, ctx: Ctx) -> None:
 
     @r.get("/api/projects/{project_id}/jobs")
     def project_jobs(project_id: Id, limit: int = Query(20, ge=1, le=500)):
-        store.project(project_id)  # 404 for an unknown project
+        store.project(project_id, counts=False)  # 404 for an unknown project
         return store.jobs(project_id, limit=limit)
 
     @r.get("/api/jobs/{job_id}")

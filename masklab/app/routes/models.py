@@ -103,7 +103,7 @@ def register(app: FastAPI, ctx: Ctx) -> None:
         """Text prompts → proposals (boxes from the detector, masks from SAM or GrabCut),
         each with the project class of the same name (``class_id`` null when none)."""
         img = store.image(image_id)
-        classes = store.project(img["project_id"])["classes"]
+        classes = store.project(img["project_id"], counts=False)["classes"]
         names = [t.strip() for t in body.text.split(",") if t.strip()] or \
             [c["name"] for c in classes]
         by_name = {c["name"].lower(): c["id"] for c in classes}

@@ -30,8 +30,9 @@ def register(app: FastAPI, ctx: Ctx) -> None:
                                     [a.model_dump(exclude_none=True) for a in body.attributes])
 
     @r.get("/api/projects/{project_id}")
-    def project(project_id: Id):
-        return store.project(project_id)
+    def project(project_id: Id, counts: bool = True):
+        """The project; ``counts=false`` leaves out the per-status counts (no scan)."""
+        return store.project(project_id, counts=counts)
 
     @r.put("/api/projects/{project_id}/classes")
     def set_classes(project_id: Id, body: ClassesIn, _p=Depends(admin)):

@@ -81,7 +81,7 @@ export async function openEditor(view, imageId) {
   if (E) E.close();
   const data = await api.get(`/api/images/${imageId}/annotations`);
   const image = data.image;
-  const [project, frames] = await Promise.all([api.get(`/api/projects/${image.project_id}`),
+  const [project, frames] = await Promise.all([api.get(`/api/projects/${image.project_id}?counts=false`),
     api.get(`/api/images/${imageId}/frames`)]);
   const query = listQuery();
   setCrumbs(["projects", "#/"], [project.name, `#/p/${project.id}${query ? "?" + query : ""}`], [image.file_name]);

@@ -28,15 +28,20 @@ class ProjectsMixin:
             s.flush()
             return self._project(s, p)
 
-    def _project(self, s: DbSession, p: db.Project) -> dict:
-        counts = dict(s.execute(select(db.Image.status, func.count()).where(
+    def _project(self, s: DbSession, p: db.Project, counts: bool = True) -> dict:
+        """The project; with ``counts``, its images per status, annotated and with proposals
+        (scans of the project's images: the editor, which needs the classes only, skips
+        them)."""
+        out = {"id": p.id, "name": p.name, "classes": p.classes, "attributes": p.attributes}
+        if not counts:
+            return out
+        by_status = dict(s.execute(select(db.Image.status, func.count()).where(
             db.Image.project_id == p.id).group_by(db.Image.status)).all())
         marks = s.execute(select(
             func.count().filter(db.Image.n_annotations > 0),
             func.count().filter(db.Image.n_proposals > 0)).where(
             db.Image.project_id == p.id)).one()
-        return {"id": p.id, "name": p.name, "classes": p.classes, "attributes": p.attributes,
-                "images": int(sum(counts.values())), "status": counts,
+        return {**out, "images": int(sum(by_status.values())), "status": by_status,
                 "annotated": int(marks[0] or 0), "with_proposals": int(marks[1] or 0)}
 
     def projects(self) -> list[dict]:
@@ -44,9 +49,9 @@ class ProjectsMixin:
             return [self._project(s, p) for p in s.scalars(select(db.Project).order_by(
                 db.Project.id))]
 
-    def project(self, project_id: int) -> dict:
+    def project(self, project_id: int, *, counts: bool = True) -> dict:
         with self.Session() as s:
-            return self._project(s, self._get(s, db.Project, project_id))
+            return self._project(s, self._get(s, db.Project, project_id), counts)
 
     def set_classes(self, project_id: int, classes) -> dict:
         classes = normalise_classes(classes)
