@@ -110,6 +110,11 @@ def annotate_all(data: Path, db_url: str | None, project_id: int, limit: int) ->
                 for i in ids[k:k + 5000]])
             conn.execute(update(db.Image).where(db.Image.id.in_(ids[k:k + 5000]))
                          .values(n_annotations=1))
+    # written behind the app's back: analyze as the app does after its own bulk jobs (and
+    # autovacuum would a minute later)
+    from masklab.app.store import Store
+
+    Store(engine, data).settle()
     engine.dispose()
 
 

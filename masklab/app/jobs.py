@@ -139,6 +139,7 @@ class JobRunner:
 
 # --- the kinds of work ------------------------------------------------------------------------
 IMPORT_CHUNK = 256
+SETTLE_AFTER = 1000  # images added or changed by a job, after which the tables are analyzed
 
 
 def run_import(ctx: JobContext) -> dict:
@@ -163,6 +164,8 @@ def run_import(ctx: JobContext) -> dict:
         except BAD_ITEM as e:
             errors.append(f"{v.name}: {str(e).splitlines()[0]}")
         ctx.progress(add=1, errors=errors)
+    if added >= SETTLE_AFTER:
+        store.settle()
     return {"added": added}
 
 
@@ -171,6 +174,9 @@ def run_import_coco(ctx: JobContext) -> dict:
     out = ctx.store.import_coco(ctx.job["project_id"], p["coco"],
                                 images_dir=p.get("images_dir"), user=ctx.job["created_by"],
                                 job=ctx)
+    if ctx.store.job(ctx.id)["total"] >= SETTLE_AFTER:
+        ctx.store.settle()
+        ctx.store.settle("annotations")
     return out
 
 
@@ -220,7 +226,10 @@ def run_track(ctx: JobContext) -> dict:
 def run_prelabel(ctx: JobContext) -> dict:
     from masklab.app.prelabel import run_prelabel_job
 
-    return run_prelabel_job(ctx)
+    out = run_prelabel_job(ctx)
+    if ctx.store.job(ctx.id)["total"] >= SETTLE_AFTER:
+        ctx.store.settle()
+    return out
 
 
 KINDS = {"import": run_import, "import-coco": run_import_coco, "export": run_export,

@@ -66,10 +66,46 @@ class _Attn:
         return F.linear(out.transpose(1, 2).reshape(n_p, n_t, self.dim), self.o.weight,
                         self.o.bias)
 
+    def tokens_folded(self, q: torch.Tensor, keys: torch.Tensor, ckt: torch.Tensor,
+                      bv: torch.Tensor) -> torch.Tensor:
+        """``tokens`` over image tokens ``keys`` (N, C) shared or (P, N, C) whose projections
+        were never made: keys ``keys Wkᵀ + ck`` (``ck`` (N, dim): bias plus the positional
+        term, given per head as ``ckt`` (h, d, N)), values ``keys Wvᵀ + bv``. Per head the products are regrouped, ``q_h (keys
+        W_k,hᵀ)ᵀ = (q_h W_k,h) keysᵀ`` and ``p_h (keys W_v,hᵀ) = (p_h keys) W_v,hᵀ``, so the
+        image tokens are read by products with h·T rows instead of being projected (N rows)."""
+        h, d = self.heads, self.dim // self.heads
+        n_p, n_t = q.shape[:2]
+        qh = (F.linear(q, self.q.weight, self.q.bias) * self.scale).view(n_p, n_t, h, d) \
+            .transpose(1, 2)  # (P, h, T, d)
+        p = torch.softmax(_folded_scores(qh, self.k.weight, keys, ckt), dim=-1)  # (P, h, T, N)
+        pk = _times(p.reshape(n_p, h * n_t, -1), keys).view(n_p, h, n_t, -1)  # (P, h, T, C)
+        out = torch.einsum("phtc,hdc->pthd", pk, self.v.weight.view(h, d, -1))
+        out = out.reshape(n_p, n_t, self.dim) + bv  # softmax rows sum to one
+        return F.linear(out, self.o.weight, self.o.bias)
+
     def self_tokens(self, q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Self-attention among the tokens: queries and keys from ``q``, values from ``v``."""
         return self.tokens(q, F.linear(q, self.k.weight, self.k.bias),
                            F.linear(v, self.v.weight, self.v.bias))
+
+
+def _times(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a`` (P, M, K) @ ``b`` (K, N) shared by the prompts, or (P, K, N) one per prompt."""
+    if b.dim() == 2:
+        return (a.reshape(-1, a.shape[-1]) @ b).view(*a.shape[:-1], b.shape[-1])
+    return torch.bmm(a, b)
+
+
+def _folded_scores(qh: torch.Tensor, w: torch.Tensor, keys: torch.Tensor,
+                   ct: torch.Tensor) -> torch.Tensor:
+    """Attention scores (P, h, T, N) of per-head queries ``qh`` (P, h, T, d) against image
+    tokens projected as ``keys Wᵀ + c`` (``w`` (h*d, C); ``ct``: ``c`` (N, h*d) per head,
+    (h, d, N)), without projecting them: ``(q_h W_h) keysᵀ + q_h c_hᵀ``."""
+    n_p, h, n_t, d = qh.shape
+    a = torch.einsum("phtd,hdc->phtc", qh, w.view(h, d, -1)).reshape(n_p, h * n_t, -1)
+    keys_t = keys.t() if keys.dim() == 2 else keys.transpose(1, 2)
+    s = _times(a, keys_t).view(n_p, h, n_t, -1)
+    return s + torch.matmul(qh, ct)
 
 
 def _heads_t(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -137,6 +173,17 @@ class FastSamDecoder:
             fa = tr.final_attn_token_to_image
             self.final_w, self.final_c = self._fused((fa.k_proj, True), (fa.v_proj, False),
                                                      pe=pe)
+            # the folded attentions' addends (keys', queries' bias and positional term) per
+            # head, (h, d, N); values' bias
+            self.block_ct = []
+            for (_, t2i, i2t), c in zip(self.attns, self.block_c, strict=True):
+                d = t2i.dim
+                self.block_ct.append((_heads_t(c[:, :d], t2i.heads).contiguous(),
+                                      _heads_t(c[:, d:2 * d], i2t.heads).contiguous(),
+                                      c[0, 2 * d:].contiguous()))
+            d = self.final.dim
+            self.final_ct = (_heads_t(self.final_c[:, :d], self.final.heads).contiguous(),
+                             self.final_c[0, d:].contiguous())
             c1 = md.upscale_conv1
             self.up1_w = c1.weight.permute(0, 2, 3, 1).reshape(c1.in_channels, -1).t() \
                 .contiguous()  # (4*C1, C): output columns ordered (ky, kx, c)
@@ -214,17 +261,7 @@ class FastSamDecoder:
         first = 1 if self.sam2 else 0  # index of the iou token
         image = self._image_side(state, dense if masks is not None else None)
 
-        qpe = tokens
-        queries, keys, proj = tokens, image["keys"], image["proj"]  # keys shared: (N, C)
-        for i, layer in enumerate(self.layers):
-            if i > 0:
-                proj = _addmm(self.block_c[i], keys, self.block_w[i].t())
-            queries, keys = self._block(layer, *self.attns[i], queries, keys, qpe, proj,
-                                        skip_pe=i == 0)
-        kv = _addmm(self.final_c, keys, self.final_w.t())
-        d = self.final.dim
-        queries = self.ln_final(queries + self.final.tokens(queries + qpe, kv[..., :d],
-                                                            kv[..., d:]))
+        queries, keys = self.transformer(tokens, image["keys"], image["proj"])
 
         iou = md.iou_prediction_head(queries[:, first])  # (P, K_all)
         mask_tokens = queries[:, first + 1:first + 1 + self.num_mask_tokens]
@@ -236,36 +273,57 @@ class FastSamDecoder:
             sel = [0]
         hyper = torch.stack([md.output_hypernetworks_mlps[j](mask_tokens[:, j]) for j in sel],
                             dim=1)  # (P, K, C2)
-        logits = self._masks(keys, image, hyper)  # (P, K, 4h, 4w)
         iou = iou[:, sel]
         if not multimask and len(sel) > 1:
-            logits, iou = self._dynamic(logits, iou)
+            logits, iou = self._dynamic_masks(keys, image, hyper, iou)
+        else:
+            logits = self._masks(keys, image, hyper)  # (P, K, 4h, 4w)
         return logits[None], iou[None]
 
-    @staticmethod
-    def _block(layer, sa, t2i, i2t, queries, keys, qpe, proj, skip_pe: bool):
-        """One two-way block on tokens (P, T, C) and image tokens (N, C) shared or (P, N, C);
-        ``proj``: the image tokens' [k | q | v] projections."""
-        if skip_pe:
+    def transformer(self, tokens, keys, proj0):
+        """The two-way transformer and the final attention on ``tokens`` (P, T, C) and image
+        tokens ``keys`` (N, C) with the first block's image-side projections ``proj0``:
+        (queries, keys). Later blocks read the image tokens through ``tokens_folded`` /
+        ``_folded_scores`` (products with h·T rows) instead of projecting them."""
+        qpe = queries = tokens
+        for i, layer in enumerate(self.layers):
+            queries, keys = self._block(i, queries, keys, qpe, proj0 if i == 0 else None)
+        queries = self.ln_final(queries + self.final.tokens_folded(queries + qpe, keys,
+                                                                   *self.final_ct))
+        return queries, keys
+
+    def _block(self, i, queries, keys, qpe, proj):
+        """Block ``i`` on tokens (P, T, C) and image tokens (N, C) shared or (P, N, C);
+        ``proj``: the image tokens' [k | q | v] projections (block 0's, made once per
+        image), or None: the attentions fold the projections into their products."""
+        layer, (sa, t2i, i2t) = self.layers[i], self.attns[i]
+        if i == 0:
             queries = sa.self_tokens(queries, queries)
         else:
             queries = queries + sa.self_tokens(queries + qpe, queries)
         queries = layer.layer_norm1(queries)
         d = t2i.dim
-        queries = layer.layer_norm2(queries + t2i.tokens(queries + qpe, proj[..., :d],
-                                                          proj[..., 2 * d:]))
+        ckt, cqt, bv = self.block_ct[i]
+        if proj is None:
+            att = t2i.tokens_folded(queries + qpe, keys, ckt, bv)
+        else:
+            att = t2i.tokens(queries + qpe, proj[..., :d], proj[..., 2 * d:])
+        queries = layer.layer_norm2(queries + att)
         queries = layer.layer_norm3(queries + layer.mlp(queries))
         # image -> token: every image token attends to the few tokens
         h, dh = i2t.heads, i2t.dim // i2t.heads
         n_p, n_tok = queries.shape[:2]
         k = F.linear(queries + qpe, i2t.k.weight, i2t.k.bias)  # (P, T, dim)
         v = F.linear(queries, i2t.v.weight, i2t.v.bias)
-        qi = proj[..., d:2 * d]  # (N, dim) shared or (P, N, dim)
         kh = (k * i2t.scale).view(n_p, n_tok, h, dh).transpose(1, 2)  # (P, h, T, dh)
         # scores as (P, h, T, N): the softmax over T then runs along a non-minor axis, which
         # is ~10x faster than over a minor axis of length T
-        p = _stack([torch.bmm(kh[i], _heads_t(qi if qi.dim() == 2 else qi[i], h))
-                    for i in range(n_p)])
+        if proj is None:
+            p = _folded_scores(kh, self.block_w[i][d:2 * d], keys, cqt)
+        else:
+            qi = proj[..., d:2 * d]  # (N, dim) shared or (P, N, dim)
+            p = _stack([torch.bmm(kh[j], _heads_t(qi if qi.dim() == 2 else qi[j], h))
+                        for j in range(n_p)])
         p = torch.softmax(p, dim=2).view(n_p, h * n_tok, -1)  # (P, hT, N)
         # (p_h v_h) W_o,hᵀ summed over heads = pᵀ (v_h W_o,hᵀ stacked); the bias shared out
         wo = i2t.o.weight.view(-1, h, dh)  # (C, h, dh)
@@ -276,6 +334,11 @@ class FastSamDecoder:
     def _masks(self, keys, image, hyper) -> torch.Tensor:
         """Upscale the image tokens (P, N, C) (two 2×2 transposed convolutions, in blocked
         order) and take each mask token's product with them: logits (P, K, 4h, 4w)."""
+        up = self._upscaled(keys, image)
+        return self._unblock(torch.bmm(up, hyper.transpose(1, 2)))  # (P, 16N, K) blocked
+
+    def _upscaled(self, keys, image) -> torch.Tensor:
+        """The upscaled image tokens (P, 16N, C2), in blocked order."""
         md = self.md
         ln = md.upscale_layer_norm
         n_p = keys.shape[0]
@@ -285,24 +348,43 @@ class FastSamDecoder:
         up = md.activation(up).view(n_p, -1, self.c1)  # (P, 4N, C1)
         c2 = image["s0"] if self.sam2 else self.up2_b.expand(up.shape[1], -1)
         up = _addmm(c2, up, self.up2_w.t())
-        up = md.activation(up).view(n_p, -1, self.c2)  # (P, 16N, C2)
-        m = torch.bmm(up, hyper.transpose(1, 2))  # (P, 16N, K), blocked
+        return md.activation(up).view(n_p, -1, self.c2)  # (P, 16N, C2)
+
+    def _unblock(self, m: torch.Tensor) -> torch.Tensor:
+        """Blocked-order logits (P, 16N, K) → (P, K, 4h, 4w)."""
         h, w = self.grid
-        k = hyper.shape[1]
+        n_p, k = m.shape[0], m.shape[-1]
         m = m.view(n_p, h, w, 2, 2, 2, 2, k).permute(0, 7, 1, 3, 5, 2, 4, 6)
         return m.reshape(n_p, k, 4 * h, 4 * w)
+
+    def _stable(self, flat: torch.Tensor) -> torch.Tensor:
+        """SAM 2's stability test of token 0's logits (P, M): (P,) bool."""
+        md = self.md
+        delta = md.dynamic_multimask_stability_delta
+        inter = (flat > delta).sum(-1).float()
+        union = (flat > -delta).sum(-1).float()
+        return torch.where(union > 0, inter / union.clamp(min=1), 1.0) \
+            >= md.dynamic_multimask_stability_thresh
 
     def _dynamic(self, logits, iou):
         """SAM 2's single-mask output: per prompt, token 0's mask unless its stability score
         is below the threshold, then the multimask output with the best predicted IoU."""
-        md = self.md
-        delta = md.dynamic_multimask_stability_delta
-        flat = logits[:, 0].flatten(1)
-        inter = (flat > delta).sum(-1).float()
-        union = (flat > -delta).sum(-1).float()
-        stable = torch.where(union > 0, inter / union.clamp(min=1), 1.0) \
-            >= md.dynamic_multimask_stability_thresh  # (P,)
+        stable = self._stable(logits[:, 0].flatten(1))  # (P,)
         best = 1 + torch.argmax(iou[:, 1:], dim=-1)  # (P,)
         pick = torch.where(stable, torch.zeros_like(best), best)
         rows = torch.arange(len(pick), device=pick.device)
         return logits[rows, pick][:, None], iou[rows, pick][:, None]
+
+    def _dynamic_masks(self, keys, image, hyper, iou):
+        """``_dynamic(_masks(...), iou)`` with two mask products instead of four: token 0's
+        mask and the best of the others by predicted IoU, one of them kept (stability is a
+        count over the mask, so it is taken in blocked order)."""
+        up = self._upscaled(keys, image)
+        best = 1 + torch.argmax(iou[:, 1:], dim=-1)  # (P,)
+        rows = torch.arange(len(best), device=best.device)
+        two = torch.stack([hyper[:, 0], hyper[rows, best]], dim=2)  # (P, C2, 2)
+        m = torch.bmm(up, two)  # (P, 16N, 2)
+        stable = self._stable(m[..., 0])
+        keep = torch.where(stable[:, None, None], m[..., :1], m[..., 1:])
+        out_iou = torch.where(stable, iou[:, 0], iou[rows, best])[:, None]
+        return self._unblock(keep), out_iou

