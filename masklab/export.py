@@ -108,3 +108,56 @@ def match_detections(ref: dict, got: dict) -> dict[str, float]:
     return {k: float(np.abs(np.asarray(ref[k], np.float64)[rows]
                             - np.asarray(got[k], np.float64)[cols]).max())
             if np.asarray(ref[k]).size else 0.0 for k in ref if k in got}
+
+
+class _SemanticGraph(torch.nn.Module):
+    """A semantic model with its normalisation: ``(1, 3, H, W)`` uint8-range float image →
+    ``(1, K, H, W)`` logits."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image):
+        return self.model(self.model.normalize(image))
+
+
+def export_semantic_onnx(model, path: str | os.PathLike, *, height: int = 480,
+                         width: int = 640, opset: int = 17) -> Path:
+    """Write a ``SemanticModel`` as ONNX: input ``image`` (1, 3, H, W) float32 pixel values
+    0..255 (RGB; dynamic H and W), output ``logits`` (1, K, H, W); the class of a pixel is
+    the argmax over K (``model.class_names`` in that order)."""
+    from masklab.io.atomic import atomic_path
+
+    path = Path(path)
+    graph = _SemanticGraph(model.cpu().eval()).eval()
+    dummy = torch.rand(1, 3, height, width) * 255
+    dynamic = {"image": {2: "height", 3: "width"}, "logits": {2: "height", 3: "width"}}
+    with atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(graph, (dummy,), str(tmp), dynamo=False, opset_version=opset,
+                              input_names=["image"], output_names=["logits"],
+                              dynamic_axes=dynamic, do_constant_folding=True)
+        except Exception as e:
+            raise MasklabError(f"ONNX export of {model.name} failed: "
+                               f"{str(e).splitlines()[0]}") from None
+    return path
+
+
+def check_semantic_parity(model, path: str | os.PathLike, image: np.ndarray) -> dict:
+    """One ``(H, W, 3)`` uint8 image through PyTorch and ONNX Runtime: the largest logit
+    difference and the share of pixels whose class agrees (``ok``: ≥ 99.9 %)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise MasklabError("the parity check needs onnxruntime: pip install "
+                           "'masklab[onnx]'") from None
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+    with torch.no_grad():
+        ref = _SemanticGraph(model.cpu().eval())(x).numpy()
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"image": x.numpy()})[0]
+    agree = float((ref.argmax(1) == got.argmax(1)).mean())
+    return {"max_abs_diff": float(np.abs(ref - got).max()), "pixels_agree": agree,
+            "ok": agree >= 0.999}

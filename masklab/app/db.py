@@ -33,6 +33,13 @@ SOURCES = ("hand", "sam", "everything", "text", "track", "import", "grabcut", "g
            "model")
 
 
+def known_source(source: str) -> bool:
+    """One of ``SOURCES``, or ``model vN``: a version of a model trained on the project."""
+    import re
+
+    return source in SOURCES or re.fullmatch(r"model v[1-9][0-9]{0,8}", source) is not None
+
+
 def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc)
 
@@ -64,6 +71,7 @@ class Project(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     classes: Mapped[list] = mapped_column(JSON, default=list)  # [{id, name, color}]
     attributes: Mapped[list] = mapped_column(JSON, default=list)  # [{name, type, values}]
+    settings: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # {"order": ...}
     created_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
@@ -88,6 +96,8 @@ class Image(Base):
     frame: Mapped[int | None] = mapped_column(Integer, nullable=True)
     n_annotations: Mapped[int] = mapped_column(Integer, default=0)  # kept by every edit
     n_proposals: Mapped[int] = mapped_column(Integer, default=0)
+    # 0 (sure) .. 1: the latest pre-labelling model's doubt about this image (queue order)
+    uncertainty: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Annotation(Base):
@@ -126,7 +136,7 @@ class Op(Base):
     created_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
-JOB_KINDS = ("import", "import-coco", "export", "prelabel", "track")
+JOB_KINDS = ("import", "import-coco", "export", "prelabel", "track", "train")
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
 
 
@@ -160,6 +170,27 @@ class Job(Base):
                                                             nullable=True)
     runs: Mapped[int] = mapped_column(Integer, default=0)  # > 1: resumed after a stop
     done_at_start: Mapped[int] = mapped_column(Integer, default=0)  # for the rate
+
+
+class TrainedModel(Base):
+    """A model trained on a project's annotations: one version, its checkpoint folder, the
+    registry metadata (task, architecture, classes), its validation metrics and the ids of
+    the images it was trained and validated on."""
+
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("project_id", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    task: Mapped[str] = mapped_column(String(20))
+    arch: Mapped[str] = mapped_column(String(100))
+    path: Mapped[str] = mapped_column(Text)
+    classes: Mapped[list] = mapped_column(JSON, default=list)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    image_ids: Mapped[dict] = mapped_column(JSON, default=dict)  # {"train": [...], "val": [...]}
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(80), default="local")
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
 class JobItem(Base):

@@ -13,7 +13,9 @@ start sees its process is gone) and goes on from its committed progress:
   starts the file again; nothing half-written is ever served);
 - ``prelabel``: proposals for the job's images (``masklab.app.prelabel``); each image's
   proposals and its "done" mark commit together, so no image is labelled twice;
-- ``track``: an object through its video.
+- ``track``: an object through its video;
+- ``train``: a model on the project's labelled images (``masklab.app.training``), in a child
+  process, resumed from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -232,5 +234,11 @@ def run_prelabel(ctx: JobContext) -> dict:
     return out
 
 
+def run_train(ctx: JobContext) -> dict:
+    from masklab.app.training import run_train_job
+
+    return run_train_job(ctx)
+
+
 KINDS = {"import": run_import, "import-coco": run_import_coco, "export": run_export,
-         "track": run_track, "prelabel": run_prelabel}
+         "track": run_track, "prelabel": run_prelabel, "train": run_train}

@@ -56,9 +56,15 @@ def check_params(params: dict, project: dict, store) -> dict:
     elif source == "everything":
         if int(p.get("class_id") or 0) not in {c["id"] for c in project["classes"]}:
             raise InputError("segment-everything proposals need a class_id of the project")
+    elif p.get("model_id") not in (None, ""):  # a model trained on this project
+        m = store.model(int(p["model_id"]))
+        if m["project_id"] != project["id"]:
+            raise InputError(f"model {m['id']} was trained on another project")
+        p.update(model_id=m["id"], model=m["path"], source_name=f"model v{m['version']}")
     else:
         if not p.get("model"):
-            raise InputError("source 'model' needs a model (a registry name or folder)")
+            raise InputError("source 'model' needs a model (a registry name or folder) or "
+                             "model_id (a version trained on the project)")
         p["model"] = _server_path(store, p["model"])
         if p.get("weights"):  # a registry model's local weights (a folder or file)
             p["weights"] = str(store.confine(p["weights"]))
@@ -81,6 +87,7 @@ class Proposer:
 
     def __init__(self, params: dict, project: dict, seg=None, cfg=None):
         self.params, self.seg = params, seg
+        self.uncertainty: float | None = None  # of the last image (model sources)
         self.by_name = {c["name"].lower(): c["id"] for c in project["classes"]}
         self.source = params["source"]
         self.skipped_classes: set[str] = set()
@@ -135,6 +142,7 @@ class Proposer:
         return cid
 
     def __call__(self, image: np.ndarray, record: dict) -> list[dict]:
+        self.uncertainty = None
         if self.source == "text":
             out = []
             for mask, cat, score, _mask_score, _prompt in self.labeller.find(
@@ -167,19 +175,27 @@ class Proposer:
                     out.append({"class_id": cid, "mask": m, "score": s.get("score")})
             return out
         if self.task == "semantic":
-            from masklab.tasks.semantic import predict_semantic
+            from masklab.tasks.semantic import predict_probabilities
 
-            sem = predict_semantic(self.model, image)
+            probs = predict_probabilities(self.model, image)  # (K, H, W)
+            probs = probs.numpy() if hasattr(probs, "numpy") else np.asarray(probs)
+            self.uncertainty = mean_entropy(probs)
+            labels = probs.argmax(0)
             names = self.model.class_names or [str(k) for k in range(self.model.num_classes)]
             out = []
-            for k in np.unique(sem.labels):
+            for k in np.unique(labels):
                 if int(k) >= len(names) or names[int(k)].lower() in BACKGROUND:
                     continue
                 cid = self._class(names[int(k)])
                 if cid is not None:
-                    out.append({"class_id": cid, "mask": sem.labels == k, "score": None})
+                    m = labels == k
+                    out.append({"class_id": cid, "mask": m,
+                                "score": float(probs[int(k)][m].mean())})
             return out
-        det = self.model.predict([image], score_threshold=thr)[0]
+        det = self.model.predict([image], score_threshold=min(thr, LOW_SCORE))[0]
+        if det.masks is not None:
+            self.uncertainty = borderline(det.masks.scores)
+            det = det[np.flatnonzero(np.asarray(det.masks.scores) >= thr)]
         if det.masks is None or not len(det):
             return []
         masks = det.masks.to_dense()
@@ -191,6 +207,28 @@ class Proposer:
                 out.append({"class_id": cid, "mask": masks[k],
                             "score": float(det.masks.scores[k])})
         return out
+
+
+LOW_SCORE = 0.05  # detections from this score on count for an image's uncertainty
+
+
+def mean_entropy(probs: np.ndarray) -> float:
+    """A semantic prediction's uncertainty: the mean pixel entropy of the class
+    probabilities (K, H, W), divided by log K (0: sure everywhere, 1: uniform)."""
+    k = probs.shape[0]
+    if k < 2:
+        return 0.0
+    p = np.clip(probs.astype(np.float32, copy=False), 1e-8, 1.0)
+    return float(-(p * np.log(p)).sum(0).mean() / np.log(k))
+
+
+def borderline(scores) -> float:
+    """An instance prediction's uncertainty: the mean over its detections (score >=
+    ``LOW_SCORE``) of ``1 - |2 s - 1|`` (1 at s = 0.5, 0 at 0 or 1); 1.0 without any (the
+    model sees nothing there: worth a look)."""
+    s = np.asarray(scores if scores is not None else [], np.float64)
+    s = s[s >= LOW_SCORE]
+    return 1.0 if not len(s) else float((1 - np.abs(2 * s - 1)).mean())
 
 
 def drop_duplicates(existing: list[tuple[int, np.ndarray]], proposals: list[dict]
@@ -229,7 +267,8 @@ class _Committer:
             if self.store.finish_item(s, self.ctx.id, seq, "failed"):
                 self.ctx.progress(add=1, errors=[f"{name}: {why}"], s=s)
 
-    def done(self, seq: int, image_id: int, height: int, width: int, proposals) -> None:
+    def done(self, seq: int, image_id: int, height: int, width: int, proposals,
+             uncertainty: float | None = None) -> None:
         from sqlalchemy import select
 
         from masklab import rle as _rle
@@ -251,6 +290,8 @@ class _Committer:
                 self.added += len(store.add_annotations(s, image_id, recs, source=self.source,
                                                         proposal=True,
                                                         user=self.ctx.job["created_by"]))
+            if uncertainty is not None:
+                store.set_uncertainty(s, image_id, uncertainty)
             self.ctx.progress(add=1, s=s)
 
 
@@ -261,7 +302,7 @@ def run_prelabel_job(ctx) -> dict:
     store = ctx.store
     project = store.project(ctx.job["project_id"], counts=False)
     source = ctx.params["source"]
-    commit = _Committer(ctx, source)
+    commit = _Committer(ctx, str(ctx.params.get("source_name") or source)[:20])
     skipped: set[str] = set()
     if ctx.cfg is not None and getattr(ctx.cfg, "engine", "local") == "ray":
         skipped = _run_on_ray(ctx, project, commit)
@@ -293,7 +334,8 @@ def _run_here(ctx, project: dict, commit: _Committer) -> set[str]:
             except BAD_ITEM as e:  # one bad image: recorded, skipped
                 commit.failed(seq, name, str(e).splitlines()[0])
                 continue
-            commit.done(seq, image_id, record["height"], record["width"], proposals)
+            commit.done(seq, image_id, record["height"], record["width"], proposals,
+                        proposer.uncertainty)
 
 
 def _run_on_ray(ctx, project: dict, commit: _Committer) -> set[str]:

@@ -508,8 +508,10 @@ def export_group() -> None:
 
 
 @export_group.command("onnx")
-@click.option("--model", required=True, help="An object model name or checkpoint folder; "
-              "with --decoder a SAM-family name (sam, sam-vit-b, edgetam, ...) or folder.")
+@click.option("--model", required=True, help="An object model name or checkpoint folder, "
+              "or a semantic checkpoint folder (masklab train semantic, the app's trained "
+              "models); with --decoder a SAM-family name (sam, sam-vit-b, edgetam, ...) or "
+              "folder.")
 @click.option("--decoder", is_flag=True, help="Write the SAM-family model's prompt decoder "
               "(clicks, boxes, mask → masks at the image's size) for ONNX Runtime and "
               "onnxruntime-web, as the annotation app's browser uses it.")
@@ -524,8 +526,8 @@ def export_group() -> None:
               help="Compare ONNX Runtime with PyTorch on this image (exit 1 if they differ).")
 def export_onnx_cmd(model, decoder, multimask, weights, num_classes, out, height, width,
                     check_image) -> None:
-    """Write a detection / instance / keypoint model, or a SAM-family prompt decoder, as
-    ONNX."""
+    """Write a detection / instance / keypoint model, a semantic checkpoint, or a
+    SAM-family prompt decoder, as ONNX."""
     import sys
 
     if decoder:
@@ -550,7 +552,23 @@ def export_onnx_cmd(model, decoder, multimask, weights, num_classes, out, height
     from masklab.export import check_parity, export_onnx
     from masklab.io.images import read_image
     from masklab.models.objects import load_object_model
+    from masklab.models.semantic import is_checkpoint
 
+    if is_checkpoint(model):  # a semantic checkpoint (masklab train semantic, the app)
+        from masklab.export import check_semantic_parity, export_semantic_onnx
+        from masklab.models.semantic import load_semantic_model
+
+        sm = load_semantic_model(model)
+        path = export_semantic_onnx(sm, out, height=height, width=width)
+        click.echo(f"wrote {path} ({sm.name}, {sm.num_classes} classes)")
+        if check_image is not None:
+            r = check_semantic_parity(sm, path, read_image(check_image))
+            click.echo(f"classes agree on {100 * r['pixels_agree']:.3f} % of the pixels, "
+                       f"largest logit difference {r['max_abs_diff']:.3g}; "
+                       f"{'ok' if r['ok'] else 'DIFFERENT'}")
+            if not r["ok"]:
+                sys.exit(1)
+        return
     m = load_object_model(model, weights=weights or "default", num_classes=num_classes)
     path = export_onnx(m, out, height=height, width=width)
     click.echo(f"wrote {path}")

@@ -198,6 +198,8 @@ class TrainConfig:
     pretrained: bool = False  # start from the registry's pretrained weights
     quiet: bool | None = None
     tensorboard: bool = True
+    time_budget: float | None = None  # seconds of training (this run): then the epoch ends,
+    # is validated and saved as the last one
 
 
 @dataclass
@@ -274,23 +276,28 @@ def evaluate_model(model: SemanticModel, dataset, num_classes: int, ignore_index
     return ev.compute()
 
 
-def train_semantic(cfg: TrainConfig) -> TrainResult:
+def train_semantic(cfg: TrainConfig, callback=None) -> TrainResult:
     """Train, validate each ``val_every`` epochs, keep the best checkpoint by mIoU.
 
     Under ``torchrun`` (or ``masklab train semantic --nproc N``) it trains with DDP: the
     global batch ``batch_size`` is split over the processes, gradients are averaged, rank 0
-    writes checkpoints and logs, validation metrics are merged over the processes."""
+    writes checkpoints and logs, validation metrics are merged over the processes.
+
+    ``callback(event)`` (rank 0) sees ``{"event": "step", "step", "total_steps", "epoch",
+    "loss"}`` after each optimiser step and ``{"event": "epoch", **log row}`` after each
+    epoch's checkpoint; an exception it raises stops the run (the last epoch's checkpoint
+    stays, ``resume`` goes on from it)."""
     from masklab import distributed
 
     _seed(cfg.seed)
     dist_, device = distributed.setup(_device(cfg.device))
     try:
-        return _train(cfg, dist_, device)
+        return _train(cfg, dist_, device, callback)
     finally:
         distributed.teardown(dist_)
 
 
-def _train(cfg: TrainConfig, dist_, device) -> TrainResult:
+def _train(cfg: TrainConfig, dist_, device, callback=None) -> TrainResult:
     """``train_semantic`` on this process: every process of a distributed run trains on its
     share of each global batch (DDP averages the gradients), validates its share of the
     validation images (the confusion matrices are summed), and rank 0 writes the files."""
@@ -420,8 +427,11 @@ def _train(cfg: TrainConfig, dist_, device) -> TrainResult:
         write_json(out / "train_config.json", {**asdict(cfg), "processes": dist_.world},
                    indent=1)
     seen, t_train, last_result = 0, 0.0, None
+    deadline = None if cfg.time_budget is None else time.monotonic() + float(cfg.time_budget)
+    out_of_time = False
+    emit = callback if (callback is not None and main) else (lambda event: None)
     for epoch in range(start_epoch, cfg.epochs):
-        if step >= total_steps:
+        if step >= total_steps or out_of_time:
             break
         model.train()
         sampler.set_epoch(epoch)
@@ -445,7 +455,11 @@ def _train(cfg: TrainConfig, dist_, device) -> TrainResult:
                 step += 1
                 if ema is not None:
                     ema.update(model)
-                if step >= total_steps:
+                emit({"event": "step", "step": step, "total_steps": total_steps,
+                      "epoch": epoch + 1, "loss": float(loss.detach()) * cfg.accumulate})
+                if deadline is not None and time.monotonic() > deadline:
+                    out_of_time = True
+                if step >= total_steps or out_of_time:
                     break
         t_train += time.perf_counter() - t0
         if dist_.active:  # the mean over every process's batches
@@ -453,7 +467,7 @@ def _train(cfg: TrainConfig, dist_, device) -> TrainResult:
         row = {"epoch": epoch + 1, "step": step, "loss": float(running) / max(1, batches),
                "lr": opt.param_groups[0]["lr"], "val_mIoU": float("nan"),
                "val_pixel_acc": float("nan"), "seconds": time.perf_counter() - t0}
-        last_epoch = epoch + 1 == cfg.epochs or step >= total_steps
+        last_epoch = epoch + 1 == cfg.epochs or step >= total_steps or out_of_time
         scored = ema.model if ema is not None else model  # what is validated and kept
         distributed.broadcast_buffers(dist_, scored.net)  # rank 0's BatchNorm statistics
         if val_ds is not None and ((epoch + 1) % cfg.val_every == 0 or last_epoch):
@@ -482,6 +496,7 @@ def _train(cfg: TrainConfig, dist_, device) -> TrainResult:
             torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                         "epoch": epoch, "step": step, "best_miou": best,
                         "best_epoch": best_epoch}, state_file)
+            emit({"event": "epoch", **row, "best_mIoU": best, "best_epoch": best_epoch})
         distributed.barrier(dist_)
     if writer is not None:
         writer.close()

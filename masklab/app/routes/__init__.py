@@ -85,7 +85,15 @@ def filter_from(values: dict, principal, **defaults):
 
 
 def register_all(app, ctx: Ctx) -> None:
-    from masklab.app.routes import annotations, images, jobs, models, projects, session
+    from masklab.app.routes import (
+        annotations,
+        images,
+        jobs,
+        models,
+        projects,
+        session,
+        trained,
+    )
 
-    for module in (session, projects, images, annotations, models, jobs):
+    for module in (session, projects, images, annotations, models, jobs, trained):
         module.register(app, ctx)

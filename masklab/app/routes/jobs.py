@@ -9,7 +9,7 @@ from masklab.app.routes import Ctx
 from masklab.app.schemas import Id, JobIn
 from masklab.errors import InputError
 
-ADMIN_KINDS = ("import", "import-coco", "prelabel")
+ADMIN_KINDS = ("import", "import-coco", "prelabel", "train")
 
 
 def register(app: FastAPI, ctx: Ctx) -> None:
@@ -53,6 +53,14 @@ def register(app: FastAPI, ctx: Ctx) -> None:
                                                           frames="all"))
             if not ids:
                 raise InputError("no image matches the filter")
+        elif body.kind == "train":
+            from masklab.app import training
+            from masklab.app.routes import filter_from
+
+            params = training.check_params(params, project)
+            ids = training.labelled_ids(store, project_id, params["statuses"],
+                                        filter_from(body.filter or {}, p, frames="all"))
+            training.split(ids, params["seed"], params["val_percent"])  # enough images?
         job = store.create_job(project_id, body.kind, params, user=p.name, image_ids=ids)
         if ctx.jobs is not None:
             ctx.jobs.wake()

@@ -26,6 +26,7 @@ from masklab.app.store.base import (
 from masklab.app.store.images import ImageFilter, ImagesMixin
 from masklab.app.store.interchange import InterchangeMixin
 from masklab.app.store.jobs import JobsMixin, JobStopped
+from masklab.app.store.models import ModelsMixin
 from masklab.app.store.projects import ProjectsMixin
 
 __all__ = [
@@ -48,7 +49,7 @@ __all__ = [
 
 
 class Store(ProjectsMixin, ImagesMixin, AnnotationsMixin, InterchangeMixin, JobsMixin,
-            StoreBase):
+            ModelsMixin, StoreBase):
     """The app's data: ``projects`` (projects), ``images`` (files, lists, status),
     ``annotations`` (edits, history, tracking), ``interchange`` (import, export), ``jobs``
-    (background work)."""
+    (background work), ``models`` (trained models, uncertainty, queue order)."""

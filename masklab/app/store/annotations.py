@@ -77,8 +77,8 @@ class AnnotationsMixin:
                           version: int | None = None, z: int | None = None,
                           track_id: int | None = None, attributes: dict | None = None,
                           proposal: bool = False, user: str = "local") -> dict:
-        if source not in db.SOURCES:
-            raise InputError(f"source must be one of {', '.join(db.SOURCES)}")
+        if not db.known_source(source):
+            raise InputError(f"source must be one of {', '.join(db.SOURCES)} or model vN")
         with self.transaction() as s:
             img = self._bump(s, image_id, version)
             self._check_class(s, img, class_id)
@@ -104,8 +104,8 @@ class AnnotationsMixin:
         """Add annotations to an image inside transaction ``s`` (with the work that made
         them: an import's or a job's progress): ``records`` of ``class_id``, ``mask`` (RLE)
         and ``score``; one version bump, one op each (undo removes them one by one)."""
-        if source not in db.SOURCES:
-            raise InputError(f"source must be one of {', '.join(db.SOURCES)}")
+        if not db.known_source(source):
+            raise InputError(f"source must be one of {', '.join(db.SOURCES)} or model vN")
         img = self._bump(s, image_id, None)
         classes = {c["id"] for c in s.get(db.Project, img.project_id).classes}
         z = s.scalar(select(func.max(db.Annotation.z)).where(
@@ -189,8 +189,8 @@ class AnnotationsMixin:
             if fields.get("mask") is not None:
                 a.rle, a.area, a.bbox = mask_fields(fields["mask"], img.height, img.width)
             if fields.get("source") is not None:
-                if fields["source"] not in db.SOURCES:
-                    raise InputError(f"source must be one of {', '.join(db.SOURCES)}")
+                if not db.known_source(fields["source"]):
+                    raise InputError(f"source must be one of {', '.join(db.SOURCES)} or model vN")
                 a.source = fields["source"]
             if fields.get("attributes") is not None:
                 a.attributes = {**(a.attributes or {}), **check_attribute_values(

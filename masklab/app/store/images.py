@@ -18,7 +18,10 @@ from masklab.app.store.base import (
 from masklab.errors import InputError, MasklabError
 
 MAX_PAGE = 500
-SORTS = ("name", "-name", "updated", "-updated", "id", "-id")
+SORTS = ("name", "-name", "updated", "-updated", "id", "-id", "uncertain", "-uncertain")
+# an image's uncertainty as a sort key: never scored sorts as -1 (last when most uncertain
+# comes first)
+UNCERTAINTY = func.coalesce(db.Image.uncertainty, -1.0)
 FRAMES = ("first", "all")
 
 
@@ -28,7 +31,9 @@ class ImageFilter:
     ``assignee``: a user id, or ``0`` for unassigned; ``annotated`` / ``proposals``: with
     (True) or without (False) annotations / proposals; ``name``: the file name contains it
     (any case); ``frames``: ``"first"`` lists a video once (its first frame), ``"all"`` every
-    frame; ``sort``: ``name``, ``updated`` or ``id``, ``-`` first for descending."""
+    frame; ``sort``: ``name``, ``updated``, ``id`` or ``uncertain`` (the latest pre-labelling
+    model's uncertainty), ``-`` first for descending (``-uncertain``: least confident
+    first)."""
 
     status: str | None = None
     assignee: int | None = None
@@ -68,6 +73,8 @@ class ImageFilter:
         key = self.sort.lstrip("-")
         if key == "name":  # unique in a project: the index on (project, name) is the order
             return (db.Image.file_name,)
+        if key == "uncertain":
+            return (UNCERTAINTY, db.Image.id)
         return (db.Image.updated_at, db.Image.id) if key == "updated" else (db.Image.id,)
 
     def order(self, reverse: bool = False) -> list:
@@ -77,7 +84,8 @@ class ImageFilter:
     def after(self, img: db.Image, forward: bool):
         """Rows after ``img`` in this order (``forward``) or before it."""
         keys = self._keys()
-        values = [getattr(img, k.key) for k in keys]
+        values = [(-1.0 if img.uncertainty is None else img.uncertainty) if k is UNCERTAINTY
+                  else getattr(img, k.key) for k in keys]
         larger = self.sort.startswith("-") != forward  # toward larger keys
         cond = None
         for i in reversed(range(len(keys))):

@@ -189,6 +189,12 @@ class JobsMixin:
                     db.JobItem.job_id == job_id, db.JobItem.state == "pending")
                 .order_by(db.JobItem.seq).limit(limit))]
 
+    def job_image_ids(self, job_id: int) -> list[int]:
+        """Every item's image id, in order (whatever its state)."""
+        with self.Session() as s:
+            return list(s.scalars(select(db.JobItem.image_id).where(
+                db.JobItem.job_id == job_id).order_by(db.JobItem.seq)))
+
     @staticmethod
     def finish_item(s, job_id: int, seq: int, state: str = "done") -> bool:
         """Mark an item done (or failed) in transaction ``s``; False if it was not pending

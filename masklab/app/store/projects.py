@@ -32,7 +32,8 @@ class ProjectsMixin:
         """The project; with ``counts``, its images per status, annotated and with proposals
         (scans of the project's images: the editor, which needs the classes only, skips
         them)."""
-        out = {"id": p.id, "name": p.name, "classes": p.classes, "attributes": p.attributes}
+        out = {"id": p.id, "name": p.name, "classes": p.classes, "attributes": p.attributes,
+               "settings": {"order": "name", **(p.settings or {})}}
         if not counts:
             return out
         by_status = dict(s.execute(select(db.Image.status, func.count()).where(
