@@ -288,3 +288,46 @@ def test_jobs_panel_prelabel_cancel_and_review(server, page):
     page.click("#review-accept")
     page.wait_for_function("!document.querySelector('#review')")
     assert c.get(f"/api/projects/{p['id']}").json()["with_proposals"] == 0
+
+
+def test_train_panel_live_curve_versions_and_queue(server, page):
+    """Training from the project page: the job runs, the live plot shows the loss and the
+    validation mIoU, the version appears with its metric, pre-labelling with it fills the
+    queue's uncertainty, and "least confident first" orders the list and the editor."""
+    from tests.app.test_server_process import _client
+
+    url, data = server
+    make_images(data / "trn", {f"t{k:02d}.png": (10 + 3 * k, 8 + k, 60 + 2 * k, 50 + k)
+                               for k in range(14)})
+    c = _client(int(url.rsplit(":", 1)[1]))
+    p = c.post("/api/projects", json={"name": "trn", "classes": ["thing", "other"]}).json()
+    c.post(f"/api/projects/{p['id']}/import", json={"folder": "trn"}).raise_for_status()
+    ims = c.get(f"/api/projects/{p['id']}/images").json()["items"]
+    for k, im in enumerate(ims[:10]):
+        x0, y0, x1, y1 = (10 + 3 * k, 8 + k, 60 + 2 * k, 50 + k)
+        c.post(f"/api/images/{im['id']}/annotations", json={
+            "class_id": 1, "mask": rect_rle(x0, y0, x1, y1)}).raise_for_status()
+        c.put(f"/api/images/{im['id']}/status", json={"status": "done"}).raise_for_status()
+    page.goto(f"{url}/#/p/{p['id']}")
+    page.wait_for_selector("#train")
+    page.fill("input[name=train-epochs]", "4")
+    page.fill("input[name=train-threads]", "1")
+    page.fill("input[name=train-options]",
+              '{"model_config": {"depth": 2, "width": 8}, "crop": 32, "val_percent": 25, '
+              '"lr": 0.01}')
+    page.click("#train-start")
+    page.wait_for_selector("#versions tr[data-model]", timeout=120000)
+    page.wait_for_selector("#train-plot polyline.loss", state="attached")
+    page.wait_for_selector("#train-plot polyline.miou", state="attached")
+    assert "v1" in page.inner_text("#versions")
+    page.wait_for_function("document.querySelector('#jobs').textContent.includes('model v1')")
+    page.click("#versions .prelabel-with")
+    page.wait_for_function("[...document.querySelectorAll('#jobs tr')].some("
+                           "r => r.textContent.includes('pre-label') && "
+                           "r.dataset.state === 'done')", timeout=60000)
+    page.select_option("select[name=queue-order]", "uncertain")
+    page.wait_for_selector("select[name=sort] option[value='-uncertain']:checked", state="attached")
+    listed = page.eval_on_selector_all("#images a.image-link", "as => as.map(a => a.textContent)")
+    api_order = [i["file_name"] for i in c.get(f"/api/projects/{p['id']}/images",
+                                               params={"sort": "-uncertain"}).json()["items"]]
+    assert listed == api_order and set(listed[:4]) == {im["file_name"] for im in ims[10:]}

@@ -4,6 +4,7 @@
 import * as api from "./api.js";
 import { openEditor } from "./editor.js";
 import { jobsPanel, prelabelForm } from "./jobs.js";
+import { trainingPanel } from "./training.js";
 
 const view = document.getElementById("view");
 const crumbs = document.getElementById("crumbs");
@@ -133,10 +134,12 @@ const PAGE = 100;
 async function projectPage(pid, query) {
   const params = new URLSearchParams(query);
   const offset = Math.max(0, +(params.get("offset") || 0));
+  const [p, info] = await Promise.all([api.get(`/api/projects/${pid}`), api.get("/api/info")]);
+  // the project's queue order is the list's (and so the editor's next / previous) default
+  if (!params.has("sort") && p.settings && p.settings.order === "uncertain") params.set("sort", "-uncertain");
   const listParams = new URLSearchParams(params);
   listParams.set("offset", offset); listParams.set("limit", PAGE);
-  const [p, page, info] = await Promise.all([api.get(`/api/projects/${pid}`),
-    api.get(`/api/projects/${pid}/images?${listParams}`), api.get("/api/info")]);
+  const page = await api.get(`/api/projects/${pid}/images?${listParams}`);
   setCrumbs(["projects", "#/"], [p.name]);
   const filter = new URLSearchParams(params); filter.delete("offset");
   const go = (changes) => {
@@ -161,7 +164,8 @@ async function projectPage(pid, query) {
   const proposalsSel = sel("proposals", "proposals", [["", "proposals or not"],
     ["true", `with proposals (${p.with_proposals})`], ["false", "without proposals"]]);
   const sortSel = sel("sort", "sort", [["", "by name"], ["-name", "by name, Z–A"],
-    ["-updated", "recently changed first"], ["updated", "least recently changed"], ["id", "by import order"]]);
+    ["-updated", "recently changed first"], ["updated", "least recently changed"], ["id", "by import order"],
+    ["-uncertain", "least confident first (model)"]]);
   const search = el("input", { name: "q", type: "search", placeholder: "name contains", value: params.get("q") || "" });
   const searchForm = el("form", { class: "inline", onsubmit: (e) => { e.preventDefault(); go({ q: search.value.trim(), offset: "" }); } },
     search, el("button", { type: "submit", text: "filter" }));
@@ -187,6 +191,8 @@ async function projectPage(pid, query) {
     if (j.state === "done" && j.result && j.result.url) {
       const a = el("a", { href: j.result.url, download: j.result.file }); document.body.append(a); a.click(); a.remove();
       toast(`exported ${j.result.file}`);
+    } else if (j.state === "done" && j.kind === "train") {
+      toast(`model v${j.result.version} trained: validation mIoU ${j.result.val_mIoU.toFixed(3)}`);
     } else if (j.state === "done" && (j.kind === "import" || j.kind === "prelabel" || j.kind === "import-coco")) {
       toast(`${j.kind} done${j.failed ? ` (${j.failed} skipped)` : ""}`);
       route();
@@ -222,6 +228,7 @@ async function projectPage(pid, query) {
     el("table", { id: "images" }, el("tr", {}, el("th", { text: "image" }), el("th", { text: "status" }),
       el("th", { text: "annotations" }), el("th", { text: "comment" }), el("th", { text: "size" })), ...rows),
     pager, jobs.box, reviewBox, admin ? prelabelForm(p, filter.toString(), jobs.start) : null,
+    admin ? trainingPanel(p, filter.toString(), jobs, { onOrder: () => route() }) : null,
     importBox, el("fieldset", {}, el("legend", { text: "Export" }), exportRow)));
 }
 

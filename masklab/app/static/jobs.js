@@ -17,7 +17,8 @@ function fmtSeconds(s) {
 function describe(job) {
   const what = job.kind === "export" ? `export ${job.params.format || "coco"}` :
     job.kind === "prelabel" ? `pre-label (${job.params.source})` :
-    job.kind === "import" ? `import ${job.params.folder}` : job.kind;
+    job.kind === "import" ? `import ${job.params.folder}` :
+    job.kind === "train" ? `train ${job.params.model} (${job.params.epochs} epochs)` : job.kind;
   return what;
 }
 
@@ -28,6 +29,7 @@ function jobRow(job, onCancel) {
   if (job.state === "running" && job.rate) bits.push(`${job.rate.toFixed(1)}/s`);
   if (job.state === "running" && job.eta_s !== null) bits.push(`ETA ${fmtSeconds(job.eta_s)}`);
   if (job.failed) bits.push(`${job.failed} failed`);
+  if (job.kind === "train" && job.state === "running" && job.message) bits.push(job.message);
   const errs = job.errors && job.errors.length ? el("details", {},
     el("summary", { text: `${job.failed} item${job.failed === 1 ? "" : "s"} skipped` }),
     el("ul", { class: "job-errors" }, ...job.errors.map((e) => el("li", { text: e })))) : null;
@@ -35,6 +37,7 @@ function jobRow(job, onCancel) {
     el("a", { href: job.result.url, download: job.result.file, class: "job-download", text: `download ${job.result.file}` }) :
     job.state === "done" && job.kind === "prelabel" ? el("span", { class: "muted", text: `${job.result.proposals} proposals` }) :
     job.state === "done" && job.kind === "import" ? el("span", { class: "muted", text: `${job.result.added} added` }) :
+    job.state === "done" && job.kind === "train" ? el("span", { class: "muted", text: `model v${job.result.version}, validation mIoU ${job.result.val_mIoU.toFixed(3)}` }) :
     job.state === "failed" ? el("span", { class: "error", text: job.message }) : null;
   return el("tr", { "data-job": job.id, "data-state": job.state },
     el("td", { text: describe(job) }),
