@@ -537,4 +537,4 @@ def test_project_without_counts(app_env):
     full = api.get(f"/api/projects/{p['id']}")
     light = api.get(f"/api/projects/{p['id']}", params={"counts": "false"})
     assert full["images"] == 3 and full["status"] == {"new": 3}
-    assert light == {k: full[k] for k in ("id", "name", "classes", "attributes")}
+    assert light == {k: full[k] for k in ("id", "name", "classes", "attributes", "settings")}

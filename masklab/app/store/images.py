@@ -51,10 +51,13 @@ class ImageFilter:
         if self.frames not in FRAMES:
             raise InputError(f"frames must be one of {', '.join(FRAMES)}")
 
-    def where(self, project_id: int) -> list:
+    def where(self, project_id: int, videos: bool = True) -> list:
+        """The conditions; ``videos`` False: the project has no video frames (the first-frame
+        condition is then left out: always true, it only misleads the planner's row
+        estimate — on PostgreSQL a sort spilled to disk instead of an index scan)."""
         I = db.Image
         w = [I.project_id == project_id]
-        if self.frames == "first":
+        if self.frames == "first" and videos:
             w.append(or_(I.frame.is_(None), I.frame == 0))
         if self.status is not None:
             w.append(I.status == self.status)
@@ -92,6 +95,12 @@ class ImageFilter:
             step = keys[i] > values[i] if larger else keys[i] < values[i]
             cond = step if cond is None else or_(step, and_(keys[i] == values[i], cond))
         return cond
+
+
+def _has_videos(s, project_id: int) -> bool:
+    """Whether the project holds any video frame (an index lookup)."""
+    return s.scalar(select(db.Image.id).where(db.Image.project_id == project_id,
+                                              db.Image.video.is_not(None)).limit(1)) is not None
 
 
 class ImagesMixin:
@@ -279,10 +288,15 @@ class ImagesMixin:
         offset, limit = max(0, int(offset)), max(1, min(int(limit), MAX_PAGE))
         with self.Session() as s:
             self._get(s, db.Project, project_id)
-            where = flt.where(project_id)
+            where = flt.where(project_id, _has_videos(s, project_id))
             total = s.scalar(select(func.count()).select_from(db.Image).where(*where))
-            rows = list(s.scalars(select(db.Image).where(*where).order_by(*flt.order())
-                                  .offset(offset).limit(limit)))
+            # the page's ids first (a narrow sort, or an index scan), then their rows: sorting
+            # whole rows spilled to disk on PostgreSQL at 100k images
+            ids = list(s.scalars(select(db.Image.id).where(*where).order_by(*flt.order())
+                                 .offset(offset).limit(limit)))
+            by_id = {r.id: r for r in s.scalars(select(db.Image).where(
+                db.Image.id.in_(ids)))} if ids else {}
+            rows = [by_id[i] for i in ids if i in by_id]
             videos = sorted({r.video for r in rows if r.video is not None})
             frames = dict(s.execute(select(db.Image.video, func.count()).where(
                 db.Image.project_id == project_id, db.Image.video.in_(videos))
@@ -295,7 +309,8 @@ class ImagesMixin:
         flt = flt or ImageFilter()
         with self.Session() as s:
             self._get(s, db.Project, project_id)
-            return list(s.scalars(select(db.Image.id).where(*flt.where(project_id))
+            return list(s.scalars(select(db.Image.id).where(
+                *flt.where(project_id, _has_videos(s, project_id)))
                                   .order_by(*flt.order())))
 
     def all_images(self, project_id: int) -> list[dict]:
@@ -316,7 +331,8 @@ class ImagesMixin:
         flt = flt or ImageFilter()
         with self.Session() as s:
             img = self._get(s, db.Image, image_id)
-            q = select(db.Image).where(*flt.where(img.project_id), flt.after(img, step > 0))
+            q = select(db.Image).where(*flt.where(img.project_id, _has_videos(s, img.project_id)),
+                                       flt.after(img, step > 0))
             row = s.scalars(q.order_by(*flt.order(reverse=step < 0))
                             .offset(abs(int(step)) - 1).limit(1)).first()
             return None if row is None else self._image(row)
@@ -335,7 +351,8 @@ class ImagesMixin:
         with self.Session() as s:
             img = self._get(s, db.Image, image_id)
             return list(s.scalars(select(db.Image.id).where(
-                *flt.where(img.project_id), flt.after(img, True)).order_by(*flt.order())
+                *flt.where(img.project_id, _has_videos(s, img.project_id)),
+                flt.after(img, True)).order_by(*flt.order())
                 .limit(n)))
 
     def set_status(self, image_id: int, status: str, comment: str = "", *,
