@@ -12,6 +12,7 @@ weights, the same computation); the embeddings are computed before the timed pha
 app's prefetch does while an annotator works.
 
     python bench/app_load.py --annotators 20 --seconds 60
+    python bench/app_load.py --annotators 20 --seconds 60 --during-training
 """
 
 from __future__ import annotations
@@ -117,8 +118,36 @@ def annotator(k, base, image_ids, sizes, stop, lat, counts, acked, lock):
                     acked[ann["id"]] = 2
 
 
-def run(label: str, args, db_url: str | None, model: Path, imgs: Path) -> dict:
+def start_training(c, ims, args) -> int:
+    """A training job on a second project of the same photos (each with a labelled box),
+    running when the load starts; its id."""
+    from masklab import rle
+
+    p = c.post("/api/projects", json={"name": "train", "classes": ["thing"]}).json()
+    c.post(f"/api/projects/{p['id']}/import", json={"folder": args.imgs}).raise_for_status()
+    for im in c.get(f"/api/projects/{p['id']}/images?limit=500").json()["items"]:
+        h, w = im["height"], im["width"]
+        m = np.zeros((h, w), bool)
+        m[h // 4:3 * h // 4, w // 4:3 * w // 4] = True
+        c.post(f"/api/images/{im['id']}/annotations", json={
+            "class_id": p["classes"][0]["id"], "mask": rle.encode(m)[0]}).raise_for_status()
+        c.put(f"/api/images/{im['id']}/status", json={"status": "done"}).raise_for_status()
+    job = c.post(f"/api/projects/{p['id']}/jobs", json={"kind": "train", "params": {
+        "model": "unet", "model_config": {"depth": 4, "width": 16}, "epochs": 10_000,
+        "minutes": 10, "crop": 256, "batch_size": 4}}).json()  # default threads
+    for _ in range(600):  # until it trains
+        if c.get(f"/api/jobs/{job['id']}/events").json()["events"]:
+            return job["id"]
+        time.sleep(0.5)
+    raise SystemExit("the training job did not start")
+
+
+def run(label: str, args, db_url: str | None, model: Path, imgs: Path,
+        training: bool = False) -> dict:
     import httpx
+
+    clock_offset = time.time() - time.perf_counter()  # events carry wall-clock times
+    train_state = {}
 
     from masklab.app.process import free_port as _free_port
     from masklab.app.process import stop_server
@@ -138,6 +167,7 @@ def run(label: str, args, db_url: str | None, model: Path, imgs: Path) -> dict:
         for i in ims:  # the embeddings, before the timed phase
             c.post(f"/api/images/{i['id']}/embed").raise_for_status()
         embed_s = (time.perf_counter() - t) / len(ims)
+        train_job = start_training(c, ims, args) if training else None
         lat, counts, acked = defaultdict(list), {"errors": 0, "conflicts": 0}, {}
         lock, stop = threading.Lock(), threading.Event()
         threads = [threading.Thread(target=annotator, args=(
@@ -156,10 +186,19 @@ def run(label: str, args, db_url: str | None, model: Path, imgs: Path) -> dict:
             for a in c.get(f"/api/images/{i['id']}/annotations").json()["annotations"]:
                 stored[a["id"]] = a["class_id"]
         lost = sum(1 for a, cls in acked.items() if stored.get(a) != cls)
+        if train_job is not None:
+            j = c.get(f"/api/jobs/{train_job}").json()
+            ev = c.get(f"/api/jobs/{train_job}/events").json()["events"]
+            train_state = {"state_during_load": j["state"],
+                           "steps_during_load": sum(1 for e in ev if e["event"] == "step"
+                                                    and t0 <= e["time"] - clock_offset
+                                                    <= t0 + wall)}
+            c.post(f"/api/jobs/{train_job}/cancel")
     finally:
         stop_server(proc)
     n = sum(len(v) for v in lat.values())
-    out = {"db": label, "annotators": args.annotators, "seconds": round(wall, 1),
+    out = {"db": label + (", training a model" if training else ""),
+           "annotators": args.annotators, "seconds": round(wall, 1),
            "requests": n, "req_per_s": round(n / wall, 1), "errors": counts["errors"],
            "conflicts_409": counts["conflicts"], "acked_edits": len(acked),
            "stored": len(stored), "lost": lost, "embed_s_per_image": round(embed_s, 2)}
@@ -169,6 +208,7 @@ def run(label: str, args, db_url: str | None, model: Path, imgs: Path) -> dict:
         out[f"{route}_p95_ms"] = round(1000 * v[int(0.95 * (len(v) - 1))], 1)
     if "first_error" in counts:
         out["first_error"] = counts["first_error"]
+    out.update(train_state)
     return out
 
 
@@ -178,6 +218,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--images", type=int, default=20)
     ap.add_argument("--no-postgres", action="store_true")
+    ap.add_argument("--during-training", action="store_true",
+                    help="SQLite with and without a training job running (the default "
+                         "threads: one core left to the server); writes app_load_training")
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from video_sam import full_size
@@ -187,6 +230,18 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="masklab-load-"))
     model = full_size("sam2", work)
     imgs = images(work / "imgs", args.images)
+    args.imgs = str(imgs)
+    if args.during_training:
+        rows = [run("sqlite", args, None, model, imgs),
+                run("sqlite", args, None, model, imgs, training=True)]
+        for r in rows:
+            r["segment_p50_vs_no_training"] = round(rows[0]["segment_p50_ms"]
+                                                    / r["segment_p50_ms"], 2)
+        report("app_load_training", rows, {"model": "SAM 2.1 Hiera-T architecture",
+                                           "images": args.images,
+                                           "training": "unet depth 4 width 16, crops 256, "
+                                                       "default threads"})
+        sys.exit(1 if any(r["errors"] or r["lost"] for r in rows) else 0)
     rows = [run("sqlite", args, None, model, imgs)]
     if not args.no_postgres and postgres_bin() is not None:
         with temporary_postgres() as url:

@@ -260,7 +260,7 @@ def run_order(order: str, work: Path, pool, truth, held, eval_ids_names, args) -
         row = {"order": order, "labelled": n, "version": model["version"],
                "train_s": round(t_train, 1), "prelabel_s": round(t_pre, 1),
                "prelabel_images": len(remaining),
-               "job_val_mIoU": round(job["result"]["val_mIoU"], 4),
+               "job_val_mIoU": round(job["result"]["score"], 4),
                "held_out_video_mIoU": round(held_out_miou(model["path"], held), 4),
                "pixels_to_correct": round(pixel_effort(loop, remaining), 4),
                "pixels_to_correct_eval_set": round(pixel_effort(loop, eval_ids), 4),

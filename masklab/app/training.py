@@ -5,11 +5,12 @@ list filter it was started with), holds a fixed, seeded part of them out for val
 (``held_out``: an image's side depends only on the seed and its id, so it never moves to
 training when more images are labelled), paints their annotations into label PNGs (z order,
 classes 1..K in the project's order, 0 where nothing is drawn — or the ignore index with
-``unlabelled="ignore"``) and runs the toolkit's own trainer (``tasks.semantic.train_semantic``,
-no second training loop) in a child process: its threads are the job's (``threads``; the
+``unlabelled="ignore"``) — or, for instance models, COCO files of the two parts — and runs
+the toolkit's own trainer (``tasks.semantic.train_semantic``, ``tasks.instances_train.
+train_instances``: no second training loop) in a child process: its threads are the job's (``threads``; the
 default leaves one core to the server), it never holds the server's interpreter, a cancel
 stops it at once, and it resumes from its last epoch's checkpoint when the job is claimed
-again after a restart. Each step and epoch (loss, validation mIoU) is appended to
+again after a restart. Each step and epoch (loss, validation mIoU or mask AP) is appended to
 ``events.jsonl`` in the run folder (``GET /api/jobs/{id}/events``: the app's live plot). The
 best checkpoint becomes the project's next model version (``Store.add_model``: weights,
 classes, metrics, the image ids it saw), usable from the CLI (``masklab segment semantic
@@ -30,7 +31,8 @@ import numpy as np
 
 from masklab.errors import InputError
 
-TASKS = ("semantic",)
+TASKS = ("semantic", "instances")
+DEFAULT_MODEL = {"semantic": "unet", "instances": "maskrcnn_resnet50_fpn_v2"}
 DEFAULT_STATUSES = ("done", "approved")
 MIN_TRAIN, MIN_VAL = 2, 1
 IGNORE = 255
@@ -50,7 +52,7 @@ def check_params(params: dict, project: dict) -> dict:
     if task not in TASKS:
         raise InputError(f"task must be one of {', '.join(TASKS)}")
     p["task"] = task
-    model = str(p.get("model") or "unet")
+    model = str(p.get("model") or DEFAULT_MODEL[task])
     try:
         info = get_info(model)
     except Exception:
@@ -86,8 +88,9 @@ def check_params(params: dict, project: dict) -> dict:
     p["seed"] = number("seed", int, 0, 0, 2**31 - 1)
     p["threads"] = number("threads", int, default_threads(), 1, 512)
     p["crop"] = number("crop", int, 256, 32, 4096)
-    p["batch_size"] = number("batch_size", int, 4, 1, 256)
-    p["lr"] = number("lr", float, 1e-3, 1e-6, 1.0)
+    p["batch_size"] = number("batch_size", int, 4 if task == "semantic" else 2, 1, 256)
+    p["lr"] = number("lr", float, 1e-3 if task == "semantic" else 1e-4, 1e-6, 1.0)
+    p["pretrained"] = bool(p.get("pretrained", task == "instances"))  # COCO weights
     mc = p.get("model_config") or {}
     if not isinstance(mc, dict) or not all(isinstance(v, (int, float, str, bool))
                                            for v in mc.values()):
@@ -178,6 +181,47 @@ def prepare(store, project: dict, train: list[int], val: list[int], folder: Path
             "warnings": warnings}
 
 
+def prepare_instances(store, project: dict, train: list[int], val: list[int],
+                      folder: Path) -> dict:
+    """Write ``folder/{train,val}.json`` (COCO, the project's classes as categories) and
+    ``folder/images/`` (links named as the images' file names); ``{"classes", "objects",
+    "warnings"}``."""
+    from masklab.io.convert import write_coco
+
+    images = folder / "images"
+    counts = {c["id"]: 0 for c in project["classes"]}
+    sizes = set()
+    for part, ids in (("train", train), ("val", val)):
+        for i in ids:
+            img = store.image(i)
+            link = images / img["file_name"]
+            link.parent.mkdir(parents=True, exist_ok=True)
+            sizes.add((img["height"], img["width"]))
+            if not link.exists():
+                try:
+                    link.symlink_to(store.image_path(i))
+                except OSError:
+                    import shutil
+
+                    shutil.copyfile(store.image_path(i), link)
+        ms = store.mask_set(project["id"], with_images=ids)
+        if part == "train":
+            items = list(ms.items)
+            for item in items:
+                for c in item.masks.labels:
+                    counts[int(c)] = counts.get(int(c), 0) + 1
+            ms.items = items
+        write_coco(ms, folder / f"{part}.json")
+    names = {c["id"]: c["name"] for c in project["classes"]}
+    warnings = [f"class {names[c]!r} has no objects in the {len(train)} training images: "
+                "the model cannot learn it" for c, n in counts.items() if n == 0]
+    if len(sizes) > 1:
+        warnings.append(f"images of {len(sizes)} sizes: resized by the model as it does")
+    return {"classes": ["__background__"] + [c["name"] for c in project["classes"]],
+            "class_ids": [c["id"] for c in project["classes"]],
+            "objects": [counts[c["id"]] for c in project["classes"]], "warnings": warnings}
+
+
 def run_dir(data_dir: Path, job_id: int) -> Path:
     return Path(data_dir) / "training" / f"job-{int(job_id)}"
 
@@ -215,19 +259,30 @@ def run_train_job(ctx) -> dict:
     else:
         train, val = split(store.job_image_ids(ctx.id), p["seed"], p["val_percent"])
         ctx.progress(done=0, total=1, message=f"preparing {len(train)} + {len(val)} images")
-        data = prepare(store, project, train, val, folder / "dataset", p["unlabelled"])
+        if p["task"] == "semantic":
+            data = prepare(store, project, train, val, folder / "dataset", p["unlabelled"])
+        else:
+            data = prepare_instances(store, project, train, val, folder / "dataset")
         data.update(train=train, val=val)
         write_json(ready, data)
-    cfg = {"data": str(folder / "dataset"), "out": str(folder / "run"), "model": p["model"],
-           "model_config": p.get("model_config") or {},
-           "layout": "folder", "num_classes": len(data["classes"]),
-           "class_names": data["classes"], "ignore_index": IGNORE, "epochs": p["epochs"],
-           "batch_size": min(p["batch_size"], len(data["train"])),
-           "crop": [p["crop"], p["crop"]], "lr": p["lr"], "seed": p["seed"], "workers": 0,
-           "device": getattr(ctx.cfg, "device", "cpu") if ctx.cfg is not None else "cpu",
-           "resume": True, "quiet": True, "tensorboard": False,
-           "time_budget": None if p.get("minutes") is None else 60 * p["minutes"]}
-    write_json(folder / "train.json", {"config": cfg, "threads": p["threads"]})
+    common = {"out": str(folder / "run"), "model": p["model"],
+              "model_config": p.get("model_config") or {}, "epochs": p["epochs"],
+              "batch_size": min(p["batch_size"], len(data["train"])), "lr": p["lr"],
+              "seed": p["seed"], "workers": 0, "resume": True, "quiet": True,
+              "device": getattr(ctx.cfg, "device", "cpu") if ctx.cfg is not None else "cpu",
+              "time_budget": None if p.get("minutes") is None else 60 * p["minutes"]}
+    if p["task"] == "semantic":
+        cfg = {**common, "data": str(folder / "dataset"), "layout": "folder",
+               "num_classes": len(data["classes"]), "class_names": data["classes"],
+               "ignore_index": IGNORE, "crop": [p["crop"], p["crop"]], "tensorboard": False}
+    else:
+        d = folder / "dataset"
+        cfg = {**common, "data": str(d / "train.json"), "images": str(d / "images"),
+               "val_data": str(d / "val.json"), "classes": data["classes"][1:],
+               "pretrained": p["pretrained"], "optimizer": "adamw",
+               "warmup_steps": min(100, 5 * len(data["train"]))}
+    write_json(folder / "train.json", {"task": p["task"], "config": cfg,
+                                       "threads": p["threads"]})
     msg = "; ".join(data["warnings"])
     ctx.progress(message=msg or f"training on {len(data['train'])} images")
     events_seen = len(read_events(folder))
@@ -247,8 +302,8 @@ def run_train_job(ctx) -> dict:
             if steps or epochs:
                 last = (steps or epochs)[-1]
                 text = f"epoch {last['epoch']}: loss {last['loss']:.3f}"
-                if epochs and epochs[-1].get("val_mIoU") is not None:
-                    text += f", validation mIoU {epochs[-1]['val_mIoU']:.3f}"
+                if epochs and epochs[-1].get("val") is not None:
+                    text += f", validation {metric_name(p['task'])} {epochs[-1]['val']:.3f}"
                 ctx.progress(done=int(last.get("step", 0)),
                              total=int(steps[-1]["total_steps"]) if steps else None,
                              message=text + (f" ({msg})" if msg else ""))
@@ -265,15 +320,23 @@ def run_train_job(ctx) -> dict:
         why = next((line for line in reversed(tail) if line.strip()), "no output")
         raise InputError(f"training failed: {why[:300]}")
     result = json.loads((folder / "result.json").read_text())
-    metrics = {"val_mIoU": result["best_miou"], "best_epoch": result["best_epoch"],
-               "epochs": len(result["history"]), "images_per_second":
-               result["images_per_second"], "per_class_IoU": result.get("per_class_iou")}
+    metrics = {"score_name": metric_name(p["task"]), "score": result["best"],
+               "best_epoch": result["best_epoch"], "epochs": len(result["history"]),
+               "images_per_second": result["images_per_second"]}
+    if p["task"] == "semantic":
+        metrics.update(val_mIoU=result["best"], per_class_IoU=result.get("per_class_iou"))
+    else:
+        metrics.update(val_AP=result["best"], val_AP50=result.get("best_AP50"))
     m = store.add_model(project["id"], task=p["task"], arch=p["model"],
                         path=str(folder / "run" / "best"), classes=data["classes"],
                         metrics=metrics, image_ids={"train": data["train"], "val": data["val"]},
                         job_id=ctx.id, user=ctx.job["created_by"])
-    return {"model_id": m["id"], "version": m["version"], "val_mIoU": result["best_miou"],
-            "warnings": data["warnings"]}
+    return {"model_id": m["id"], "version": m["version"], "score": result["best"],
+            "score_name": metric_name(p["task"]), "warnings": data["warnings"]}
+
+
+def metric_name(task: str) -> str:
+    return "mIoU" if task == "semantic" else "mask AP"
 
 
 def _child_env(threads: int) -> dict:
@@ -297,38 +360,56 @@ def _die_with_parent() -> None:
 
 
 def _child(folder: Path) -> int:
-    """The child process: ``train_semantic`` with the job's configuration, events appended
-    to ``events.jsonl``, the result to ``result.json``."""
+    """The child process: the task's trainer (``train_semantic`` / ``train_instances``)
+    with the job's configuration, events appended to ``events.jsonl`` (each epoch's
+    validation figure also as ``val``), the result to ``result.json``."""
     import torch
 
     from masklab.io.atomic import write_json
-    from masklab.tasks.semantic import TrainConfig, train_semantic
 
     spec = json.loads((folder / "train.json").read_text())
     torch.set_num_threads(int(spec["threads"]))
     torch.set_num_interop_threads(1)
     cfg = dict(spec["config"])
-    cfg["crop"] = tuple(cfg["crop"])
+    task = spec.get("task", "semantic")
     parent = os.getppid()
     events = open(folder / "events.jsonl", "a")
 
     def callback(event: dict) -> None:
         if os.getppid() != parent:  # the server is gone: stop (the job resumes later)
             raise SystemExit(3)
+        if event.get("event") == "epoch":
+            event = {**event, "val": event.get("val_mIoU", event.get("AP"))}
         clean = {k: (None if isinstance(v, float) and v != v else v) for k, v in event.items()}
         events.write(json.dumps({**clean, "time": time.time()}) + "\n")
         events.flush()
 
-    r = train_semantic(TrainConfig(**cfg), callback=callback)
+    def clean(rows):
+        return [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+                for row in rows]
+
+    if task == "semantic":
+        from masklab.tasks.semantic import TrainConfig, train_semantic
+
+        cfg["crop"] = tuple(cfg["crop"])
+        r = train_semantic(TrainConfig(**cfg), callback=callback)
+        per_class = None
+        if r.best_result is not None and getattr(r.best_result, "iou", None) is not None:
+            per_class = [None if v != v else float(v) for v in np.asarray(r.best_result.iou)]
+        result = {"best": float(r.best_miou), "best_epoch": int(r.best_epoch),
+                  "history": clean(r.history), "images_per_second": float(r.images_per_second),
+                  "per_class_iou": per_class}
+    else:
+        from masklab.tasks.instances_train import InstanceTrainConfig, train_instances
+
+        r = train_instances(InstanceTrainConfig(**cfg), callback=callback)
+        best = [h for h in r["history"] if h["epoch"] == r["best_epoch"]]
+        result = {"best": max(0.0, float(r["best_ap"])), "best_epoch": int(r["best_epoch"]),
+                  "history": clean(r["history"]),
+                  "images_per_second": float(r["images_per_second"]),
+                  "best_AP50": best[0]["AP50"] if best else None}
     events.close()
-    per_class = None
-    if r.best_result is not None and getattr(r.best_result, "iou", None) is not None:
-        per_class = [None if v != v else float(v) for v in np.asarray(r.best_result.iou)]
-    write_json(folder / "result.json", {
-        "best_miou": float(r.best_miou), "best_epoch": int(r.best_epoch),
-        "history": [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
-                    for row in r.history], "images_per_second": float(r.images_per_second),
-        "per_class_iou": per_class})
+    write_json(folder / "result.json", result)
     return 0
 
 

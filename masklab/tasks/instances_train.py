@@ -54,6 +54,8 @@ class InstanceTrainConfig:
     eval_every: int = 1
     resume: bool = False
     quiet: bool | None = None
+    time_budget: float | None = None  # seconds of training (this run): then the epoch ends,
+    # is evaluated and saved as the last one
 
 
 class CocoTrainDataset:
@@ -227,8 +229,13 @@ def evaluate_instances(model: ObjectModel, dataset: CocoTrainDataset, device,
     return ev.compute()
 
 
-def train_instances(cfg: InstanceTrainConfig):
+def train_instances(cfg: InstanceTrainConfig, callback=None):
     """Train; evaluate every ``eval_every`` epochs; keep ``out/best`` by AP.
+
+    ``callback(event)`` (rank 0) sees ``{"event": "step", "step", "total_steps", "epoch",
+    "loss"}`` after each step and ``{"event": "epoch", **log row}`` after each epoch's
+    checkpoint; an exception it raises stops the run (``resume`` goes on from the last
+    epoch).
 
     Under ``torchrun`` (``masklab train instances|keypoints --nproc N``) or Ray Train it
     trains with DDP: the global batch ``batch_size`` is split over the processes, gradients
@@ -242,12 +249,12 @@ def train_instances(cfg: InstanceTrainConfig):
                           else "cpu" if cfg.device == "auto" else cfg.device)
     dist_, device = distributed.setup(device)
     try:
-        return _train_instances(cfg, dist_, device)
+        return _train_instances(cfg, dist_, device, callback)
     finally:
         distributed.teardown(dist_)
 
 
-def _train_instances(cfg: InstanceTrainConfig, dist_, device):
+def _train_instances(cfg: InstanceTrainConfig, dist_, device, callback=None):
     from torch.utils.data import DataLoader
     from torch.utils.data.distributed import DistributedSampler
 
@@ -341,8 +348,11 @@ def _train_instances(cfg: InstanceTrainConfig, dist_, device):
         write_json(out / "train_config.json", {**asdict(cfg), "processes": dist_.world},
                    indent=1)
     seen, t_train = 0, 0.0
+    emit = callback if (callback is not None and main) else (lambda event: None)
+    deadline = None if cfg.time_budget is None else time.monotonic() + float(cfg.time_budget)
+    out_of_time = False
     for epoch in range(start, cfg.epochs):
-        if step >= total:
+        if step >= total or out_of_time:
             break
         model.train()
         sampler.set_epoch(epoch)
@@ -366,13 +376,17 @@ def _train_instances(cfg: InstanceTrainConfig, dist_, device):
             running += float(loss.detach())
             n += 1
             seen += len(images)
-            if step >= total:
+            emit({"event": "step", "step": step, "total_steps": total, "epoch": epoch + 1,
+                  "loss": float(loss.detach())})
+            if deadline is not None and time.monotonic() > deadline:
+                out_of_time = True
+            if step >= total or out_of_time:
                 break
         t_train += time.perf_counter() - t0
         running = float(distributed.all_sum(dist_, [running])[0]) / dist_.world
         row = {"epoch": epoch + 1, "step": step, "loss": running / max(1, n),
                "lr": opt.param_groups[0]["lr"], "AP": float("nan"), "AP50": float("nan")}
-        last = epoch + 1 == cfg.epochs or step >= total
+        last = epoch + 1 == cfg.epochs or step >= total or out_of_time
         distributed.broadcast_buffers(dist_, model.net)  # rank 0's BatchNorm statistics
         if val_ds is not None and ((epoch + 1) % cfg.eval_every == 0 or last):
             r = evaluate_instances(model, val_ds, device, quiet, dist=dist_)
@@ -394,6 +408,7 @@ def _train_instances(cfg: InstanceTrainConfig, dist_, device):
             torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                         "epoch": epoch, "step": step, "best_ap": best,
                         "best_epoch": best_epoch}, state_file)
+            emit({"event": "epoch", **row, "best_AP": best, "best_epoch": best_epoch})
         distributed.barrier(dist_)  # the files are written before any process reads them
     return {"best_ap": best, "best_epoch": best_epoch, "history": history,
             "best_checkpoint": out / "best", "images_per_second": seen * dist_.world /

@@ -82,13 +82,13 @@ def test_train_job_makes_a_model_version_used_everywhere(app_env, tmp_path):
     j = wait_job(api, job["id"], timeout=300)
     assert j["state"] == "done", j
     r = j["result"]
-    assert r["version"] == 1 and 0.0 <= r["val_mIoU"] <= 1.0
+    assert r["version"] == 1 and 0.0 <= r["score"] <= 1.0 and r["score_name"] == "mIoU"
     assert any("'never' has no pixels" in w for w in r["warnings"])
     ev = api.get(f"/api/jobs/{job['id']}/events")["events"]
     steps = [e for e in ev if e["event"] == "step"]
     epochs = [e for e in ev if e["event"] == "epoch"]
     assert len(epochs) == 6 and steps[-1]["step"] == steps[-1]["total_steps"]
-    assert all(e["val_mIoU"] is not None for e in epochs)
+    assert all(e["val_mIoU"] is not None and e["val"] == e["val_mIoU"] for e in epochs)
     assert steps[-1]["loss"] < steps[0]["loss"]  # it learns
     models = api.get(f"/api/projects/{p['id']}/models")
     assert [m["version"] for m in models] == [1]
@@ -209,3 +209,41 @@ def test_train_job_cancel_then_resume_from_checkpoint(app_env):
     epochs = [e["epoch"] for e in api.get(f"/api/jobs/{job['id']}/events")["events"]
               if e["event"] == "epoch"]
     assert epochs[len(epochs_before):] == [epochs_before[-1] + 1, epochs_before[-1] + 2]
+
+
+def test_train_instances_job_and_prelabel_with_it(app_env):
+    """An instance model (a small Mask R-CNN from scratch) trained on the project's objects:
+    COCO files of the two parts, mask AP on the held-out images, a version whose proposals
+    carry scores and whose images get the borderline-score uncertainty."""
+    api, tmp = app_env
+    p, images, _ = _labelled_project(api, tmp, n=12, labelled=10, name="inst")
+    job = api.post(f"/api/projects/{p['id']}/jobs", json={"kind": "train", "params": {
+        "task": "instances", "model": "maskrcnn_resnet18_fpn", "pretrained": False,
+        "model_config": {"min_size": 48, "max_size": 64, "rpn_post_nms_top_n_test": 50,
+                         "box_detections_per_img": 10},
+        "epochs": 2, "batch_size": 2, "val_percent": 25, "threads": 1}})
+    j = wait_job(api, job["id"], timeout=300)
+    assert j["state"] == "done", j
+    assert j["result"]["score_name"] == "mask AP" and 0.0 <= j["result"]["score"] <= 1.0
+    folder = tmp / "data" / "training" / f"job-{job['id']}" / "dataset"
+    train = json.loads((folder / "train.json").read_text())
+    val = json.loads((folder / "val.json").read_text())
+    assert [c["name"] for c in train["categories"]] == ["disc", "never"]
+    assert len(train["images"]) + len(val["images"]) == 10
+    assert {a["category_id"] for a in train["annotations"]} == {p["classes"][0]["id"]}
+    m = api.get(f"/api/projects/{p['id']}/models")[0]
+    assert m["task"] == "instances" and m["classes"] == ["__background__", "disc", "never"]
+    assert "val_AP" in m["metrics"]
+    ev = api.get(f"/api/jobs/{job['id']}/events")["events"]
+    assert [e["epoch"] for e in ev if e["event"] == "epoch"] == [1, 2]
+    pj = api.post(f"/api/projects/{p['id']}/jobs", json={
+        "kind": "prelabel", "params": {"source": "model", "model_id": m["id"],
+                                       "score_threshold": 0.0},
+        "filter": {"status": "new"}})
+    assert wait_job(api, pj["id"], timeout=120)["state"] == "done"
+    store = api.c.app.state.store
+    from masklab.app import db as _db
+
+    with store.Session() as s:
+        unc = [s.get(_db.Image, im["id"]).uncertainty for im in images[10:]]
+    assert all(u is not None and 0.0 <= u <= 1.0 for u in unc)

@@ -192,7 +192,7 @@ async function projectPage(pid, query) {
       const a = el("a", { href: j.result.url, download: j.result.file }); document.body.append(a); a.click(); a.remove();
       toast(`exported ${j.result.file}`);
     } else if (j.state === "done" && j.kind === "train") {
-      toast(`model v${j.result.version} trained: validation mIoU ${j.result.val_mIoU.toFixed(3)}`);
+      toast(`model v${j.result.version} trained: validation ${j.result.score_name} ${j.result.score.toFixed(3)}`);
     } else if (j.state === "done" && (j.kind === "import" || j.kind === "prelabel" || j.kind === "import-coco")) {
       toast(`${j.kind} done${j.failed ? ` (${j.failed} skipped)` : ""}`);
       route();

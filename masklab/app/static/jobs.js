@@ -18,7 +18,7 @@ function describe(job) {
   const what = job.kind === "export" ? `export ${job.params.format || "coco"}` :
     job.kind === "prelabel" ? `pre-label (${job.params.source})` :
     job.kind === "import" ? `import ${job.params.folder}` :
-    job.kind === "train" ? `train ${job.params.model} (${job.params.epochs} epochs)` : job.kind;
+    job.kind === "train" ? `train ${job.params.task} ${job.params.model} (${job.params.epochs} epochs)` : job.kind;
   return what;
 }
 
@@ -37,7 +37,7 @@ function jobRow(job, onCancel) {
     el("a", { href: job.result.url, download: job.result.file, class: "job-download", text: `download ${job.result.file}` }) :
     job.state === "done" && job.kind === "prelabel" ? el("span", { class: "muted", text: `${job.result.proposals} proposals` }) :
     job.state === "done" && job.kind === "import" ? el("span", { class: "muted", text: `${job.result.added} added` }) :
-    job.state === "done" && job.kind === "train" ? el("span", { class: "muted", text: `model v${job.result.version}, validation mIoU ${job.result.val_mIoU.toFixed(3)}` }) :
+    job.state === "done" && job.kind === "train" ? el("span", { class: "muted", text: `model v${job.result.version}, validation ${job.result.score_name} ${job.result.score.toFixed(3)}` }) :
     job.state === "failed" ? el("span", { class: "error", text: job.message }) : null;
   return el("tr", { "data-job": job.id, "data-state": job.state },
     el("td", { text: describe(job) }),
