@@ -46,6 +46,8 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=23.2" setuptools wheel
 	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
+	# labelme's own rasterization, the oracle of the labelme tests (its GUI's Qt not needed)
+	$(BIN)/python -m pip install --quiet --no-deps "labelme>=6.3"
 	@touch $(STAMP)
 
 demo: setup

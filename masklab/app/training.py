@@ -374,6 +374,9 @@ def _child(folder: Path) -> int:
     task = spec.get("task", "semantic")
     parent = os.getppid()
     events = open(folder / "events.jsonl", "a")
+    events.write(json.dumps({"event": "start", "threads": torch.get_num_threads(),
+                             "pid": os.getpid(), "time": time.time()}) + "\n")
+    events.flush()
 
     def callback(event: dict) -> None:
         if os.getppid() != parent:  # the server is gone: stop (the job resumes later)

@@ -22,9 +22,10 @@ def info() -> None:
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
 @click.option("--from", "src_format", type=click.Choice(["coco", "labels", "instances", "yolo",
-              "davis"]), help="Source format (guessed for .json, DAVIS and YOLO folders).")
+              "davis", "labelme"]), help="Source format (guessed for .json, DAVIS, YOLO and "
+              "labelme folders).")
 @click.option("--to", "dst_format", type=click.Choice(["coco", "labels", "instances", "yolo",
-              "davis"]), help="Target format (guessed for a .json target).")
+              "davis", "labelme"]), help="Target format (guessed for a .json target).")
 @click.option("--images", "images_dir", type=click.Path(path_type=Path, file_okay=False),
               help="Folder of the images (needed to read YOLO; names images for PNG labels).")
 @click.option("--class-names", type=click.Path(path_type=Path, dir_okay=False),
@@ -32,7 +33,7 @@ def info() -> None:
 @click.option("--polygons", is_flag=True, help="Write COCO masks as polygons, not RLE.")
 @click.pass_context
 def convert(ctx, src, dst, src_format, dst_format, images_dir, class_names, polygons) -> None:
-    """Convert annotations: COCO JSON, label PNGs, instance PNGs, YOLO-seg, DAVIS."""
+    """Convert annotations: COCO JSON, label PNGs, instance PNGs, YOLO-seg, DAVIS, labelme."""
     from masklab.io.convert import convert as run
 
     names = None

@@ -2,8 +2,8 @@
 
 Formats: ``coco`` (instances JSON), ``labels`` (semantic label PNGs: pixel = category id),
 ``instances`` (instance-id PNGs: pixel = instance id, with ``classes.json`` giving each
-instance's category), ``yolo`` (YOLO-seg ``.txt`` + ``data.yaml``) and ``davis`` (DAVIS
-palette-PNG sequences of object ids).
+instance's category), ``yolo`` (YOLO-seg ``.txt`` + ``data.yaml``), ``davis`` (DAVIS
+palette-PNG sequences of object ids) and ``labelme`` (``masklab.io.labelme``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from masklab.io.atomic import write_json
 from masklab.io.images import IMAGE_EXTENSIONS, image_size, read_label_png, write_label_png
 from masklab.types import Masks, SemanticMap
 
-FORMATS = ("coco", "labels", "instances", "yolo", "davis")
+FORMATS = ("coco", "labels", "instances", "yolo", "davis", "labelme")
 
 
 @dataclass
@@ -267,13 +267,25 @@ def write_davis(ms: MaskSet, root: str | os.PathLike, *, resolution: str = "480p
     return out
 
 
+def read_labelme(folder, **kwargs) -> MaskSet:
+    from masklab.io.labelme import read_labelme as _read
+
+    return _read(folder, **kwargs)
+
+
+def write_labelme(ms: MaskSet, folder, **kwargs) -> list[Path]:
+    from masklab.io.labelme import write_labelme as _write
+
+    return _write(ms, folder, **kwargs)
+
+
 READERS: dict[str, Callable[..., MaskSet]] = {
     "coco": read_coco, "labels": read_labels, "instances": read_instances, "yolo": read_yolo,
-    "davis": read_davis,
+    "davis": read_davis, "labelme": read_labelme,
 }
 WRITERS: dict[str, Callable[..., list[Path]]] = {
     "coco": write_coco, "labels": write_labels, "instances": write_instances,
-    "yolo": write_yolo, "davis": write_davis,
+    "yolo": write_yolo, "davis": write_davis, "labelme": write_labelme,
 }
 
 
@@ -283,6 +295,17 @@ def guess_format(path: str | os.PathLike) -> str | None:
     p = Path(path)
     if p.suffix.lower() == ".json":
         return "coco"
+    if p.is_dir():
+        first = next((f for f in sorted(p.rglob("*.json")) if f.name != "classes.json"), None)
+        if first is not None:
+            import json as _json
+
+            try:
+                doc = _json.loads(first.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, ValueError):
+                doc = None
+            if isinstance(doc, dict) and "shapes" in doc:
+                return "labelme"
     if (p / "Annotations").is_dir():
         return "davis"
     if p.is_dir() and any(p.glob("*.txt")):
@@ -307,9 +330,13 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, src_format: str |
         if src_format == "yolo" and images_dir is None:
             raise InputError("reading YOLO labels needs the images folder (image sizes)", src)
         kwargs["images_dir"] = images_dir
-    if src_format == "labels":
+    if src_format == "labelme":
+        kwargs["images_dir"] = images_dir
+    if src_format in ("labels", "labelme"):
         kwargs["class_names"] = class_names
     ms = READERS[src_format](src, **kwargs)
     if dst_format == "coco":
         return write_coco(ms, dst, polygons=polygons)
+    if dst_format == "labelme":
+        return write_labelme(ms, dst, images_dir=images_dir)
     return WRITERS[dst_format](ms, dst)

@@ -87,6 +87,7 @@ def test_train_job_makes_a_model_version_used_everywhere(app_env, tmp_path):
     ev = api.get(f"/api/jobs/{job['id']}/events")["events"]
     steps = [e for e in ev if e["event"] == "step"]
     epochs = [e for e in ev if e["event"] == "epoch"]
+    assert [e["threads"] for e in ev if e["event"] == "start"] == [1]  # the job's threads
     assert len(epochs) == 6 and steps[-1]["step"] == steps[-1]["total_steps"]
     assert all(e["val_mIoU"] is not None and e["val"] == e["val_mIoU"] for e in epochs)
     assert steps[-1]["loss"] < steps[0]["loss"]  # it learns
