@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+FORMATS = ("coco", "labels", "instances", "yolo", "davis", "labelme", "cvat", "cvat-video")
+
 
 @click.command()
 def info() -> None:
@@ -21,11 +23,10 @@ def info() -> None:
 @click.command()
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
-@click.option("--from", "src_format", type=click.Choice(["coco", "labels", "instances", "yolo",
-              "davis", "labelme"]), help="Source format (guessed for .json, DAVIS, YOLO and "
-              "labelme folders).")
-@click.option("--to", "dst_format", type=click.Choice(["coco", "labels", "instances", "yolo",
-              "davis", "labelme"]), help="Target format (guessed for a .json target).")
+@click.option("--from", "src_format", type=click.Choice(list(FORMATS)),
+              help="Source format (guessed for .json, .xml, DAVIS, YOLO and labelme folders).")
+@click.option("--to", "dst_format", type=click.Choice(list(FORMATS)),
+              help="Target format (guessed for a .json or .xml target).")
 @click.option("--images", "images_dir", type=click.Path(path_type=Path, file_okay=False),
               help="Folder of the images (needed to read YOLO; names images for PNG labels).")
 @click.option("--class-names", type=click.Path(path_type=Path, dir_okay=False),
@@ -33,7 +34,8 @@ def info() -> None:
 @click.option("--polygons", is_flag=True, help="Write COCO masks as polygons, not RLE.")
 @click.pass_context
 def convert(ctx, src, dst, src_format, dst_format, images_dir, class_names, polygons) -> None:
-    """Convert annotations: COCO JSON, label PNGs, instance PNGs, YOLO-seg, DAVIS, labelme."""
+    """Convert annotations: COCO JSON, label PNGs, instance PNGs, YOLO-seg, DAVIS, labelme,
+    CVAT for images / video XML."""
     from masklab.io.convert import convert as run
 
     names = None

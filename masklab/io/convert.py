@@ -3,7 +3,8 @@
 Formats: ``coco`` (instances JSON), ``labels`` (semantic label PNGs: pixel = category id),
 ``instances`` (instance-id PNGs: pixel = instance id, with ``classes.json`` giving each
 instance's category), ``yolo`` (YOLO-seg ``.txt`` + ``data.yaml``), ``davis`` (DAVIS
-palette-PNG sequences of object ids) and ``labelme`` (``masklab.io.labelme``).
+palette-PNG sequences of object ids), ``labelme`` (``masklab.io.labelme``) and ``cvat`` /
+``cvat-video`` (CVAT for images / video 1.1 XML, ``masklab.io.cvat``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from masklab.io.atomic import write_json
 from masklab.io.images import IMAGE_EXTENSIONS, image_size, read_label_png, write_label_png
 from masklab.types import Masks, SemanticMap
 
-FORMATS = ("coco", "labels", "instances", "yolo", "davis", "labelme")
+FORMATS = ("coco", "labels", "instances", "yolo", "davis", "labelme", "cvat", "cvat-video")
 
 
 @dataclass
@@ -33,6 +34,9 @@ class LabeledImage:
     file_name: str
     masks: Masks
     image_id: int | None = None
+    # per object, where the format has them: attributes (CVAT's occluded, z_order and
+    # <attribute> values; Label Studio's choices), written back by formats that hold them
+    attributes: list[dict] | None = None
 
 
 @dataclass
@@ -194,6 +198,9 @@ def write_coco(ms: MaskSet, path: str | os.PathLike, *, polygons: bool = False) 
             if item.masks.track_ids is not None:
                 for rec, t in zip(recs, item.masks.track_ids, strict=True):
                     rec["track_id"] = int(t)
+            if item.attributes:  # as CVAT's COCO export keeps them
+                for rec, a in zip(recs, item.attributes, strict=True):
+                    rec["attributes"] = a
             for rec in recs:
                 anns.write((", " if n_ann else "") + json.dumps(rec, allow_nan=False))
                 n_ann += 1
@@ -267,6 +274,24 @@ def write_davis(ms: MaskSet, root: str | os.PathLike, *, resolution: str = "480p
     return out
 
 
+def read_cvat(path, **kwargs) -> MaskSet:
+    from masklab.io.cvat import read_cvat as _read
+
+    return _read(path, **kwargs)
+
+
+def write_cvat(ms: MaskSet, path, **kwargs) -> list[Path]:
+    from masklab.io.cvat import write_cvat as _write
+
+    return _write(ms, path, **kwargs)
+
+
+def write_cvat_video(ms: MaskSet, path, **kwargs) -> list[Path]:
+    from masklab.io.cvat import write_cvat as _write
+
+    return _write(ms, path, video=True, **kwargs)
+
+
 def read_labelme(folder, **kwargs) -> MaskSet:
     from masklab.io.labelme import read_labelme as _read
 
@@ -281,11 +306,12 @@ def write_labelme(ms: MaskSet, folder, **kwargs) -> list[Path]:
 
 READERS: dict[str, Callable[..., MaskSet]] = {
     "coco": read_coco, "labels": read_labels, "instances": read_instances, "yolo": read_yolo,
-    "davis": read_davis, "labelme": read_labelme,
+    "davis": read_davis, "labelme": read_labelme, "cvat": read_cvat, "cvat-video": read_cvat,
 }
 WRITERS: dict[str, Callable[..., list[Path]]] = {
     "coco": write_coco, "labels": write_labels, "instances": write_instances,
-    "yolo": write_yolo, "davis": write_davis, "labelme": write_labelme,
+    "yolo": write_yolo, "davis": write_davis, "labelme": write_labelme, "cvat": write_cvat,
+    "cvat-video": write_cvat_video,
 }
 
 
@@ -295,6 +321,8 @@ def guess_format(path: str | os.PathLike) -> str | None:
     p = Path(path)
     if p.suffix.lower() == ".json":
         return "coco"
+    if p.suffix.lower() == ".xml":
+        return "cvat"
     if p.is_dir():
         first = next((f for f in sorted(p.rglob("*.json")) if f.name != "classes.json"), None)
         if first is not None:
@@ -318,7 +346,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, src_format: str |
             class_names: list[str] | None = None, polygons: bool = False) -> list[Path]:
     """Convert annotations between formats; returns the files written."""
     src_format = src_format or guess_format(src)
-    dst_format = dst_format or ("coco" if Path(dst).suffix.lower() == ".json" else None)
+    dst_format = dst_format or {".json": "coco", ".xml": "cvat"}.get(Path(dst).suffix.lower())
     if src_format not in FORMATS:
         raise InputError(f"cannot tell the source format; pass one of {', '.join(FORMATS)}",
                          src)
