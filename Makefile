@@ -46,8 +46,9 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=23.2" setuptools wheel
 	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
-	# labelme's own rasterization, the oracle of the labelme tests (its GUI's Qt not needed)
-	$(BIN)/python -m pip install --quiet --no-deps "labelme>=6.3"
+	# the peers' own code as the oracles of the format tests: labelme's rasterization and
+	# Label Studio's brush RLE (their GUIs' and SDK clients' dependencies not needed)
+	$(BIN)/python -m pip install --quiet --no-deps "labelme>=6.3" "label-studio-sdk>=2.0"
 	@touch $(STAMP)
 
 demo: setup

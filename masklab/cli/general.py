@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-FORMATS = ("coco", "labels", "instances", "yolo", "davis", "labelme", "cvat", "cvat-video")
+FORMATS = ("coco", "labels", "instances", "yolo", "davis", "labelme", "cvat", "cvat-video",
+           "labelstudio")
 
 
 @click.command()
@@ -35,7 +36,7 @@ def info() -> None:
 @click.pass_context
 def convert(ctx, src, dst, src_format, dst_format, images_dir, class_names, polygons) -> None:
     """Convert annotations: COCO JSON, label PNGs, instance PNGs, YOLO-seg, DAVIS, labelme,
-    CVAT for images / video XML."""
+    CVAT for images / video XML, Label Studio JSON."""
     from masklab.io.convert import convert as run
 
     names = None

@@ -4,7 +4,8 @@ Formats: ``coco`` (instances JSON), ``labels`` (semantic label PNGs: pixel = cat
 ``instances`` (instance-id PNGs: pixel = instance id, with ``classes.json`` giving each
 instance's category), ``yolo`` (YOLO-seg ``.txt`` + ``data.yaml``), ``davis`` (DAVIS
 palette-PNG sequences of object ids), ``labelme`` (``masklab.io.labelme``) and ``cvat`` /
-``cvat-video`` (CVAT for images / video 1.1 XML, ``masklab.io.cvat``).
+``cvat-video`` (CVAT for images / video 1.1 XML, ``masklab.io.cvat``) and ``labelstudio``
+(Label Studio's JSON tasks, ``masklab.io.labelstudio``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from masklab.io.atomic import write_json
 from masklab.io.images import IMAGE_EXTENSIONS, image_size, read_label_png, write_label_png
 from masklab.types import Masks, SemanticMap
 
-FORMATS = ("coco", "labels", "instances", "yolo", "davis", "labelme", "cvat", "cvat-video")
+FORMATS = ("coco", "labels", "instances", "yolo", "davis", "labelme", "cvat", "cvat-video",
+           "labelstudio")
 
 
 @dataclass
@@ -292,6 +294,18 @@ def write_cvat_video(ms: MaskSet, path, **kwargs) -> list[Path]:
     return _write(ms, path, video=True, **kwargs)
 
 
+def read_labelstudio(path, **kwargs) -> MaskSet:
+    from masklab.io.labelstudio import read_labelstudio as _read
+
+    return _read(path, **kwargs)
+
+
+def write_labelstudio(ms: MaskSet, path, **kwargs) -> list[Path]:
+    from masklab.io.labelstudio import write_labelstudio as _write
+
+    return _write(ms, path, **kwargs)
+
+
 def read_labelme(folder, **kwargs) -> MaskSet:
     from masklab.io.labelme import read_labelme as _read
 
@@ -307,11 +321,12 @@ def write_labelme(ms: MaskSet, folder, **kwargs) -> list[Path]:
 READERS: dict[str, Callable[..., MaskSet]] = {
     "coco": read_coco, "labels": read_labels, "instances": read_instances, "yolo": read_yolo,
     "davis": read_davis, "labelme": read_labelme, "cvat": read_cvat, "cvat-video": read_cvat,
+    "labelstudio": read_labelstudio,
 }
 WRITERS: dict[str, Callable[..., list[Path]]] = {
     "coco": write_coco, "labels": write_labels, "instances": write_instances,
     "yolo": write_yolo, "davis": write_davis, "labelme": write_labelme, "cvat": write_cvat,
-    "cvat-video": write_cvat_video,
+    "cvat-video": write_cvat_video, "labelstudio": write_labelstudio,
 }
 
 
@@ -320,7 +335,7 @@ def guess_format(path: str | os.PathLike) -> str | None:
     a folder of ``.txt`` files; ``None`` when it cannot tell (label vs instance PNGs)."""
     p = Path(path)
     if p.suffix.lower() == ".json":
-        return "coco"
+        return _json_format(p)
     if p.suffix.lower() == ".xml":
         return "cvat"
     if p.is_dir():
@@ -339,6 +354,18 @@ def guess_format(path: str | os.PathLike) -> str | None:
     if p.is_dir() and any(p.glob("*.txt")):
         return "yolo"
     return None
+
+
+def _json_format(p: Path) -> str:
+    """``labelstudio`` for a list of tasks (their start says so), else ``coco``."""
+    try:
+        with open(p, encoding="utf-8") as fh:
+            head = fh.read(4096).lstrip()
+    except OSError:
+        return "coco"
+    if head.startswith("[") and ('"data"' in head or head.rstrip() in ("[", "[]")):
+        return "labelstudio"
+    return "coco"
 
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, *, src_format: str | None = None,
@@ -360,7 +387,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, src_format: str |
         kwargs["images_dir"] = images_dir
     if src_format == "labelme":
         kwargs["images_dir"] = images_dir
-    if src_format in ("labels", "labelme"):
+    if src_format in ("labels", "labelme", "labelstudio", "cvat", "cvat-video"):
         kwargs["class_names"] = class_names
     ms = READERS[src_format](src, **kwargs)
     if dst_format == "coco":
