@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 FORMATS = ("coco", "labels", "instances", "yolo", "davis", "labelme", "cvat", "cvat-video",
-           "labelstudio")
+           "labelstudio", "voc", "cityscapes")
 
 
 @click.command()
@@ -25,7 +25,8 @@ def info() -> None:
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
 @click.option("--from", "src_format", type=click.Choice(list(FORMATS)),
-              help="Source format (guessed for .json, .xml, DAVIS, YOLO and labelme folders).")
+              help="Source format (guessed for .json, .xml, DAVIS, YOLO, labelme, VOC and "
+              "Cityscapes folders).")
 @click.option("--to", "dst_format", type=click.Choice(list(FORMATS)),
               help="Target format (guessed for a .json or .xml target).")
 @click.option("--images", "images_dir", type=click.Path(path_type=Path, file_okay=False),
@@ -36,7 +37,7 @@ def info() -> None:
 @click.pass_context
 def convert(ctx, src, dst, src_format, dst_format, images_dir, class_names, polygons) -> None:
     """Convert annotations: COCO JSON, label PNGs, instance PNGs, YOLO-seg, DAVIS, labelme,
-    CVAT for images / video XML, Label Studio JSON."""
+    CVAT for images / video XML, Label Studio JSON, Pascal VOC, Cityscapes."""
     from masklab.io.convert import convert as run
 
     names = None

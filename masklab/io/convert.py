@@ -4,8 +4,9 @@ Formats: ``coco`` (instances JSON), ``labels`` (semantic label PNGs: pixel = cat
 ``instances`` (instance-id PNGs: pixel = instance id, with ``classes.json`` giving each
 instance's category), ``yolo`` (YOLO-seg ``.txt`` + ``data.yaml``), ``davis`` (DAVIS
 palette-PNG sequences of object ids), ``labelme`` (``masklab.io.labelme``) and ``cvat`` /
-``cvat-video`` (CVAT for images / video 1.1 XML, ``masklab.io.cvat``) and ``labelstudio``
-(Label Studio's JSON tasks, ``masklab.io.labelstudio``).
+``cvat-video`` (CVAT for images / video 1.1 XML, ``masklab.io.cvat``), ``labelstudio``
+(Label Studio's JSON tasks, ``masklab.io.labelstudio``), ``voc`` (Pascal VOC segmentation,
+``masklab.io.voc``) and ``cityscapes`` (``gtFine``, ``masklab.io.cityscapes``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from masklab.io.images import IMAGE_EXTENSIONS, image_size, read_label_png, writ
 from masklab.types import Masks, SemanticMap
 
 FORMATS = ("coco", "labels", "instances", "yolo", "davis", "labelme", "cvat", "cvat-video",
-           "labelstudio")
+           "labelstudio", "voc", "cityscapes")
 
 
 @dataclass
@@ -306,6 +307,30 @@ def write_labelstudio(ms: MaskSet, path, **kwargs) -> list[Path]:
     return _write(ms, path, **kwargs)
 
 
+def read_voc(root, **kwargs) -> MaskSet:
+    from masklab.io.voc import read_voc as _read
+
+    return _read(root, **kwargs)
+
+
+def write_voc(ms: MaskSet, root, **kwargs) -> list[Path]:
+    from masklab.io.voc import write_voc as _write
+
+    return _write(ms, root, **kwargs)
+
+
+def read_cityscapes(root, **kwargs) -> MaskSet:
+    from masklab.io.cityscapes import read_cityscapes as _read
+
+    return _read(root, **kwargs)
+
+
+def write_cityscapes(ms: MaskSet, root, **kwargs) -> list[Path]:
+    from masklab.io.cityscapes import write_cityscapes as _write
+
+    return _write(ms, root, **kwargs)
+
+
 def read_labelme(folder, **kwargs) -> MaskSet:
     from masklab.io.labelme import read_labelme as _read
 
@@ -321,12 +346,13 @@ def write_labelme(ms: MaskSet, folder, **kwargs) -> list[Path]:
 READERS: dict[str, Callable[..., MaskSet]] = {
     "coco": read_coco, "labels": read_labels, "instances": read_instances, "yolo": read_yolo,
     "davis": read_davis, "labelme": read_labelme, "cvat": read_cvat, "cvat-video": read_cvat,
-    "labelstudio": read_labelstudio,
+    "labelstudio": read_labelstudio, "voc": read_voc, "cityscapes": read_cityscapes,
 }
 WRITERS: dict[str, Callable[..., list[Path]]] = {
     "coco": write_coco, "labels": write_labels, "instances": write_instances,
     "yolo": write_yolo, "davis": write_davis, "labelme": write_labelme, "cvat": write_cvat,
-    "cvat-video": write_cvat_video, "labelstudio": write_labelstudio,
+    "cvat-video": write_cvat_video, "labelstudio": write_labelstudio, "voc": write_voc,
+    "cityscapes": write_cityscapes,
 }
 
 
@@ -349,6 +375,11 @@ def guess_format(path: str | os.PathLike) -> str | None:
                 doc = None
             if isinstance(doc, dict) and "shapes" in doc:
                 return "labelme"
+    if (p / "SegmentationClass").is_dir() or any((p / v / "SegmentationClass").is_dir()
+                                                 for v in ("VOC2012", "VOC2007")):
+        return "voc"
+    if (p / "gtFine").is_dir():
+        return "cityscapes"
     if (p / "Annotations").is_dir():
         return "davis"
     if p.is_dir() and any(p.glob("*.txt")):

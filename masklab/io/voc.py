@@ -1,0 +1,157 @@
+"""Pascal VOC segmentation: ``SegmentationClass/`` (palette PNGs of class indices) and
+``SegmentationObject/`` (palette PNGs of object indices), ``JPEGImages/``,
+``ImageSets/Segmentation/<split>.txt``; 255 is VOC's "void" border, read as ignored (no
+object has those pixels).
+
+Objects come from ``SegmentationObject`` (each object's class is the class most of its pixels
+have in ``SegmentationClass``), or — without object PNGs — one object per class present.
+Classes are VOC's 20 (index = category id; 0 is the background), or those of a
+``labelmap.txt`` (Datumaro's ``name:r,g,b::`` lines, line order = index) when there is one.
+
+Written: both PNG folders (later objects over earlier ones where they overlap: an index map
+holds one object per pixel), the split list, and ``labelmap.txt`` when the categories are not
+VOC's own. The void border is not drawn (masks have none).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from masklab.errors import InputError
+
+VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
+               "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",
+               "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
+VOID = 255
+
+
+def read_labelmap(path: Path) -> list[str]:
+    names = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            names.append(line.split(":")[0])
+    if not names:
+        raise InputError("no labels", path)
+    return names
+
+
+def read_voc(root: str | os.PathLike, *, split: str | None = None):
+    """A VOC-layout folder (or the folder holding ``VOC2012/``) as a ``MaskSet``."""
+    from masklab.io.convert import LabeledImage, MaskSet
+    from masklab.io.images import read_label_png
+    from masklab.types import Masks
+
+    root = Path(root)
+    for sub in ("VOC2012", "VOC2007", "VOCdevkit/VOC2012"):
+        if not (root / "SegmentationClass").is_dir() and (root / sub).is_dir():
+            root = root / sub
+    cls_dir, obj_dir = root / "SegmentationClass", root / "SegmentationObject"
+    if not cls_dir.is_dir():
+        raise InputError("no SegmentationClass folder (not a VOC segmentation dataset)", root)
+    names = read_labelmap(root / "labelmap.txt") if (root / "labelmap.txt").is_file() \
+        else list(VOC_CLASSES)
+    if split is not None:
+        listing = root / "ImageSets" / "Segmentation" / f"{split}.txt"
+        if not listing.is_file():
+            raise InputError(f"no split {split!r}", listing)
+        stems = [s.strip() for s in listing.read_text().splitlines() if s.strip()]
+    else:
+        stems = sorted(f.stem for f in cls_dir.glob("*.png"))
+    items = []
+    for i, stem in enumerate(stems):
+        f = cls_dir / f"{stem}.png"
+        if not f.is_file():
+            raise InputError(f"no class PNG for {stem}", f)
+        cls = read_label_png(f).astype(np.int64)
+        if (cls[cls != VOID] >= len(names)).any():
+            raise InputError(f"class index {int(cls[cls != VOID].max())} past the "
+                             f"{len(names)} classes", f)
+        masks, labels = [], []
+        of = obj_dir / f"{stem}.png"
+        if of.is_file():
+            obj = read_label_png(of).astype(np.int64)
+            if obj.shape != cls.shape:
+                raise InputError(f"object PNG is {obj.shape}, class PNG {cls.shape}", of)
+            for k in np.unique(obj):
+                if k in (0, VOID):
+                    continue
+                m = obj == k
+                c = cls[m]
+                c = c[(c != VOID) & (c != 0)]
+                if not c.size:
+                    continue
+                masks.append(m)
+                labels.append(int(np.bincount(c).argmax()))
+        else:
+            for k in np.unique(cls):
+                if k in (0, VOID):
+                    continue
+                masks.append(cls == k)
+                labels.append(int(k))
+        jpg = next((root / "JPEGImages" / f"{stem}{e}" for e in (".jpg", ".jpeg", ".png")
+                    if (root / "JPEGImages" / f"{stem}{e}").is_file()), None)
+        name = f"JPEGImages/{jpg.name}" if jpg is not None else f"{stem}.jpg"
+        data = np.stack(masks) if masks else np.zeros((0, *cls.shape), bool)
+        items.append(LabeledImage(name, Masks(data, labels=np.array(labels, np.int64)), i + 1))
+    cats = [{"id": k, "name": n} for k, n in enumerate(names) if k > 0]
+    return MaskSet(cats, items)
+
+
+def write_voc(ms, root: str | os.PathLike, *, split: str = "train") -> list[Path]:
+    """Write ``ms`` as VOC segmentation PNGs under ``root`` (see the module's note)."""
+    from masklab.io.images import write_label_png
+
+    root = Path(root)
+    names = [c["name"] for c in ms.categories]
+    if all(n in VOC_CLASSES for n in names):
+        index = {c["id"]: VOC_CLASSES.index(c["name"]) for c in ms.categories}
+        labelmap = None
+    else:
+        index = {c["id"]: k + 1 for k, c in enumerate(ms.categories)}
+        labelmap = ["background"] + names
+    if max(index.values(), default=0) >= VOID:
+        raise InputError(f"{len(names)} classes do not fit VOC's 8-bit class PNGs")
+    from masklab.types import default_palette
+
+    palette = default_palette(256)
+    out, stems = [], []
+    for item in ms.items:
+        h, w = item.masks.size
+        stem = Path(item.file_name).stem
+        if stem in stems:
+            raise InputError(f"two images named {stem}: VOC names files by stem")
+        stems.append(stem)
+        cls = np.zeros((h, w), np.uint8)
+        obj = np.zeros((h, w), np.uint8)
+        dense = item.masks.to_dense()
+        if len(dense) >= VOID:
+            raise InputError(f"{item.file_name}: {len(dense)} objects do not fit VOC's 8-bit "
+                             "object PNGs")
+        labels = item.masks.labels if item.masks.labels is not None else \
+            np.ones(len(dense), np.int64)
+        for k, (m, c) in enumerate(zip(dense, labels, strict=True)):
+            cls[m] = index[int(c)]
+            obj[m] = k + 1
+        out.append(write_label_png(root / "SegmentationClass" / f"{stem}.png", cls,
+                                   palette=palette))
+        out.append(write_label_png(root / "SegmentationObject" / f"{stem}.png", obj,
+                                   palette=palette))
+    from masklab.io.atomic import atomic_open
+
+    listing = root / "ImageSets" / "Segmentation" / f"{split}.txt"
+    listing.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(listing, "w") as fh:
+        fh.write("".join(s + "\n" for s in stems))
+    out.append(listing)
+    if labelmap is not None:
+        with atomic_open(root / "labelmap.txt", "w") as fh:
+            fh.write("# label:color_rgb:parts:actions\n")
+            for k, n in enumerate(labelmap):
+                r, g, b = palette[k]
+                fh.write(f"{n}:{r},{g},{b}::\n")
+        out.append(root / "labelmap.txt")
+    return out
