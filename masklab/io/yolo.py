@@ -12,20 +12,44 @@ from masklab.errors import InputError
 from masklab.types import Masks
 
 
-def masks_to_lines(masks: Masks, class_index: dict[int, int]) -> list[str]:
-    """One line per polygon; ``class_index`` maps ``masks.labels`` to YOLO's 0-based classes.
+def join_parts(parts: list[np.ndarray]) -> np.ndarray:
+    """Several polygons ((K, 2) arrays) as one, joined by zero-width bridges (out and back
+    along the same segment) between the closest vertices of consecutive parts, as
+    Ultralytics' ``merge_multi_segment`` does: one object stays one line."""
+    parts = [np.asarray(p, np.float64).reshape(-1, 2) for p in parts]
+    if len(parts) == 1:
+        return parts[0]
+    links = []  # (vertex on part i, vertex on part i + 1), the closest pair
+    for a, b in zip(parts[:-1], parts[1:], strict=True):
+        d = ((a[:, None] - b[None]) ** 2).sum(-1)
+        links.append(np.unravel_index(int(d.argmin()), d.shape))
 
-    An instance split into several parts gives one line per part (YOLO has no multi-polygon).
+    def walk(i: int, start: int) -> list[np.ndarray]:
+        pts = np.roll(parts[i], -start, axis=0)
+        if i == len(parts) - 1:
+            return [pts, pts[:1]]
+        out = (links[i][0] - start) % len(pts)
+        return [pts[:out + 1], *walk(i + 1, links[i][1]), pts[out:], pts[:1]]
+
+    return np.concatenate(walk(0, 0))
+
+
+def masks_to_lines(masks: Masks, class_index: dict[int, int]) -> list[str]:
+    """One line per object; ``class_index`` maps ``masks.labels`` to YOLO's 0-based classes.
+
+    An object of several parts stays one line, its polygons joined by zero-width bridges
+    (``join_parts``; YOLO has no multi-polygon); holes are lost (outer contours only).
     """
     h, w = masks.size
     labels = masks.labels if masks.labels is not None else np.ones(len(masks), np.int64)
     lines = []
     for label, polys in zip(labels, masks.to_polygons(), strict=True):
+        if not polys:
+            continue
         cls = class_index[int(label)]
-        for poly in polys:
-            p = np.asarray(poly).reshape(-1, 2) / np.array([w, h])
-            p = np.clip(p, 0.0, 1.0)
-            lines.append(f"{cls} " + " ".join(f"{v:.6f}" for v in p.reshape(-1)))
+        p = join_parts([np.asarray(q).reshape(-1, 2) for q in polys]) / np.array([w, h])
+        p = np.clip(p, 0.0, 1.0)
+        lines.append(f"{cls} " + " ".join(f"{v:.6f}" for v in p.reshape(-1)))
     return lines
 
 

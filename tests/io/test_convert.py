@@ -79,3 +79,43 @@ def test_unknown_formats(tmp_path):
     (tmp_path / "d").mkdir()
     with pytest.raises(InputError, match="cannot tell the source format"):
         cv.convert(tmp_path / "d", tmp_path / "o.json")
+
+
+def test_yolo_keeps_an_object_of_several_parts_as_one_line(tmp_path):
+    """Parts joined by zero-width bridges (as Ultralytics' converter does): one line, one
+    object read back, the same pixels but for the bridges' own."""
+    from masklab.io.convert import LabeledImage, MaskSet, read_yolo, write_yolo
+    from masklab.io.images import write_image
+    from masklab.types import Masks
+
+    m = np.zeros((60, 80), bool)
+    m[5:20, 5:25] = True
+    m[30:50, 40:70] = True
+    m[8:14, 60:75] = True
+    ms = MaskSet([{"id": 1, "name": "a"}], [LabeledImage("x.png", Masks(m[None], labels=[1]))])
+    write_yolo(ms, tmp_path / "y")
+    lines = (tmp_path / "y" / "x.txt").read_text().splitlines()
+    assert len(lines) == 1
+    write_image(tmp_path / "x.png", np.zeros((60, 80, 3), np.uint8))
+    back = read_yolo(tmp_path / "y", images_dir=tmp_path).items[0].masks
+    assert len(back) == 1
+    got = back.to_dense()[0]
+    assert (got & m).sum() == m.sum() and (got & ~m).sum() <= 60  # bridges: thin lines
+
+
+def test_coco_yolo_coco_keeps_the_number_of_objects():
+    """The shared COCO subset (815 objects, some in several parts): 815 after YOLO."""
+    from pathlib import Path
+
+    from masklab.io.convert import read_coco, read_yolo, write_yolo
+
+    root = Path(__file__).resolve().parents[3] / "shared" / "data" / "coco_tiny"
+    if not (root / "annotations" / "instances_val2017.json").is_file():
+        pytest.skip("shared COCO subset not present")
+    import tempfile
+
+    ms = read_coco(root / "annotations" / "instances_val2017.json")
+    with tempfile.TemporaryDirectory() as d:
+        write_yolo(ms, d)
+        back = read_yolo(d, images_dir=root / "val2017")
+    assert sum(len(i.masks) for i in back.items) == sum(len(i.masks) for i in ms.items) == 815
