@@ -8,7 +8,8 @@ is claimed again once its heartbeat is stale (at once when it ran on this host: 
 start sees its process is gone) and goes on from its committed progress:
 
 - ``import``: a folder's images (in chunks; names already in the project are skipped) and
-  videos; ``import-coco``: a COCO file's images and annotations, image by image;
+  videos; ``import-coco``: a COCO file's images and annotations, image by image (or, with
+  ``params.format``, labelme, CVAT, Label Studio, VOC, Cityscapes, YOLO, ... annotations);
 - ``export``: the project in a format, written to the exports folder (a rerun after a crash
   starts the file again; nothing half-written is ever served);
 - ``prelabel``: proposals for the job's images (``masklab.app.prelabel``); each image's
@@ -175,7 +176,7 @@ def run_import_coco(ctx: JobContext) -> dict:
     p = ctx.params
     out = ctx.store.import_coco(ctx.job["project_id"], p["coco"],
                                 images_dir=p.get("images_dir"), user=ctx.job["created_by"],
-                                job=ctx)
+                                job=ctx, fmt=p.get("format", "coco"))
     if ctx.store.job(ctx.id)["total"] >= SETTLE_AFTER:
         ctx.store.settle()
         ctx.store.settle("annotations")

@@ -44,6 +44,7 @@ class FolderIn(BaseModel):
 class CocoIn(BaseModel):
     coco: str
     images_dir: str | None = None
+    format: str = "coco"  # or labelme, cvat, labelstudio, voc, cityscapes, yolo, ...
 
 
 class Rle(BaseModel):

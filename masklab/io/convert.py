@@ -416,7 +416,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, src_format: str |
         if src_format == "yolo" and images_dir is None:
             raise InputError("reading YOLO labels needs the images folder (image sizes)", src)
         kwargs["images_dir"] = images_dir
-    if src_format == "labelme":
+    if src_format in ("labelme", "voc"):
         kwargs["images_dir"] = images_dir
     if src_format in ("labels", "labelme", "labelstudio", "cvat", "cvat-video"):
         kwargs["class_names"] = class_names

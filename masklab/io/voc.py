@@ -39,8 +39,10 @@ def read_labelmap(path: Path) -> list[str]:
     return names
 
 
-def read_voc(root: str | os.PathLike, *, split: str | None = None):
-    """A VOC-layout folder (or the folder holding ``VOC2012/``) as a ``MaskSet``."""
+def read_voc(root: str | os.PathLike, *, split: str | None = None,
+             images_dir: str | os.PathLike | None = None):
+    """A VOC-layout folder (or the folder holding ``VOC2012/``) as a ``MaskSet``; images
+    are ``JPEGImages/<stem>.jpg``, or the file of that stem in ``images_dir``."""
     from masklab.io.convert import LabeledImage, MaskSet
     from masklab.io.images import read_label_png
     from masklab.types import Masks
@@ -92,13 +94,24 @@ def read_voc(root: str | os.PathLike, *, split: str | None = None):
                     continue
                 masks.append(cls == k)
                 labels.append(int(k))
-        jpg = next((root / "JPEGImages" / f"{stem}{e}" for e in (".jpg", ".jpeg", ".png")
-                    if (root / "JPEGImages" / f"{stem}{e}").is_file()), None)
-        name = f"JPEGImages/{jpg.name}" if jpg is not None else f"{stem}.jpg"
+        name = _image_name(root, stem, images_dir)
         data = np.stack(masks) if masks else np.zeros((0, *cls.shape), bool)
         items.append(LabeledImage(name, Masks(data, labels=np.array(labels, np.int64)), i + 1))
     cats = [{"id": k, "name": n} for k, n in enumerate(names) if k > 0]
     return MaskSet(cats, items)
+
+
+def _image_name(root: Path, stem: str, images_dir) -> str:
+    from masklab.io.images import IMAGE_EXTENSIONS
+
+    if images_dir is not None:
+        for e in IMAGE_EXTENSIONS:
+            for f in (Path(images_dir) / f"{stem}{e}", Path(images_dir) / f"{stem}{e.upper()}"):
+                if f.is_file():
+                    return f.name
+    jpg = next((root / "JPEGImages" / f"{stem}{e}" for e in (".jpg", ".jpeg", ".png")
+                if (root / "JPEGImages" / f"{stem}{e}").is_file()), None)
+    return f"JPEGImages/{jpg.name}" if jpg is not None else f"{stem}.jpg"
 
 
 def write_voc(ms, root: str | os.PathLike, *, split: str = "train") -> list[Path]:

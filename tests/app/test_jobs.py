@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -331,3 +332,45 @@ def test_prelabel_with_a_panoptic_model(app_env):
         assert got == want and all(a["proposal"] for a in anns)
         total += len(anns)
     assert total == j["result"]["proposals"] > 0
+
+
+def test_import_and_export_jobs_in_the_interchange_formats(app_env):
+    """Each interchange format as an export job, imported back as a job into a new project:
+    the same masks and classes (a round trip through the app)."""
+    import zipfile
+
+    api, truth, tmp = app_env
+    p = _project(api, "src", ("box", "other"))
+    api.post(f"/api/projects/{p['id']}/import", json={"folder": "imgs"})
+    ims = api.get(f"/api/projects/{p['id']}/images")["items"]
+    for im in ims:
+        api.post(f"/api/images/{im['id']}/annotations", json={
+            "class_id": 1, "mask": rle.encode(truth[im["file_name"]])[0]})
+    want = {im["file_name"]: truth[im["file_name"]] for im in ims}
+    for fmt in ("labelme", "cvat", "labelstudio", "voc"):
+        j = wait_job(api, api.post(f"/api/projects/{p['id']}/jobs", json={
+            "kind": "export", "params": {"format": fmt}})["id"])
+        assert j["state"] == "done", j
+        data = api.c.get(j["result"]["url"]).content
+        out = tmp / "data" / f"exp-{fmt}"
+        zpath = tmp / f"{fmt}.zip"
+        zpath.write_bytes(data)
+        with zipfile.ZipFile(zpath) as z:
+            z.extractall(out)
+        src = {"cvat": out / "annotations.xml", "labelstudio": out / "tasks.json"}.get(fmt, out)
+        q = _project(api, f"dst-{fmt}", ("box",))
+        j = wait_job(api, api.post(f"/api/projects/{q['id']}/jobs", json={
+            "kind": "import-coco", "params": {"coco": str(src.relative_to(tmp / "data")),
+                                              "format": fmt,
+                                              "images_dir": "imgs"}})["id"])
+        assert j["state"] == "done" and j["failed"] == 0, (fmt, j)
+        got = {}
+        for im in api.get(f"/api/projects/{q['id']}/images")["items"]:
+            anns = api.get(f"/api/images/{im['id']}/annotations")["annotations"]
+            assert len(anns) == 1, (fmt, im["file_name"], len(anns))
+            got[Path(im["file_name"]).name] = rle.decode([anns[0]["mask"]])[0]
+        for name, m in want.items():
+            np.testing.assert_array_equal(got[Path(name).name], m, err_msg=fmt)
+    r = api.post(f"/api/projects/{p['id']}/jobs", expect=400, json={
+        "kind": "import-coco", "params": {"coco": "imgs", "format": "nope"}})
+    assert "format must be one of" in r["detail"]

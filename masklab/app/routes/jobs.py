@@ -34,8 +34,13 @@ def register(app: FastAPI, ctx: Ctx) -> None:
                 raise InputError("an import job needs params.folder")
             store.confine(params["folder"])
         elif body.kind == "import-coco":
+            from masklab.app.store.base import IMPORT_FORMATS
+
             if not params.get("coco"):
-                raise InputError("a COCO import job needs params.coco")
+                raise InputError("an annotation import job needs params.coco (the file or "
+                                 "folder)")
+            if params.get("format", "coco") not in IMPORT_FORMATS:
+                raise InputError(f"format must be one of {', '.join(IMPORT_FORMATS)}")
             store.confine(params["coco"])
         elif body.kind == "export":
             from masklab.app.store import EXPORT_FORMATS

@@ -59,7 +59,7 @@ def register(app: FastAPI, ctx: Ctx) -> None:
     @r.post("/api/projects/{project_id}/import-coco")
     def import_coco(project_id: Id, body: CocoIn, p=Depends(admin)):
         return store.import_coco(project_id, body.coco, images_dir=body.images_dir,
-                                 user=p.name)
+                                 fmt=body.format, user=p.name)
 
     @r.post("/api/projects/{project_id}/upload")
     async def upload(project_id: Id, files: list[UploadFile] = File(...), _p=Depends(admin)):

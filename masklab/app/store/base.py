@@ -23,7 +23,10 @@ PALETTE = ["#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#4
            "#f032e6", "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#800000",
            "#aaffc3", "#808000", "#000075", "#808080"]
 INTERNAL_DIRS = ("uploads", "exports", "frames", "cache", "alpha")  # in the data folder
-EXPORT_FORMATS = ("coco", "coco-polygons", "yolo", "labels", "instances", "davis", "alpha")
+EXPORT_FORMATS = ("coco", "coco-polygons", "yolo", "labels", "instances", "davis", "alpha",
+                  "labelme", "cvat", "labelstudio", "voc", "cityscapes")
+IMPORT_FORMATS = ("coco", "labelme", "cvat", "labelstudio", "voc", "cityscapes", "yolo",
+                  "labels", "instances", "davis")
 
 
 class NotFound(MasklabError):

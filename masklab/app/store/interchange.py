@@ -68,6 +68,9 @@ class InterchangeMixin:
             self._export_alpha(project_id, out, proposals)
         elif fmt.startswith("coco"):
             _convert.write_coco(ms, out, polygons=fmt == "coco-polygons")
+        elif fmt in ("cvat", "labelstudio"):  # a file (and Label Studio's config) in a folder
+            name = "annotations.xml" if fmt == "cvat" else "tasks.json"
+            _convert.WRITERS[fmt](ms, Path(out) / name)
         else:
             _convert.WRITERS[fmt](ms, out)
         return out
@@ -101,17 +104,24 @@ class InterchangeMixin:
 
     def import_coco(self, project_id: int, coco_path: str | os.PathLike, *,
                     images_dir: str | os.PathLike | None = None, user: str = "local",
-                    job=None) -> dict:
+                    job=None, fmt: str = "coco") -> dict:
         """Add a COCO file's images (found in ``images_dir``, below an import root) and their
         annotations (source ``import``) to the project; categories join the label schema by
-        name. ``job`` (a ``JobContext``): a missing or unreadable image is recorded and
-        skipped rather than stopping the import, progress is kept, and each image's
-        annotations commit with the job's progress, so a resumed job adds none twice."""
+        name. ``fmt``: another format ``masklab.io.convert`` reads (``labelme``, ``cvat``,
+        ``labelstudio``, ``voc``, ``cityscapes``, ``yolo``, ...; ``coco_path`` is then its
+        file or folder). ``job`` (a ``JobContext``): a missing or unreadable image is
+        recorded and skipped rather than stopping the import, progress is kept, and each
+        image's annotations commit with the job's progress, so a resumed job adds none
+        twice."""
         from masklab.io.coco import load_coco
 
         coco_path = self.confine(coco_path)
-        ds = load_coco(coco_path)
-        base = self.confine(images_dir) if images_dir else coco_path.parent
+        if fmt == "coco":
+            ds = load_coco(coco_path)
+        else:
+            ds = _MaskSetSource.read(fmt, coco_path, images_dir and self.confine(images_dir))
+        base = self.confine(images_dir) if images_dir else \
+            (coco_path.parent if coco_path.is_file() else coco_path)
         with self.transaction() as s:
             p = self._get(s, db.Project, project_id)
             classes = list(p.classes)
@@ -177,6 +187,40 @@ class InterchangeMixin:
         if job is not None:
             out["failed"] = len(errors)
         return out
+
+class _MaskSetSource:
+    """A ``MaskSet`` read from any format, seen as ``import_coco`` sees a COCO dataset."""
+
+    def __init__(self, ms):
+        self.categories = ms.categories
+        self.images, self._items = [], {}
+        for k, item in enumerate(ms.items):
+            self.images.append({"id": k + 1, "file_name": item.file_name})
+            self._items[k + 1] = item
+        self.annotations = [0] * sum(len(i.masks) for i in ms.items)
+
+    @classmethod
+    def read(cls, fmt: str, path: Path, images_dir: Path | None):
+        from masklab.io.convert import READERS
+
+        if fmt not in READERS:
+            raise InputError(f"format must be one of {', '.join(READERS)}")
+        kwargs = {"images_dir": images_dir} if fmt in ("yolo", "labelme", "labels",
+                                                       "instances", "voc") else {}
+        if fmt == "yolo" and images_dir is None:
+            raise InputError("a YOLO import needs images_dir (the image sizes)")
+        return cls(READERS[fmt](path, **kwargs))
+
+    def masks(self, image_id: int):
+        return self._items[image_id].masks
+
+    def annotations_for(self, image_id: int) -> list[dict]:
+        m = self._items[image_id].masks
+        scores = m.scores if m.scores is not None else [None] * len(m)
+        labels = m.labels if m.labels is not None else [1] * len(m)
+        return [{"category_id": int(c), "score": None if s is None else float(s)}
+                for c, s in zip(labels, scores, strict=True)]
+
 
 class _LazyItems:
     """``LabeledImage``s made when iterated (a writer's single pass): images and their
