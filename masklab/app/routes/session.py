@@ -13,6 +13,7 @@ from masklab.app import db
 from masklab.app.routes import Ctx
 from masklab.app.schemas import LoginIn, UserIn
 from masklab.app.store import EXPORT_FORMATS
+from masklab.app.store.base import IMPORT_FORMATS
 from masklab.errors import InputError
 
 
@@ -23,6 +24,7 @@ def register(app: FastAPI, ctx: Ctx) -> None:
     @r.get("/api/info")
     def info():
         return {"version": __version__, "auth": cfg.auth, "export_formats": EXPORT_FORMATS,
+                "import_formats": IMPORT_FORMATS,
                 "statuses": db.STATUSES, "roles": db.ROLES,
                 "backend": cfg.backend if seg._backend is None else seg.name}
 

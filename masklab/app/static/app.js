@@ -212,7 +212,8 @@ async function projectPage(pid, query) {
       for (const f of files.files) fd.append("files", f);
       try { const r = await api.request("POST", `/api/projects/${pid}/upload`, fd, { form: true });
         toast(`${r.added} images uploaded`); route(); } catch (err) { toast(err.message); }
-    } }, files, el("button", { type: "submit", text: "Upload" }))) : null;
+    } }, files, el("button", { type: "submit", text: "Upload" })),
+    annotationImport(info, jobs)) : null;
   const withProposals = el("input", { type: "checkbox", name: "export-proposals" });
   const exportRow = el("div", { class: "row" }, ...info.export_formats.map((f) =>
     el("button", { "data-format": f, text: f, onclick: async () => {
@@ -230,6 +231,21 @@ async function projectPage(pid, query) {
     pager, jobs.box, reviewBox, admin ? prelabelForm(p, filter.toString(), jobs.start) : null,
     admin ? trainingPanel(p, filter.toString(), jobs, { onOrder: () => route() }) : null,
     importBox, el("fieldset", {}, el("legend", { text: "Export" }), exportRow)));
+}
+
+// annotations made elsewhere (COCO, labelme, CVAT, Label Studio, VOC, Cityscapes, YOLO, ...)
+// with their images, as an import job
+function annotationImport(info, jobs) {
+  const fmt = el("select", { name: "import-format" }, ...info.import_formats.map((f) => el("option", { value: f, text: f })));
+  const src = el("input", { name: "import-annotations", size: 40, placeholder: "annotation file or folder on the server" });
+  const imgs = el("input", { name: "import-images", size: 30, placeholder: "their images' folder (optional)" });
+  return el("form", { class: "row", id: "import-annotations-form", onsubmit: async (e) => {
+    e.preventDefault();
+    const params = { coco: src.value.trim(), format: fmt.value };
+    if (imgs.value.trim()) params.images_dir = imgs.value.trim();
+    try { await jobs.start("import-coco", params); toast(`importing ${fmt.value} annotations…`); }
+    catch (err) { toast(err.message); }
+  } }, fmt, src, imgs, el("button", { type: "submit", text: "Import annotations" }));
 }
 
 // accept or reject the project's proposals in bulk: all of a class, above a score
