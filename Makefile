@@ -11,9 +11,20 @@ ORT_FILES    := ort.wasm.min.mjs ort-wasm-simd-threaded.mjs ort-wasm-simd-thread
 APP_DATA ?= app_data
 APP_PORT ?= 8000
 
-.PHONY: setup system demo app test bench lint format clean
+PEERS       := .venv-peers
+PEERS_STAMP := $(PEERS)/.installed
+
+.PHONY: setup system peers demo app test bench lint format clean
 
 setup: $(STAMP) system $(VENDOR_STAMP)
+
+# the peer tools the interchange tests and bench/convert.py compare with, in their own
+# environment (their pins differ from ours): Datumaro
+peers: $(PEERS_STAMP)
+$(PEERS_STAMP):
+	@test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet "datumaro>=1.10"
+	@touch $@
 
 # the app's JavaScript packages (onnxruntime-web: the browser's prompt decoder), from the npm
 # registry at the versions of package-lock.json, copied into the package with their licence;
@@ -57,7 +68,7 @@ demo: setup
 app: setup
 	$(BIN)/masklab app --data $(APP_DATA) --sample --port $(APP_PORT)
 
-test: setup
+test: setup peers
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
 
 bench: setup

@@ -1,0 +1,97 @@
+"""Datumaro (the peers' environment, ``make peers``) reads masklab's CVAT XML, Pascal VOC and
+Cityscapes exports and finds the same masks and labels. (labelme JSON is checked against
+labelme's own code in tests/io/test_labelme.py: Datumaro's ``label_me`` is MIT LabelMe XML.)"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from masklab.io.convert import LabeledImage, MaskSet
+from masklab.types import Masks
+
+PEERS = Path(__file__).resolve().parents[2] / ".venv-peers" / "bin" / "python"
+pytestmark = pytest.mark.skipif(not PEERS.is_file(), reason="no .venv-peers (make peers)")
+
+
+def _datumaro(path: Path, fmt: str) -> dict:
+    r = subprocess.run([str(PEERS), str(Path(__file__).with_name("datumaro_read.py")),
+                        str(path), fmt], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = {}
+    for item, objs in json.loads(r.stdout.splitlines()[-1]).items():
+        out[Path(item).name.split("_gtFine")[0]] = [
+            (name, np.unpackbits(np.frombuffer(base64.b64decode(b), np.uint8))[:h * w]
+             .reshape(h, w).astype(bool)) for name, b, h, w in objs]
+    return out
+
+
+def _set(names=("person", "car")):
+    yy, xx = np.mgrid[:30, :40]
+    items = []
+    for i in range(3):
+        a = (xx - 10 - i) ** 2 + (yy - 10) ** 2 < 40
+        b = np.zeros((30, 40), bool)
+        b[18:27, 20:36] = True
+        b[3:6, 30:38] = True  # a second part
+        c = ((xx - 28) ** 2 + (yy - 10) ** 2 < 20) & ~((xx - 28) ** 2 + (yy - 10) ** 2 < 4)
+        items.append(LabeledImage(f"img{i}.png", Masks(np.stack([a, b, c]),
+                                                        labels=np.array([1, 2, 1])), i + 1))
+    return MaskSet([{"id": 1, "name": names[0]}, {"id": 2, "name": names[1]}], items)
+
+
+def _same(ms: MaskSet, theirs: dict, key=lambda name: Path(name).stem) -> None:
+    names = {c["id"]: c["name"] for c in ms.categories}
+    for item in ms.items:
+        got = theirs[key(item.file_name)]
+        want = [(names[int(c)], m) for c, m in zip(item.masks.labels, item.masks.to_dense(),
+                                                     strict=True)]
+        assert len(got) == len(want), (item.file_name, len(got), len(want))
+        for name, m in want:  # each of ours is one of theirs
+            assert any(n == name and np.array_equal(g, m) for n, g in got), \
+                (item.file_name, name)
+
+
+def test_datumaro_reads_masklab_cvat(tmp_path):
+    from masklab.io.cvat import write_cvat
+
+    from masklab.io.images import write_image
+
+    ms = _set()
+    for item in ms.items:  # CVAT's export layout: annotations.xml + images/
+        write_image(tmp_path / "cvat" / "images" / item.file_name, np.zeros((30, 40, 3), np.uint8))
+    write_cvat(ms, tmp_path / "cvat" / "annotations.xml")
+    _same(ms, _datumaro(tmp_path / "cvat", "cvat"))
+
+
+def test_datumaro_reads_masklab_voc(tmp_path):
+    from masklab.io.voc import write_voc
+
+    ms = _set()
+    write_voc(ms, tmp_path / "voc", split="train")
+    theirs = _datumaro(tmp_path / "voc", "voc_instance_segmentation")
+    _same(ms, theirs)
+
+
+def test_datumaro_reads_masklab_cityscapes(tmp_path):
+    """Datumaro (1.13) reads the regions of classes without instances from instanceIds
+    PNGs (values >= 1000, the instances, it skips): so road, building and sky here."""
+    from masklab.io.cityscapes import write_cityscapes
+    from masklab.io.images import write_image
+
+    ms = _set(("road", "building"))
+    for item in ms.items:  # one region per class: the third object becomes sky
+        item.masks.labels = np.array([1, 2, 3])
+    ms.categories.append({"id": 3, "name": "sky"})
+    write_cityscapes(ms, tmp_path / "cs", split="train")
+    for k in range(len(ms.items)):  # Datumaro wants the images too
+        write_image(tmp_path / "cs" / "leftImg8bit" / "train" / "masklab" /
+                    f"masklab_000000_{k:06d}_leftImg8bit.png", np.zeros((30, 40, 3), np.uint8))
+    theirs = _datumaro(tmp_path / "cs", "cityscapes")
+    stems = sorted(theirs)
+    _same(ms, {f"img{k}": theirs[s] for k, s in enumerate(stems)})
