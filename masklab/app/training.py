@@ -91,6 +91,8 @@ def check_params(params: dict, project: dict) -> dict:
     p["batch_size"] = number("batch_size", int, 4 if task == "semantic" else 2, 1, 256)
     p["lr"] = number("lr", float, 1e-3 if task == "semantic" else 1e-4, 1e-6, 1.0)
     p["pretrained"] = bool(p.get("pretrained", task == "instances"))  # COCO weights
+    if p.get("from_version") not in (None, ""):  # go on from a version of this project
+        p["from_version"] = int(p["from_version"])
     mc = p.get("model_config") or {}
     if not isinstance(mc, dict) or not all(isinstance(v, (int, float, str, bool))
                                            for v in mc.values()):
@@ -271,8 +273,17 @@ def run_train_job(ctx) -> dict:
               "seed": p["seed"], "workers": 0, "resume": True, "quiet": True,
               "device": getattr(ctx.cfg, "device", "cpu") if ctx.cfg is not None else "cpu",
               "time_budget": None if p.get("minutes") is None else 60 * p["minutes"]}
+    init = None
+    if p.get("from_version"):
+        base = store.model(p["from_version"])
+        if base["project_id"] != project["id"] or base["task"] != p["task"] or \
+                base["arch"] != p["model"]:
+            raise InputError(f"model {base['id']} is not a {p['task']} {p['model']} of this "
+                             "project")
+        init = base["path"]
     if p["task"] == "semantic":
         cfg = {**common, "data": str(folder / "dataset"), "layout": "folder",
+               "init_from": init,
                "num_classes": len(data["classes"]), "class_names": data["classes"],
                "ignore_index": IGNORE, "crop": [p["crop"], p["crop"]], "tensorboard": False}
     else:

@@ -196,6 +196,8 @@ class TrainConfig:
     eval_scale: float = 1.0  # validate on images resized by this factor (logits resized back)
     resume: bool = False
     pretrained: bool = False  # start from the registry's pretrained weights
+    init_from: str | None = None  # start from this checkpoint folder's weights (same
+    # architecture and classes: e.g. the previous version of a model, trained on fewer images)
     quiet: bool | None = None
     tensorboard: bool = True
     time_budget: float | None = None  # seconds of training (this run): then the epoch ends,
@@ -340,6 +342,8 @@ def _train(cfg: TrainConfig, dist_, device, callback=None) -> TrainResult:
     model = load_semantic_model(cfg.model, weights="default" if cfg.pretrained else None,
                                 num_classes=spec.num_classes, class_names=spec.class_names,
                                 config=cfg.model_config, device=str(device))
+    if cfg.init_from and not (cfg.resume and (out / "train_state.pt").is_file()):
+        _init_from(model, cfg.init_from)
 
     weight = None
     if cfg.class_weights in ("median", "sqrt-median"):
@@ -507,6 +511,24 @@ def _train(cfg: TrainConfig, dist_, device, callback=None) -> TrainResult:
                                      cfg.quiet if main else True, cfg.eval_scale, dist=dist_)
     return TrainResult(best, best_epoch, history, out / "best", out / "last",
                        seen * dist_.world / t_train if t_train else 0.0, last_result)
+
+
+def _init_from(model: SemanticModel, folder: str) -> None:
+    """Load a checkpoint's weights into ``model`` (same architecture and classes)."""
+    from masklab.io.coco import read_json
+    from masklab.weights import load_state_dict
+
+    cfg = read_json(Path(folder) / "config.json")
+    if cfg.get("model") != model.name or int(cfg.get("num_classes", -1)) != model.num_classes:
+        raise InputError(f"init_from is a {cfg.get('model')} of {cfg.get('num_classes')} "
+                         f"classes; this run trains a {model.name} of {model.num_classes}",
+                         folder)
+    state = load_state_dict(Path(folder) / "model.safetensors")
+    try:
+        model.net.load_state_dict(state)
+    except RuntimeError as e:
+        raise InputError(f"init_from does not fit the model ({str(e).splitlines()[0]})",
+                         folder) from None
 
 
 def _convert_sync_bn(model):
