@@ -3,7 +3,7 @@
 A project holds the CamVid images of two videos (0001TP and 0016E5: 367 images, at half
 resolution); annotating an image means entering its ground truth (void left unlabelled). In
 growing steps (10, 20, 40, 80 labelled images) the app's own jobs run: ``train`` (a U-Net on
-the labelled images, a fixed time budget), then ``prelabel`` with the new version over the
+the labelled images, a fixed time budget, going on from the previous step's version), then ``prelabel`` with the new version over the
 images still unlabelled (proposals + each image's uncertainty). The next images to label are
 taken at random, or least confident first (the queue the project can follow). After each
 step the effort left is measured against annotating without a model:
@@ -127,14 +127,15 @@ class Loop:
             raise SystemExit(f"{kind} job: {j['state']} {j['message']}")
         return j
 
-    def train(self, labelled: list[int]) -> dict:
+    def train(self, labelled: list[int], previous: int | None = None) -> dict:
         from masklab.app import training
         from masklab.app.store import ImageFilter
 
         params = training.check_params({
             "model": "unet", "model_config": {"depth": 4, "width": 16}, "epochs": 10_000,
             "minutes": self.args.minutes, "crop": 128, "batch_size": 8, "lr": 2e-3,
-            "val_percent": 10, "threads": self.args.threads, "unlabelled": "ignore"},
+            "val_percent": 10, "threads": self.args.threads, "unlabelled": "ignore",
+            "from_version": previous if self.args.warm else None},
             self.store.project(self.pid, counts=False))
         ids = training.labelled_ids(self.store, self.pid, params["statuses"], ImageFilter())
         assert sorted(ids) == sorted(labelled)
@@ -238,7 +239,7 @@ def run_order(order: str, work: Path, pool, truth, held, eval_ids_names, args) -
     candidates = [i for i in loop.images.values() if i not in set(eval_ids)]
     rng = random.Random(args.seed)
     labelled = rng.sample(sorted(candidates), STEPS[0])
-    rows = []
+    rows, previous = [], None
     for step, n in enumerate(STEPS):
         if step:  # the next images: at random, or least confident first
             rest = sorted(set(candidates) - set(labelled))
@@ -250,7 +251,8 @@ def run_order(order: str, work: Path, pool, truth, held, eval_ids_names, args) -
                 labelled += rest[:n - len(labelled)]
         loop.label(labelled[len(labelled) - (n - (STEPS[step - 1] if step else 0)):])
         t = time.perf_counter()
-        job = loop.train(labelled)
+        job = loop.train(labelled, previous)
+        previous = job["result"]["model_id"]
         t_train = time.perf_counter() - t
         remaining = sorted(set(loop.images.values()) - set(labelled))
         t = time.perf_counter()
@@ -305,6 +307,9 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=2.5, help="training budget per step")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--warm", action=argparse.BooleanOptionalAction, default=True,
+                    help="each step's training goes on from the previous version "
+                         "(--no-warm: from scratch)")
     args = ap.parse_args()
     if not CAMVID.is_dir():
         raise SystemExit(f"no CamVid at {CAMVID}")
@@ -338,6 +343,7 @@ def main() -> None:
     meta = {"dataset": f"CamVid half resolution: pool {'+'.join(POOL_VIDEOS)} "
                        f"({len(pool)} images), held-out video {HELD_OUT_VIDEO} ({len(held)})",
             "steps": list(STEPS), "training_minutes_per_step": args.minutes,
+            "warm_start": args.warm,
             "threads": args.threads, "model": "unet depth 4 width 16, crops 128",
             "no_model": baseline, "eval_set_images": EVAL_IMAGES,
             "effort_ratio_at_80": at80, "goal": "effort ratio <= 0.5 after 80 images",
