@@ -3,8 +3,8 @@
 A project holds the CamVid images of two videos (0001TP and 0016E5: 367 images, at half
 resolution); annotating an image means entering its ground truth (void left unlabelled). In
 growing steps (10, 20, 40, 80 labelled images) the app's own jobs run: ``train`` (a U-Net on
-the labelled images, a fixed time budget, going on from the previous step's version), then ``prelabel`` with the new version over the
-images still unlabelled (proposals + each image's uncertainty). The next images to label are
+the labelled images, a fixed time budget, going on from the previous step's version), then
+``prelabel`` with the new version over the images still unlabelled (proposals + each image's uncertainty). The next images to label are
 taken at random, or least confident first (the queue the project can follow). After each
 step the effort left is measured against annotating without a model:
 
@@ -12,8 +12,8 @@ step the effort left is measured against annotating without a model:
   as the annotator sees them, differ from the ground truth; without a model every pixel;
 - clicks: NoC@85 with masklab's click simulator (``metrics.interactive.next_click``) and the
   app's offline click tool (GrabCut), per class region (>= 5 % of the image) of a fixed set
-  of 5 images that are never labelled, starting from the region's proposal (GrabCut then keeps it as the prior)
-  or from nothing;
+  of 5 images that are never labelled, starting from the region's proposal (GrabCut then
+  keeps it as the prior) or from nothing;
 - validation mIoU on a video the training never saw (0006R0, 101 images).
 
 ``effort_ratio`` (with model / without) at each step goes to bench/results/app_loop.json,

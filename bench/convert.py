@@ -80,8 +80,8 @@ def datumaro(src_fmt: str, src: Path, dst_fmt: str, dst: Path) -> list[str]:
     (its ``polygons_to_masks`` transform, as its docs do it)."""
     masks = ".transform('polygons_to_masks')" if dst_fmt.startswith(("voc", "cityscapes")) \
         else ""
-    code = ("import datumaro as dm; dm.Dataset.import_from(%r, %r)%s.export(%r, %r, "
-            "save_media=False)" % (str(src), src_fmt, masks, str(dst), dst_fmt))
+    code = (f"import datumaro as dm; dm.Dataset.import_from({str(src)!r}, {src_fmt!r})"
+            f"{masks}.export({str(dst)!r}, {dst_fmt!r}, save_media=False)")
     return [str(DATUM.with_name("python")), "-c", code]
 
 

@@ -6,9 +6,9 @@ list filter it was started with), holds a fixed, seeded part of them out for val
 training when more images are labelled), paints their annotations into label PNGs (z order,
 classes 1..K in the project's order, 0 where nothing is drawn — or the ignore index with
 ``unlabelled="ignore"``) — or, for instance models, COCO files of the two parts — and runs
-the toolkit's own trainer (``tasks.semantic.train_semantic``, ``tasks.instances_train.
-train_instances``: no second training loop) in a child process: its threads are the job's (``threads``; the
-default leaves one core to the server), it never holds the server's interpreter, a cancel
+the toolkit's own trainer (``tasks.semantic.train_semantic``,
+``tasks.instances_train.train_instances``: no second training loop) in a child process: its
+threads are the job's (``threads``; the default leaves one core to the server), it never holds the server's interpreter, a cancel
 stops it at once, and it resumes from its last epoch's checkpoint when the job is claimed
 again after a restart. Each step and epoch (loss, validation mIoU or mask AP) is appended to
 ``events.jsonl`` in the run folder (``GET /api/jobs/{id}/events``: the app's live plot). The

@@ -70,9 +70,10 @@ class _Attn:
                       bv: torch.Tensor) -> torch.Tensor:
         """``tokens`` over image tokens ``keys`` (N, C) shared or (P, N, C) whose projections
         were never made: keys ``keys Wkᵀ + ck`` (``ck`` (N, dim): bias plus the positional
-        term, given per head as ``ckt`` (h, d, N)), values ``keys Wvᵀ + bv``. Per head the products are regrouped, ``q_h (keys
-        W_k,hᵀ)ᵀ = (q_h W_k,h) keysᵀ`` and ``p_h (keys W_v,hᵀ) = (p_h keys) W_v,hᵀ``, so the
-        image tokens are read by products with h·T rows instead of being projected (N rows)."""
+        term, given per head as ``ckt`` (h, d, N)), values ``keys Wvᵀ + bv``. Per head the
+        products are regrouped, ``q_h (keys W_k,hᵀ)ᵀ = (q_h W_k,h) keysᵀ`` and ``p_h (keys
+        W_v,hᵀ) = (p_h keys) W_v,hᵀ``, so the image tokens are read by products with h·T rows
+        instead of being projected (N rows)."""
         h, d = self.heads, self.dim // self.heads
         n_p, n_t = q.shape[:2]
         qh = (F.linear(q, self.q.weight, self.q.bias) * self.scale).view(n_p, n_t, h, d) \
@@ -286,7 +287,7 @@ class FastSamDecoder:
         (queries, keys). Later blocks read the image tokens through ``tokens_folded`` /
         ``_folded_scores`` (products with h·T rows) instead of projecting them."""
         qpe = queries = tokens
-        for i, layer in enumerate(self.layers):
+        for i in range(len(self.layers)):
             queries, keys = self._block(i, queries, keys, qpe, proj0 if i == 0 else None)
         queries = self.ln_final(queries + self.final.tokens_folded(queries + qpe, keys,
                                                                    *self.final_ct))

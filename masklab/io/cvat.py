@@ -55,7 +55,7 @@ def rle_encode(mask: np.ndarray) -> str:
     bounds = np.concatenate([[0], change, [flat.size]])
     runs = np.diff(bounds).tolist()
     if flat.size and flat[0]:
-        runs = [0] + runs
+        runs = [0, *runs]
     return ", ".join(str(r) for r in runs)
 
 
@@ -184,7 +184,7 @@ def read_cvat(path: str | os.PathLike, *, class_names: list[str] | None = None,
     if skipped:
         _log.info("%s: %d points / polyline shapes left out (no area)", path.name, skipped)
     items = []
-    for k, fid in enumerate(sorted(frames)):
+    for fid in sorted(frames):
         fr = frames[fid]
         objs = sorted(fr["objects"], key=lambda o: o["attrs"]["z_order"])  # drawing order
         data = np.stack([o["mask"] for o in objs]) if objs else np.zeros((0, fr["h"], fr["w"]),
@@ -284,7 +284,7 @@ def write_cvat(ms, path: str | os.PathLike, *, video: bool = False,
                                   item.masks.track_ids if len(item.masks) else [], attrs,
                                   strict=True):
                 tracks.setdefault(int(t), []).append((f, m, int(c), a))
-        for k, (tid, shapes_) in enumerate(sorted(tracks.items())):
+        for k, (_tid, shapes_) in enumerate(sorted(tracks.items())):
             tr = _el(root, "track", id=k, label=names.get(shapes_[0][2], str(shapes_[0][2])),
                      source="manual")
             prev = last_mask = last_attrs = None

@@ -3,8 +3,10 @@
 ``ImageSets/Segmentation/<split>.txt``; 255 is VOC's "void" border, read as ignored (no
 object has those pixels).
 
-Objects come from ``SegmentationObject`` (each object's class is the class most of its pixels
-have in ``SegmentationClass``), or — without object PNGs — one object per class present.
+Class and object PNGs may be palette PNGs (VOC's own) or colour PNGs (as Datumaro and
+CVAT export them: colours of ``labelmap.txt``, or VOC's). Objects come from
+``SegmentationObject`` (each object's class is the class most of its pixels have in
+``SegmentationClass``), or — without object PNGs — one object per class present.
 Classes are VOC's 20 (index = category id; 0 is the background), or those of a
 ``labelmap.txt`` (Datumaro's ``name:r,g,b::`` lines, line order = index) when there is one.
 
@@ -28,15 +30,49 @@ VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "
 VOID = 255
 
 
-def read_labelmap(path: Path) -> list[str]:
-    names = []
+def read_labelmap(path: Path) -> tuple[list[str], list[tuple[int, int, int] | None]]:
+    """Datumaro's ``labelmap.txt``: names (line order = index) and their colours."""
+    names, colors = [], []
     for line in path.read_text(encoding="utf-8").splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
-            names.append(line.split(":")[0])
+            parts = line.split(":")
+            names.append(parts[0])
+            try:
+                colors.append(tuple(int(v) for v in parts[1].split(",")))
+            except (IndexError, ValueError):
+                colors.append(None)
     if not names:
         raise InputError("no labels", path)
-    return names
+    return names, colors
+
+
+def _indices(path: Path, colors: list) -> np.ndarray:
+    """A class or object PNG as indices: palette / gray PNGs as stored, colour PNGs (as
+    Datumaro and CVAT write them) through the colours (``labelmap.txt``'s, else VOC's)."""
+    from PIL import Image
+
+    from masklab.io.images import read_label_png
+    from masklab.types import default_palette
+
+    with Image.open(path) as im:
+        mode = im.mode
+        if mode not in ("RGB", "RGBA"):
+            return read_label_png(path).astype(np.int64)
+        rgb = np.asarray(im.convert("RGB")).astype(np.int64)
+    palette = default_palette(256)
+    table = {}
+    for k in range(256):
+        c = colors[k] if k < len(colors) and colors[k] is not None else tuple(palette[k])
+        table.setdefault(int(c[0]) << 16 | int(c[1]) << 8 | int(c[2]), k)
+    table.setdefault(224 << 16 | 224 << 8 | 192, VOID)  # VOC's void colour
+    code = rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2]
+    keys, inv = np.unique(code, return_inverse=True)
+    missing = [int(k) for k in keys if int(k) not in table]
+    if missing:
+        k = missing[0]
+        raise InputError(f"colour ({k >> 16}, {k >> 8 & 255}, {k & 255}) is no class's", path)
+    return np.array([table[int(k)] for k in keys], np.int64)[inv.reshape(code.shape)]
 
 
 def read_voc(root: str | os.PathLike, *, split: str | None = None,
@@ -44,7 +80,6 @@ def read_voc(root: str | os.PathLike, *, split: str | None = None,
     """A VOC-layout folder (or the folder holding ``VOC2012/``) as a ``MaskSet``; images
     are ``JPEGImages/<stem>.jpg``, or the file of that stem in ``images_dir``."""
     from masklab.io.convert import LabeledImage, MaskSet
-    from masklab.io.images import read_label_png
     from masklab.types import Masks
 
     root = Path(root)
@@ -54,8 +89,8 @@ def read_voc(root: str | os.PathLike, *, split: str | None = None,
     cls_dir, obj_dir = root / "SegmentationClass", root / "SegmentationObject"
     if not cls_dir.is_dir():
         raise InputError("no SegmentationClass folder (not a VOC segmentation dataset)", root)
-    names = read_labelmap(root / "labelmap.txt") if (root / "labelmap.txt").is_file() \
-        else list(VOC_CLASSES)
+    names, colors = read_labelmap(root / "labelmap.txt") if \
+        (root / "labelmap.txt").is_file() else (list(VOC_CLASSES), [])
     if split is not None:
         listing = root / "ImageSets" / "Segmentation" / f"{split}.txt"
         if not listing.is_file():
@@ -68,14 +103,14 @@ def read_voc(root: str | os.PathLike, *, split: str | None = None,
         f = cls_dir / f"{stem}.png"
         if not f.is_file():
             raise InputError(f"no class PNG for {stem}", f)
-        cls = read_label_png(f).astype(np.int64)
+        cls = _indices(f, colors)
         if (cls[cls != VOID] >= len(names)).any():
             raise InputError(f"class index {int(cls[cls != VOID].max())} past the "
                              f"{len(names)} classes", f)
         masks, labels = [], []
         of = obj_dir / f"{stem}.png"
         if of.is_file():
-            obj = read_label_png(of).astype(np.int64)
+            obj = _indices(of, [])
             if obj.shape != cls.shape:
                 raise InputError(f"object PNG is {obj.shape}, class PNG {cls.shape}", of)
             for k in np.unique(obj):
@@ -125,7 +160,7 @@ def write_voc(ms, root: str | os.PathLike, *, split: str = "train") -> list[Path
         labelmap = None
     else:
         index = {c["id"]: k + 1 for k, c in enumerate(ms.categories)}
-        labelmap = ["background"] + names
+        labelmap = ["background", *names]
     if max(index.values(), default=0) >= VOID:
         raise InputError(f"{len(names)} classes do not fit VOC's 8-bit class PNGs")
     from masklab.types import default_palette

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -20,7 +21,7 @@ def join_parts(parts: list[np.ndarray]) -> np.ndarray:
     if len(parts) == 1:
         return parts[0]
     links = []  # (vertex on part i, vertex on part i + 1), the closest pair
-    for a, b in zip(parts[:-1], parts[1:], strict=True):
+    for a, b in itertools.pairwise(parts):
         d = ((a[:, None] - b[None]) ** 2).sum(-1)
         links.append(np.unravel_index(int(d.argmin()), d.shape))
 

@@ -75,7 +75,7 @@ def test_held_out_part_is_fixed_by_seed_and_id():
 
 def test_train_job_makes_a_model_version_used_everywhere(app_env, tmp_path):
     api, tmp = app_env
-    p, images, truth = _labelled_project(api, tmp)
+    p, images, _ = _labelled_project(api, tmp)
     job = api.post(f"/api/projects/{p['id']}/jobs", json={"kind": "train", "params": {
         "model": "unet", "model_config": TINY, "epochs": 6, "crop": 32, "batch_size": 4,
         "lr": 0.01, "val_percent": 25, "threads": 1}})
@@ -165,7 +165,7 @@ def test_train_job_makes_a_model_version_used_everywhere(app_env, tmp_path):
 
 def test_train_job_refuses_too_few_images_and_bad_settings(app_env):
     api, tmp = app_env
-    p, images, _ = _labelled_project(api, tmp, n=3, labelled=2, name="few")
+    p, _, _ = _labelled_project(api, tmp, n=3, labelled=2, name="few")
     for params, msg in (({"model_config": TINY}, "labelled image(s)"),
                         ({"model": "maskrcnn_resnet50_fpn_v2"}, "not a semantic one"),
                         ({"model": "nope"}, "no model 'nope'"),
@@ -196,9 +196,10 @@ def test_train_job_cancel_then_resume_from_checkpoint(app_env):
                      if e["event"] == "epoch"]
     assert epochs_before and epochs_before[-1] < 40
     # the same run folder, resumed (as a requeued job is after a restart)
-    from masklab.app.store import Store  # noqa: F401
-    from masklab.app import db as _db
     from sqlalchemy import update
+
+    from masklab.app import db as _db
+    from masklab.app.store import Store  # noqa: F401
 
     store = api.c.app.state.store
     with store.transaction() as s:

@@ -33,13 +33,16 @@ CVAT_XML = """<?xml version="1.0" encoding="utf-8"?>
     <label><name>car</name></label><label><name>person</name></label><label><name>tree</name></label>
   </labels></task></meta>
   <image id="0" name="street/a.png" width="12" height="10">
-    <mask label="person" source="manual" occluded="1" rle="1, 2, 1, 4, 4" left="5" top="6" width="4" height="3" z_order="2">
+    <mask label="person" source="manual" occluded="1" rle="1, 2, 1, 4, 4" left="5" top="6"
+          width="4" height="3" z_order="2">
       <attribute name="pose">standing</attribute>
     </mask>
-    <polygon label="car" source="manual" occluded="0" points="1.00,1.00;5.00,1.00;5.00,4.00;1.00,4.00" z_order="0" group_id="1">
+    <polygon label="car" source="manual" occluded="0"
+             points="1.00,1.00;5.00,1.00;5.00,4.00;1.00,4.00" z_order="0" group_id="1">
       <attribute name="parked">true</attribute>
     </polygon>
-    <box label="car" source="manual" occluded="0" xtl="8" ytl="1" xbr="11" ybr="3" z_order="0" group_id="1"/>
+    <box label="car" source="manual" occluded="0" xtl="8" ytl="1" xbr="11" ybr="3" z_order="0"
+         group_id="1"/>
     <points label="tree" source="manual" occluded="0" points="2.0,8.0" z_order="0"/>
   </image>
 </annotations>

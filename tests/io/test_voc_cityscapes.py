@@ -10,7 +10,7 @@ import pytest
 
 from masklab.errors import InputError
 from masklab.io.cityscapes import read_cityscapes, write_cityscapes
-from masklab.io.convert import LabeledImage, MaskSet, convert, read_coco, write_coco
+from masklab.io.convert import LabeledImage, MaskSet, convert, read_coco
 from masklab.io.images import write_label_png
 from masklab.io.voc import read_voc, write_voc
 from masklab.types import Masks

@@ -6,8 +6,8 @@ import base64
 import json
 import sys
 
-import numpy as np
 import datumaro as dm
+import numpy as np
 from datumaro.components.annotation import AnnotationType, Mask, Polygon
 
 
@@ -23,7 +23,6 @@ def main() -> None:
             if isinstance(ann, Mask):
                 m = np.asarray(ann.image).astype(bool)
             elif isinstance(ann, Polygon):
-                from datumaro.util.mask_tools import rles_to_mask
                 import pycocotools.mask as mu
 
                 hh, ww = h, w

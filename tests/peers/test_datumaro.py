@@ -59,7 +59,6 @@ def _same(ms: MaskSet, theirs: dict, key=lambda name: Path(name).stem) -> None:
 
 def test_datumaro_reads_masklab_cvat(tmp_path):
     from masklab.io.cvat import write_cvat
-
     from masklab.io.images import write_image
 
     ms = _set()
@@ -95,3 +94,38 @@ def test_datumaro_reads_masklab_cityscapes(tmp_path):
     theirs = _datumaro(tmp_path / "cs", "cityscapes")
     stems = sorted(theirs)
     _same(ms, {f"img{k}": theirs[s] for k, s in enumerate(stems)})
+
+
+def _datumaro_export(tmp_path: Path, ms: MaskSet, fmt: str) -> Path:
+    names = [c["name"] for c in ms.categories]
+    index = {c["id"]: k for k, c in enumerate(ms.categories)}
+    arrays = {"names": np.array(names)}
+    for k, item in enumerate(ms.items):
+        arrays[f"masks_{k}"] = item.masks.to_dense()
+        arrays[f"labels_{k}"] = np.array([index[int(c)] for c in item.masks.labels])
+    np.savez(tmp_path / "in.npz", **arrays)
+    out = tmp_path / f"dm-{fmt}"
+    r = subprocess.run([str(PEERS), str(Path(__file__).with_name("datumaro_write.py")),
+                        str(tmp_path / "in.npz"), fmt, str(out)], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return out
+
+
+def test_masklab_reads_datumaros_cvat_and_voc(tmp_path):
+    from masklab.io.cvat import read_cvat
+    from masklab.io.voc import read_voc
+
+    ms = _set()
+    for fmt, read in (("cvat", lambda p: read_cvat(next(p.rglob("*.xml")))),
+                      ("voc_instance_segmentation", read_voc)):
+        back = read(_datumaro_export(tmp_path, ms, fmt))
+        names = {c["id"]: c["name"] for c in back.categories}
+        by_stem = {Path(i.file_name).stem: i for i in back.items}
+        for k, item in enumerate(ms.items):
+            got = by_stem[f"img{k}"]
+            theirs = [(names[int(c)], m) for c, m in zip(got.masks.labels,
+                                                           got.masks.to_dense(), strict=True)]
+            for c, m in zip(item.masks.labels, item.masks.to_dense(), strict=True):
+                name = {1: "person", 2: "car"}[int(c)]
+                assert any(n == name and np.array_equal(g, m) for n, g in theirs), (fmt, k)
