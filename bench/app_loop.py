@@ -4,9 +4,10 @@ A project holds the CamVid images of two videos (0001TP and 0016E5: 367 images, 
 resolution); annotating an image means entering its ground truth (void left unlabelled). In
 growing steps (10, 20, 40, 80 labelled images) the app's own jobs run: ``train`` (a U-Net on
 the labelled images, a fixed time budget, going on from the previous step's version), then
-``prelabel`` with the new version over the images still unlabelled (proposals + each
-image's uncertainty). The next images to label are taken at random, or least confident first (the queue the project can follow). After each
-step the effort left is measured against annotating without a model:
+``prelabel`` with the new version over the images still unlabelled (proposals + each image's
+uncertainty). The next images to label are taken at random, or least confident first (the
+queue the project can follow). After each step the effort left is measured against
+annotating without a model:
 
 - pixels to correct per remaining image: the pixels (void excluded) where the proposals,
   as the annotator sees them, differ from the ground truth; without a model every pixel;

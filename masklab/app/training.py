@@ -9,12 +9,13 @@ classes 1..K in the project's order, 0 where nothing is drawn — or the ignore 
 the toolkit's own trainer (``tasks.semantic.train_semantic``,
 ``tasks.instances_train.train_instances``: no second training loop) in a child process: its
 threads are the job's (``threads``; the default leaves one core to the server), it never
-holds the server's interpreter, a cancel stops it at once, and it resumes from its last epoch's checkpoint when the job is claimed
-again after a restart. Each step and epoch (loss, validation mIoU or mask AP) is appended to
-``events.jsonl`` in the run folder (``GET /api/jobs/{id}/events``: the app's live plot). The
-best checkpoint becomes the project's next model version (``Store.add_model``: weights,
-classes, metrics, the image ids it saw), usable from the CLI (``masklab segment semantic
---model PATH``), in pre-labelling (``source: model``, ``model_id``), and exported to ONNX.
+holds the server's interpreter, a cancel stops it at once, and it resumes from its last
+epoch's checkpoint when the job is claimed again after a restart. Each step and epoch (loss,
+validation mIoU or mask AP) is appended to ``events.jsonl`` in the run folder (``GET
+/api/jobs/{id}/events``: the app's live plot). The best checkpoint becomes the project's
+next model version (``Store.add_model``: weights, classes, metrics, the image ids it saw),
+usable from the CLI (``masklab segment semantic --model PATH``), in pre-labelling (``source:
+model``, ``model_id``), and exported to ONNX.
 """
 
 from __future__ import annotations
