@@ -94,6 +94,8 @@ def check_params(params: dict, project: dict) -> dict:
     p["pretrained"] = bool(p.get("pretrained", task == "instances"))  # COCO weights
     if p.get("from_version") not in (None, ""):  # go on from a version of this project
         p["from_version"] = int(p["from_version"])
+    else:
+        p.pop("from_version", None)
     mc = p.get("model_config") or {}
     if not isinstance(mc, dict) or not all(isinstance(v, (int, float, str, bool))
                                            for v in mc.values()):
@@ -107,6 +109,31 @@ def check_params(params: dict, project: dict) -> dict:
     if not project["classes"]:
         raise InputError("the project has no classes to learn")
     return p
+
+
+def check_base(params: dict, project: dict, store) -> None:
+    """A ``from_version`` fits the run: this project's, same task, architecture, its
+    configuration and the project's classes (else one line, before anything is queued)."""
+    if not params.get("from_version"):
+        return
+    from masklab.io.coco import read_json
+
+    m = store.model(params["from_version"])
+    if m["project_id"] != project["id"]:
+        raise InputError(f"model {m['id']} was trained on another project")
+    if m["task"] != params["task"] or m["arch"] != params["model"]:
+        raise InputError(f"version {m['version']} is a {m['task']} {m['arch']}; this run "
+                         f"trains a {params['task']} {params['model']}")
+    if params["task"] == "semantic":
+        cfg = read_json(Path(m["path"]) / "config.json")
+        if (cfg.get("model_config") or {}) != (params.get("model_config") or {}):
+            raise InputError(f"version {m['version']} has model_config "
+                             f"{cfg.get('model_config') or {}}, this run "
+                             f"{params.get('model_config') or {}}")
+    names = [c["name"] for c in project["classes"]]
+    if m["classes"][1:] != names:
+        raise InputError(f"version {m['version']} knows the classes {m['classes'][1:]}, the "
+                         f"project now {names}")
 
 
 def held_out(image_id: int, seed: int, val_percent: float) -> bool:

@@ -63,6 +63,7 @@ def register(app: FastAPI, ctx: Ctx) -> None:
             from masklab.app.routes import filter_from
 
             params = training.check_params(params, project)
+            training.check_base(params, project, store)
             ids = training.labelled_ids(store, project_id, params["statuses"],
                                         filter_from(body.filter or {}, p, frames="all"))
             training.split(ids, params["seed"], params["val_percent"])  # enough images?
