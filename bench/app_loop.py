@@ -295,8 +295,11 @@ def plot(rows, baseline, path: Path) -> None:
               ylabel="clicks per region", xscale="log")
     ax[2].set(title=f"mIoU on an unseen video ({HELD_OUT_VIDEO})", xlabel="labelled images",
               ylabel="mIoU", xscale="log")
+    from matplotlib.ticker import NullFormatter
+
     for a in ax:
         a.set_xticks(list(STEPS), [str(s) for s in STEPS])
+        a.xaxis.set_minor_formatter(NullFormatter())
         a.legend(fontsize=7)
         a.grid(alpha=0.3)
     fig.tight_layout()
