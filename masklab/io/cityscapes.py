@@ -145,9 +145,8 @@ def _polygons(f: Path, names: dict[int, str]):
 def write_cityscapes(ms, root: str | os.PathLike, *, split: str = "train",
                      city: str = "masklab") -> list[Path]:
     """Write ``ms`` as Cityscapes ``gtFine`` files (``<city>_000000_<k>``)."""
-    from masklab.io.atomic import atomic_open
+    from masklab.io.atomic import atomic_open, atomic_path
     from masklab.io.images import write_label_png
-    from masklab.types import Masks
 
     root = Path(root)
     ids, extra = {}, {}
@@ -182,16 +181,19 @@ def write_cityscapes(ms, root: str | os.PathLike, *, split: str = "train",
                     raise InputError(f"{item.file_name}: over 999 objects of one class")
             inst[m] = cid * 1000 + counts[cid] - 1 if things else cid
             lab[m] = cid
-            for p in Masks(m[None]).to_polygons()[0]:
-                objects.append({"label": NAME.get(cid, extra.get(cid)), "polygon":
-                                [[p[i], p[i + 1]] for i in range(0, len(p), 2)]})
+            objects.append(cid)
+        objects = [{"label": NAME.get(cid, extra.get(cid)),
+                    "polygon": [[p[i], p[i + 1]] for i in range(0, len(p), 2)]}
+                   for cid, parts in zip(objects, item.masks.to_polygons(), strict=True)
+                   for p in parts]
         out.append(write_label_png(folder / f"{stem}_gtFine_instanceIds.png",
                                    inst.astype(np.uint16) if inst.max() > 255 else inst,
                                    palette=False))
         out.append(write_label_png(folder / f"{stem}_gtFine_labelIds.png", lab, palette=False))
         poly = folder / f"{stem}_gtFine_polygons.json"
-        with atomic_open(poly, "w", encoding="utf-8") as fh:
-            json.dump({"imgHeight": h, "imgWidth": w, "objects": objects}, fh)
+        with atomic_path(poly) as tmp:  # renamed into place whole; no fsync, as the PNGs
+            tmp.write_text(json.dumps({"imgHeight": h, "imgWidth": w, "objects": objects}),
+                           encoding="utf-8")
         out.append(poly)
     if extra:
         with atomic_open(root / "masklab_labels.json", "w", encoding="utf-8") as fh:
