@@ -302,13 +302,9 @@ def run_train_job(ctx) -> dict:
               "device": getattr(ctx.cfg, "device", "cpu") if ctx.cfg is not None else "cpu",
               "time_budget": None if p.get("minutes") is None else 60 * p["minutes"]}
     init = None
-    if p.get("from_version"):
-        base = store.model(p["from_version"])
-        if base["project_id"] != project["id"] or base["task"] != p["task"] or \
-                base["arch"] != p["model"]:
-            raise InputError(f"model {base['id']} is not a {p['task']} {p['model']} of this "
-                             "project")
-        init = base["path"]
+    if p.get("from_version"):  # checked again: the project's classes may have changed
+        check_base(p, project, store)
+        init = store.model(p["from_version"])["path"]
     if p["task"] == "semantic":
         cfg = {**common, "data": str(folder / "dataset"), "layout": "folder",
                "init_from": init,
