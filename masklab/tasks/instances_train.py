@@ -405,9 +405,12 @@ def _train_instances(cfg: InstanceTrainConfig, dist_, device, callback=None):
         if main:
             _log(out / "log.csv", row)
             save_object_checkpoint(out / "last", model, {"epoch": epoch + 1})
-            torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                        "epoch": epoch, "step": step, "best_ap": best,
-                        "best_epoch": best_epoch}, state_file)
+            from masklab.io.atomic import atomic_path
+
+            with atomic_path(state_file) as tmp:  # a stop mid-write leaves the last one whole
+                torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                            "epoch": epoch, "step": step, "best_ap": best,
+                            "best_epoch": best_epoch}, tmp)
             emit({"event": "epoch", **row, "best_AP": best, "best_epoch": best_epoch})
         distributed.barrier(dist_)  # the files are written before any process reads them
     return {"best_ap": best, "best_epoch": best_epoch, "history": history,

@@ -497,9 +497,12 @@ def _train(cfg: TrainConfig, dist_, device, callback=None) -> TrainResult:
             save_checkpoint(out / "last", model, {"epoch": epoch + 1})
             if ema is not None:
                 save_checkpoint(out / "last_ema", ema.model, {"epoch": epoch + 1})
-            torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                        "epoch": epoch, "step": step, "best_miou": best,
-                        "best_epoch": best_epoch}, state_file)
+            from masklab.io.atomic import atomic_path
+
+            with atomic_path(state_file) as tmp:  # a stop mid-write leaves the last one whole
+                torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                            "epoch": epoch, "step": step, "best_miou": best,
+                            "best_epoch": best_epoch}, tmp)
             emit({"event": "epoch", **row, "best_mIoU": best, "best_epoch": best_epoch})
         distributed.barrier(dist_)
     if writer is not None:
