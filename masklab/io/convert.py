@@ -277,70 +277,27 @@ def write_davis(ms: MaskSet, root: str | os.PathLike, *, resolution: str = "480p
     return out
 
 
-def read_cvat(path, **kwargs) -> MaskSet:
-    from masklab.io.cvat import read_cvat as _read
+def _lazy(module: str, name: str, **fixed) -> Callable:
+    """``masklab.io.<module>.<name>``, imported on first call (the interchange formats'
+    modules load only when used)."""
+    def call(*args, **kwargs):
+        import importlib
 
-    return _read(path, **kwargs)
+        return getattr(importlib.import_module(f"masklab.io.{module}"), name)(
+            *args, **fixed, **kwargs)
 
-
-def write_cvat(ms: MaskSet, path, **kwargs) -> list[Path]:
-    from masklab.io.cvat import write_cvat as _write
-
-    return _write(ms, path, **kwargs)
-
-
-def write_cvat_video(ms: MaskSet, path, **kwargs) -> list[Path]:
-    from masklab.io.cvat import write_cvat as _write
-
-    return _write(ms, path, video=True, **kwargs)
+    call.__name__ = call.__qualname__ = name
+    return call
 
 
-def read_labelstudio(path, **kwargs) -> MaskSet:
-    from masklab.io.labelstudio import read_labelstudio as _read
-
-    return _read(path, **kwargs)
-
-
-def write_labelstudio(ms: MaskSet, path, **kwargs) -> list[Path]:
-    from masklab.io.labelstudio import write_labelstudio as _write
-
-    return _write(ms, path, **kwargs)
-
-
-def read_voc(root, **kwargs) -> MaskSet:
-    from masklab.io.voc import read_voc as _read
-
-    return _read(root, **kwargs)
-
-
-def write_voc(ms: MaskSet, root, **kwargs) -> list[Path]:
-    from masklab.io.voc import write_voc as _write
-
-    return _write(ms, root, **kwargs)
-
-
-def read_cityscapes(root, **kwargs) -> MaskSet:
-    from masklab.io.cityscapes import read_cityscapes as _read
-
-    return _read(root, **kwargs)
-
-
-def write_cityscapes(ms: MaskSet, root, **kwargs) -> list[Path]:
-    from masklab.io.cityscapes import write_cityscapes as _write
-
-    return _write(ms, root, **kwargs)
-
-
-def read_labelme(folder, **kwargs) -> MaskSet:
-    from masklab.io.labelme import read_labelme as _read
-
-    return _read(folder, **kwargs)
-
-
-def write_labelme(ms: MaskSet, folder, **kwargs) -> list[Path]:
-    from masklab.io.labelme import write_labelme as _write
-
-    return _write(ms, folder, **kwargs)
+read_cvat, write_cvat = _lazy("cvat", "read_cvat"), _lazy("cvat", "write_cvat")
+write_cvat_video = _lazy("cvat", "write_cvat", video=True)
+read_labelstudio = _lazy("labelstudio", "read_labelstudio")
+write_labelstudio = _lazy("labelstudio", "write_labelstudio")
+read_voc, write_voc = _lazy("voc", "read_voc"), _lazy("voc", "write_voc")
+read_cityscapes = _lazy("cityscapes", "read_cityscapes")
+write_cityscapes = _lazy("cityscapes", "write_cityscapes")
+read_labelme, write_labelme = _lazy("labelme", "read_labelme"), _lazy("labelme", "write_labelme")
 
 
 READERS: dict[str, Callable[..., MaskSet]] = {
