@@ -5,8 +5,9 @@ resolution); annotating an image means entering its ground truth (void left unla
 growing steps (10, 20, 40, 80 labelled images) the app's own jobs run: ``train`` (a U-Net on
 the labelled images, a fixed time budget, going on from the previous step's version), then
 ``prelabel`` with the new version over the images still unlabelled (proposals + each image's
-uncertainty). The next images to label are taken at random, or least confident first (the
-queue the project can follow). After each step the effort left is measured against
+uncertainty). The next images to label are taken at random, or from the project's "least
+confident first" queue (uncertainty made diverse: masklab/app/queue.py), as the editor's
+"next" follows it. After each step the effort left is measured against
 annotating without a model:
 
 - pixels to correct per remaining image: the pixels (void excluded) where the proposals,
@@ -166,11 +167,13 @@ class Loop:
             by_class[back[a["class_id"]]] = m
         return out, by_class
 
-    def uncertainty(self, ids: list[int]) -> dict[int, float]:
-        from masklab.app import db
+    def queue(self, ids: list[int]) -> list[int]:
+        """``ids`` in the project's "least confident first" order (the store's list)."""
+        from masklab.app.store import ImageFilter
 
-        with self.store.Session() as s:
-            return {i: s.get(db.Image, i).uncertainty for i in ids}
+        wanted = set(ids)
+        return [i for i in self.store.image_ids(self.pid, ImageFilter(sort="-uncertain"))
+                if i in wanted]
 
 
 def pixel_effort(loop: Loop, ids) -> float:
@@ -246,10 +249,8 @@ def run_order(order: str, work: Path, pool, truth, held, eval_ids_names, args) -
             rest = sorted(set(candidates) - set(labelled))
             if order == "random":
                 labelled += rng.sample(rest, n - len(labelled))
-            else:
-                unc = loop.uncertainty(rest)
-                rest.sort(key=lambda i: (-(unc[i] if unc[i] is not None else -1), i))
-                labelled += rest[:n - len(labelled)]
+            else:  # the project's queue, as the editor's "next" follows it
+                labelled += loop.queue(rest)[:n - len(labelled)]
         loop.label(labelled[len(labelled) - (n - (STEPS[step - 1] if step else 0)):])
         t = time.perf_counter()
         job = loop.train(labelled, previous)

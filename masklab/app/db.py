@@ -98,6 +98,8 @@ class Image(Base):
     n_proposals: Mapped[int] = mapped_column(Integer, default=0)
     # 0 (sure) .. 1: the latest pre-labelling model's doubt about this image (queue order)
     uncertainty: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # its place in that queue (descending): the uncertainty made diverse (app/queue.py)
+    priority: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Annotation(Base):

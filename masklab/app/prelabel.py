@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from masklab.app.queue import diverse_order, pool_layout, priorities
 from masklab.errors import InputError
 
 DUPLICATE_IOU = 0.5
@@ -88,6 +89,7 @@ class Proposer:
     def __init__(self, params: dict, project: dict, seg=None, cfg=None):
         self.params, self.seg = params, seg
         self.uncertainty: float | None = None  # of the last image (model sources)
+        self.features: np.ndarray | None = None  # its layout (app/queue.py), likewise
         self.by_name = {c["name"].lower(): c["id"] for c in project["classes"]}
         self.source = params["source"]
         self.skipped_classes: set[str] = set()
@@ -142,7 +144,7 @@ class Proposer:
         return cid
 
     def __call__(self, image: np.ndarray, record: dict) -> list[dict]:
-        self.uncertainty = None
+        self.uncertainty = self.features = None
         if self.source == "text":
             out = []
             for mask, cat, score, _mask_score, _prompt in self.labeller.find(
@@ -180,6 +182,7 @@ class Proposer:
             probs = predict_probabilities(self.model, image)  # (K, H, W)
             probs = probs.numpy() if hasattr(probs, "numpy") else np.asarray(probs)
             self.uncertainty = mean_entropy(probs)
+            self.features = pool_layout(probs)
             labels = probs.argmax(0)
             names = self.model.class_names or [str(k) for k in range(self.model.num_classes)]
             out = []
@@ -195,6 +198,7 @@ class Proposer:
         det = self.model.predict([image], score_threshold=min(thr, LOW_SCORE))[0]
         if det.masks is not None:
             self.uncertainty = borderline(det.masks.scores)
+            self.features = self._instance_layout(det)
             det = det[np.flatnonzero(np.asarray(det.masks.scores) >= thr)]
         if det.masks is None or not len(det):
             return []
@@ -207,6 +211,21 @@ class Proposer:
                 out.append({"class_id": cid, "mask": masks[k],
                             "score": float(det.masks.scores[k])})
         return out
+
+
+    def _instance_layout(self, det) -> np.ndarray:
+        """Where which project class is seen: per class, the best score over each pixel of
+        the detections (score >= ``LOW_SCORE``), pooled on the queue's grid."""
+        h, w = det.masks.size
+        slots = {cid: j for j, cid in enumerate(sorted(set(self.by_name.values())))}
+        maps = np.zeros((len(slots) + 1, h, w), np.float32)  # + classes not in the project
+        if len(det):
+            dense = det.masks.to_dense()
+            names = det.masks.names or [str(k) for k in det.masks.labels]
+            for m, name, score in zip(dense, names, det.masks.scores, strict=True):
+                j = slots.get(self.by_name.get(str(name).lower()), len(slots))
+                np.maximum(maps[j], m * np.float32(score), out=maps[j])
+        return pool_layout(maps)
 
 
 LOW_SCORE = 0.05  # detections from this score on count for an image's uncertainty
@@ -261,6 +280,7 @@ class _Committer:
     def __init__(self, ctx, source: str):
         self.ctx, self.store, self.source = ctx, ctx.store, source
         self.added = self.dropped = 0
+        self.scored: list[tuple[int, float, np.ndarray]] = []  # (image, uncertainty, layout)
 
     def failed(self, seq: int, name: str, why: str) -> None:
         with self.store.transaction() as s:
@@ -268,7 +288,7 @@ class _Committer:
                 self.ctx.progress(add=1, errors=[f"{name}: {why}"], s=s)
 
     def done(self, seq: int, image_id: int, height: int, width: int, proposals,
-             uncertainty: float | None = None) -> None:
+             uncertainty: float | None = None, features=None) -> None:
         from sqlalchemy import select
 
         from masklab import rle as _rle
@@ -290,9 +310,22 @@ class _Committer:
                 self.added += len(store.add_annotations(s, image_id, recs, source=self.source,
                                                         proposal=True,
                                                         user=self.ctx.job["created_by"]))
-            if uncertainty is not None:
+            if uncertainty is not None:  # its priority until the job's queue is made
                 store.set_uncertainty(s, image_id, uncertainty)
+                if features is not None:
+                    self.scored.append((image_id, float(uncertainty), features))
             self.ctx.progress(add=1, s=s)
+
+    def make_queue(self) -> None:
+        """The images scored in this run, ordered for labelling (``app/queue.py``): their
+        priorities, written in one transaction."""
+        if len(self.scored) < 2:
+            return
+        ids, u, feats = zip(*self.scored, strict=True)
+        order = diverse_order(u, np.stack(feats))
+        with self.store.transaction() as s:
+            self.store.set_priorities(s, dict(zip(ids, priorities(u, order).tolist(),
+                                                  strict=True)))
 
 
 def run_prelabel_job(ctx) -> dict:
@@ -308,6 +341,7 @@ def run_prelabel_job(ctx) -> dict:
         skipped = _run_on_ray(ctx, project, commit)
     else:
         skipped = _run_here(ctx, project, commit)
+    commit.make_queue()
     out = {"proposals": commit.added, "duplicates_dropped": commit.dropped}
     if skipped:
         out["classes_not_in_project"] = sorted(skipped)
@@ -335,7 +369,7 @@ def _run_here(ctx, project: dict, commit: _Committer) -> set[str]:
                 commit.failed(seq, name, str(e).splitlines()[0])
                 continue
             commit.done(seq, image_id, record["height"], record["width"], proposals,
-                        proposer.uncertainty)
+                        proposer.uncertainty, proposer.features)
 
 
 def _run_on_ray(ctx, project: dict, commit: _Committer) -> set[str]:

@@ -155,9 +155,15 @@ def test_train_job_makes_a_model_version_used_everywhere(app_env, tmp_path):
     store = Store(_db.make_engine(_db.sqlite_url(tmp / "data" / "masklab.db")), tmp / "data")
     with store.Session() as s:
         unc = {i: s.get(_db.Image, i).uncertainty for i in rest}
+        prio = {i: s.get(_db.Image, i).priority for i in rest}
     assert all(u is not None and 0.0 <= u <= 1.0 for u in unc.values())
-    # least confident first; images never scored (the labelled ones) last
-    assert [im["id"] for im in listed[:len(rest)]] == sorted(rest, key=lambda i: (-unc[i], -i))
+    # the queue: least confident first, made diverse (priorities distinct, on the
+    # uncertainties' scale, the most uncertain image first); never scored (labelled) last
+    assert len(set(prio.values())) == len(rest)
+    assert all(prio[i] <= unc[i] + 1e-12 for i in rest)
+    top = max(rest, key=lambda i: (unc[i], -i))
+    assert [im["id"] for im in listed[:len(rest)]] == sorted(rest, key=lambda i: -prio[i])
+    assert listed[0]["id"] == top
     # the project can make that its queue
     s = api.put(f"/api/projects/{p['id']}/settings", json={"order": "uncertain"})
     assert s["settings"]["order"] == "uncertain"

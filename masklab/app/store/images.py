@@ -19,9 +19,9 @@ from masklab.errors import InputError, MasklabError
 
 MAX_PAGE = 500
 SORTS = ("name", "-name", "updated", "-updated", "id", "-id", "uncertain", "-uncertain")
-# an image's uncertainty as a sort key: never scored sorts as -1 (last when most uncertain
-# comes first)
-UNCERTAINTY = func.coalesce(db.Image.uncertainty, -1.0)
+# an image's place in the "least confident first" queue as a sort key: never scored sorts
+# as -1 (last when most uncertain comes first)
+UNCERTAINTY = func.coalesce(db.Image.priority, -1.0)
 FRAMES = ("first", "all")
 
 
@@ -32,8 +32,8 @@ class ImageFilter:
     (True) or without (False) annotations / proposals; ``name``: the file name contains it
     (any case); ``frames``: ``"first"`` lists a video once (its first frame), ``"all"`` every
     frame; ``sort``: ``name``, ``updated``, ``id`` or ``uncertain`` (the latest pre-labelling
-    model's uncertainty), ``-`` first for descending (``-uncertain``: least confident
-    first)."""
+    model's queue priority: its uncertainty, made diverse), ``-`` first for descending
+    (``-uncertain``: least confident first)."""
 
     status: str | None = None
     assignee: int | None = None
@@ -87,7 +87,7 @@ class ImageFilter:
     def after(self, img: db.Image, forward: bool):
         """Rows after ``img`` in this order (``forward``) or before it."""
         keys = self._keys()
-        values = [(-1.0 if img.uncertainty is None else img.uncertainty) if k is UNCERTAINTY
+        values = [(-1.0 if img.priority is None else img.priority) if k is UNCERTAINTY
                   else getattr(img, k.key) for k in keys]
         larger = self.sort.startswith("-") != forward  # toward larger keys
         cond = None

@@ -56,9 +56,18 @@ class ModelsMixin:
             return self._model(self._get(s, db.TrainedModel, model_id), ids=ids)
 
     def set_uncertainty(self, s, image_id: int, value: float | None) -> None:
-        """An image's uncertainty (0..1), in the caller's transaction."""
+        """An image's uncertainty (0..1), and its queue priority until the job orders its
+        images (``set_priorities``), in the caller's transaction."""
+        v = None if value is None else float(value)
         s.execute(update(db.Image).where(db.Image.id == image_id).values(
-            uncertainty=None if value is None else float(value)))
+            uncertainty=v, priority=v))
+
+    def set_priorities(self, s, values: dict[int, float]) -> None:
+        """Images' places in the "least confident first" queue (larger: sooner), in the
+        caller's transaction."""
+        if values:
+            s.execute(update(db.Image), [{"id": int(i), "priority": float(p)}
+                                         for i, p in values.items()])
 
     def set_settings(self, project_id: int, settings: dict) -> dict:
         """Update the project's settings (``order``: one of ``ORDERS``)."""
