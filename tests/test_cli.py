@@ -141,3 +141,13 @@ def test_a_device_that_is_not_there_is_bad_input_before_any_work(tmp_path):
 
     assert check_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
     assert check_device("cpu:0") == "cpu:0"
+
+
+def test_output_into_a_closed_pipe_is_not_an_error(tmp_path):
+    # `masklab weights list | head -1`: the reader leaves early (here `true` reads nothing
+    # and is gone before masklab writes); no "internal error", exit 0
+    env = {**os.environ, "MASKLAB_HOME": str(tmp_path), "MASKLAB_OFFLINE": "1"}
+    p = subprocess.run(["bash", "-c", "set -o pipefail; "
+                        f"{sys.executable} -m masklab.cli weights list | true"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0 and p.stderr == "", p.stderr

@@ -20,6 +20,12 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:  # `masklab ... | head`: the reader left; not an error
+            try:  # what is left in the buffer goes nowhere, not to a closed pipe at exit
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):
+                pass
+            sys.exit(0)
         except (MasklabError, ValueError, FileNotFoundError) as e:
             if os.environ.get("MASKLAB_DEBUG"):
                 raise
