@@ -14,7 +14,7 @@ APP_PORT ?= 8000
 PEERS       := .venv-peers
 PEERS_STAMP := $(PEERS)/.installed
 
-.PHONY: setup system peers demo app test bench lint format clean
+.PHONY: setup system peers demo app test docs docs-serve bench lint format clean
 
 setup: $(STAMP) system $(VENDOR_STAMP)
 
@@ -56,7 +56,7 @@ system:
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=23.2" setuptools wheel
-	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[all,dev,docs]'
 	# the peers' own code as the oracles of the format tests: labelme's rasterization and
 	# Label Studio's brush RLE (their GUIs' and SDK clients' dependencies not needed)
 	$(BIN)/python -m pip install --quiet --no-deps "labelme>=6.3" "label-studio-sdk>=2.0"
@@ -71,14 +71,22 @@ app: setup
 test: setup peers
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
 
+# the documentation site: every example on its pages runs (tools/docs/examples.py); a
+# failing example, a broken link or a missing reference fails the build
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
 bench: setup
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 lint: setup
-	$(BIN)/ruff check masklab tests bench
+	$(BIN)/ruff check masklab tests bench tools
 
 format: setup
-	$(BIN)/ruff format masklab tests bench
+	$(BIN)/ruff format masklab tests bench tools
 
 clean:
-	rm -rf demo_out app_data .pytest_cache .ruff_cache build *.egg-info node_modules $(VENDOR)
+	rm -rf demo_out app_data site .pytest_cache .ruff_cache build *.egg-info node_modules $(VENDOR)

@@ -40,7 +40,7 @@ def _prompt(text: str, n: tuple[int, ...], what: str) -> tuple[list[float], int 
 @click.option("--mask-frame", type=int, default=0, show_default=True,
               help="The frame --mask annotates.")
 @click.option("--point", "points", multiple=True,
-              help="F,X,Y[,LABEL][@ID]: a click on frame F (label 1 positive, 0 negative).")
+              help="`F,X,Y[,LABEL][@ID]`: a click on frame F (label 1 positive, 0 negative).")
 @click.option("--box", "boxes", multiple=True, help="F,X0,Y0,X1,Y1[@ID]: a box on frame F.")
 @click.option("--object", "default_id", type=int, default=1, show_default=True,
               help="Object id of --point/--box prompts without @ID.")

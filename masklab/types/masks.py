@@ -18,11 +18,11 @@ class Masks(InstanceMeta):
     foreground), or with ``from_rle`` / ``from_polygons`` / ``from_label_map``. The dense array
     and the RLE are each computed once, on first use, and cached.
 
-    Example
-    -------
-    >>> m = Masks(np.eye(4, dtype=bool)[None], scores=[0.9])
-    >>> m.area.tolist(), m.to_rle()[0]["counts"]
-    ([4], '01400000')
+    Example::
+
+        >>> m = Masks(np.eye(4, dtype=bool)[None], scores=[0.9])
+        >>> m.area.tolist(), m.to_rle()[0]["counts"]
+        ([4], '01400000')
     """
 
     def __init__(self, data, *, scores=None, labels=None, track_ids=None, class_names=None):

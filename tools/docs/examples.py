@@ -107,6 +107,9 @@ def _parse_masklab(where: str, cmd: str) -> None:
         sub = group.get_command(ctx, args[0])
         if sub is None:
             raise PluginError(f"{where}: `{cmd}`: no command {args[0]!r}")
+        for p in sub.params:  # the files of a command not run are the reader's, not here
+            if isinstance(p.type, click.Path):
+                p.type.exists = False
         try:
             ctx = sub.make_context(args[0], args[1:], parent=ctx)
         except click.UsageError as e:
