@@ -52,9 +52,8 @@ def test_console_fails_option_needs_the_last_command_to_fail(tmp_path):
 
 
 def test_blocks_not_run_must_say_why_and_still_parse():
-    from mkdocs.exceptions import PluginError
-
     import examples
+    from mkdocs.exceptions import PluginError
 
     text = ('```python\nprint(1)\n```\n\n```bash norun="needs weights"\n'
             "masklab prompt photo.jpg --box 1,2,3,4 \\\n    --out sel/\n```\n")
