@@ -145,8 +145,7 @@ def _polygons(f: Path, names: dict[int, str]):
 def write_cityscapes(ms, root: str | os.PathLike, *, split: str = "train",
                      city: str = "masklab") -> list[Path]:
     """Write ``ms`` as Cityscapes ``gtFine`` files (``<city>_000000_<k>``)."""
-    from masklab.io.atomic import atomic_open, atomic_path
-    from masklab.io.images import write_label_png
+    from masklab.io.atomic import atomic_open, staged_folder
 
     root = Path(root)
     ids, extra = {}, {}
@@ -160,43 +159,52 @@ def write_cityscapes(ms, root: str | os.PathLike, *, split: str = "train",
     if max(ids.values(), default=0) > 65:
         raise InputError("too many classes outside Cityscapes' labels (instance ids are "
                          "label id x 1000 + k in 16 bits)")
-    folder = root / "gtFine" / split / city
+    final = root / "gtFine" / split / city
     out = []
-    for k, item in enumerate(ms.items):
-        h, w = item.masks.size
-        stem = f"{city}_000000_{k:06d}"
-        inst = np.zeros((h, w), np.int64)
-        lab = np.zeros((h, w), np.int64)
-        counts: dict[int, int] = {}
-        objects = []
-        dense = item.masks.to_dense()
-        labels = item.masks.labels if item.masks.labels is not None else \
-            np.ones(len(dense), np.int64)
-        for m, c in zip(dense, labels, strict=True):
-            cid = ids[int(c)]
-            things = cid in HAS_INSTANCES or cid >= 34
-            if things:
-                counts[cid] = counts.get(cid, 0) + 1
-                if counts[cid] > 999:
-                    raise InputError(f"{item.file_name}: over 999 objects of one class")
-            inst[m] = cid * 1000 + counts[cid] - 1 if things else cid
-            lab[m] = cid
-            objects.append(cid)
-        objects = [{"label": NAME.get(cid, extra.get(cid)),
-                    "polygon": [[p[i], p[i + 1]] for i in range(0, len(p), 2)]}
-                   for cid, parts in zip(objects, item.masks.to_polygons(), strict=True)
-                   for p in parts]
-        out.append(write_label_png(folder / f"{stem}_gtFine_instanceIds.png",
-                                   inst.astype(np.uint16) if inst.max() > 255 else inst,
-                                   palette=False))
-        out.append(write_label_png(folder / f"{stem}_gtFine_labelIds.png", lab, palette=False))
-        poly = folder / f"{stem}_gtFine_polygons.json"
-        with atomic_path(poly) as tmp:  # renamed into place whole; no fsync, as the PNGs
-            tmp.write_text(json.dumps({"imgHeight": h, "imgWidth": w, "objects": objects}),
-                           encoding="utf-8")
-        out.append(poly)
+    with staged_folder(final) as folder:  # plain writes there, one rename into place
+        for k, item in enumerate(ms.items):
+            out += _write_item(folder, k, item, city, ids, extra)
+    out = [final / p.relative_to(folder) for p in out]
     if extra:
         with atomic_open(root / "masklab_labels.json", "w", encoding="utf-8") as fh:
             json.dump({str(k): v for k, v in extra.items()}, fh)
         out.append(root / "masklab_labels.json")
     return out
+
+
+def _write_item(folder: Path, k: int, item, city: str, ids: dict, extra: dict) -> list[Path]:
+    """One image's three gtFine files (plain writes: ``folder`` is a staged folder)."""
+    from masklab.io.images import write_label_png
+
+    h, w = item.masks.size
+    stem = f"{city}_000000_{k:06d}"
+    inst = np.zeros((h, w), np.int64)
+    lab = np.zeros((h, w), np.int64)
+    counts: dict[int, int] = {}
+    objects = []
+    dense = item.masks.to_dense()
+    labels = item.masks.labels if item.masks.labels is not None else \
+        np.ones(len(dense), np.int64)
+    for m, c in zip(dense, labels, strict=True):
+        cid = ids[int(c)]
+        things = cid in HAS_INSTANCES or cid >= 34
+        if things:
+            counts[cid] = counts.get(cid, 0) + 1
+            if counts[cid] > 999:
+                raise InputError(f"{item.file_name}: over 999 objects of one class")
+        inst[m] = cid * 1000 + counts[cid] - 1 if things else cid
+        lab[m] = cid
+        objects.append(cid)
+    objects = [{"label": NAME.get(cid, extra.get(cid)),
+                "polygon": [[p[i], p[i + 1]] for i in range(0, len(p), 2)]}
+               for cid, parts in zip(objects, item.masks.to_polygons(), strict=True)
+               for p in parts]
+    poly = folder / f"{stem}_gtFine_polygons.json"
+    poly.write_text(json.dumps({"imgHeight": h, "imgWidth": w, "objects": objects}),
+                    encoding="utf-8")
+    return [write_label_png(folder / f"{stem}_gtFine_instanceIds.png",
+                            inst.astype(np.uint16) if inst.max() > 255 else inst,
+                            palette=False, atomic=False),
+            write_label_png(folder / f"{stem}_gtFine_labelIds.png", lab, palette=False,
+                            atomic=False),
+            poly]

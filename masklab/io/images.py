@@ -149,8 +149,9 @@ def read_label_png(path: str | os.PathLike) -> np.ndarray:
 
 
 def write_label_png(path: str | os.PathLike, labels: np.ndarray, *,
-                    palette: np.ndarray | bool | None = None) -> Path:
-    """Write a label map atomically.
+                    palette: np.ndarray | bool | None = None, atomic: bool = True) -> Path:
+    """Write a label map atomically (``atomic=False``: a plain write, for files written
+    into an ``atomic.staged_folder``).
 
     Ids below 256 become an indexed PNG with ``palette`` (``None``: the VOC colour map) or a
     plain 8-bit gray PNG with ``palette=False``; larger ids a 16-bit gray PNG.
@@ -174,6 +175,10 @@ def write_label_png(path: str | os.PathLike, labels: np.ndarray, *,
             full[: len(pal)] = pal
             img = img.convert("P")
             img.putpalette(full.reshape(-1).tolist())
+    if not atomic:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img.save(path, format="PNG")
+        return path
     with atomic_path(path) as tmp:
         img.save(tmp, format="PNG")
     return path

@@ -4,7 +4,7 @@ import stat
 import numpy as np
 import pytest
 
-from masklab.io.atomic import atomic_open, write_json
+from masklab.io.atomic import _clear_umask, atomic_open, staged_folder, write_json
 from masklab.io.images import write_image, write_label_png
 
 
@@ -15,6 +15,7 @@ def _mode(path) -> int:
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
 def test_written_files_get_the_mode_open_gives(tmp_path, umask):
     old = os.umask(umask)
+    _clear_umask()  # the umask is read once per process; this test changes it
     try:
         with open(tmp_path / "plain.txt", "w") as f:  # the reference: an ordinary open
             f.write("x")
@@ -32,6 +33,7 @@ def test_written_files_get_the_mode_open_gives(tmp_path, umask):
             pass
     finally:
         os.umask(old)
+        _clear_umask()
     want = 0o666 & ~umask
     assert _mode(tmp_path / "plain.txt") == want
     for f in files:
@@ -49,3 +51,31 @@ def test_replacing_a_file_keeps_its_mode(tmp_path):
         f.write("half")
         raise RuntimeError("crash mid-write")
     assert path.read_text() == '{"v": 2}' and _mode(path) == 0o640
+
+
+def test_staged_folder_appears_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "gtFine" / "train" / "city"
+    # a new folder: renamed into place in one step, with the mode mkdir gives
+    with staged_folder(target) as stage:
+        assert not target.exists() and stage.parent == target.parent
+        (stage / "a.json").write_text("1")
+        (stage / "sub").mkdir()
+        (stage / "sub" / "b.json").write_text("2")
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == \
+        ["a.json", "sub", "sub/b.json"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert _mode(target) == 0o777 & ~mask
+    # into an existing folder: its other files stay, a replaced file keeps its mode
+    (target / "keep.txt").write_text("k")
+    os.chmod(target / "a.json", 0o640)
+    with staged_folder(target) as stage:
+        (stage / "a.json").write_text("new")
+    assert (target / "a.json").read_text() == "new" and _mode(target / "a.json") == 0o640
+    assert (target / "keep.txt").read_text() == "k"
+    # a failure leaves nothing of the stage and the folder as it was
+    with pytest.raises(RuntimeError), staged_folder(target) as stage:
+        (stage / "a.json").write_text("half")
+        raise RuntimeError("crash mid-write")
+    assert (target / "a.json").read_text() == "new"
+    assert [p.name for p in target.parent.iterdir()] == ["city"]
