@@ -396,7 +396,10 @@ def _run_on_ray(ctx, project: dict, commit: _Committer) -> set[str]:
         skipped.update(rec.get("skipped_classes", []))
         proposals = [{"class_id": p["class_id"], "score": p["score"],
                       "mask": _rle.decode([p["mask"]])[0]} for p in rec["proposals"]]
-        commit.done(seq, img["id"], img["height"], img["width"], proposals)
+        feats = rec.get("features")
+        commit.done(seq, img["id"], img["height"], img["width"], proposals,
+                    rec.get("uncertainty"),
+                    None if feats is None else np.asarray(feats, np.float32))
 
     propose(items, ctx.params, project, backend=backend, device=getattr(cfg, "device", "cpu"),
             workers=cfg.ray_workers, address=cfg.address, gpus_per_worker=cfg.ray_gpus,

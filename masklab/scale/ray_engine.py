@@ -473,10 +473,13 @@ class _ProposalWorker:
             try:
                 got = self.proposer(read_image(str(path)), {
                     "file_name": str(name), "sha256": str(sha), "path": str(path)})
+                feats = self.proposer.features  # the queue's layout of the image (model)
                 records.append(json.dumps({"proposals": [
                     {"class_id": p["class_id"], "mask": rle.encode(p["mask"])[0],
                      "score": p["score"]} for p in got],
-                    "skipped_classes": sorted(self.proposer.skipped_classes)}))
+                    "skipped_classes": sorted(self.proposer.skipped_classes),
+                    "uncertainty": self.proposer.uncertainty,
+                    "features": None if feats is None else [float(v) for v in feats]}))
             except (MasklabError, OSError, ValueError) as e:
                 records.append(json.dumps({"error": str(e).splitlines()[0]}))
         return {"index": batch["index"], "record": records}

@@ -481,6 +481,15 @@ def test_app_prelabel_on_ray_equals_local(cluster, tmp_path):
 
     make_images(tmp_path / "data" / "imgs", {f"{n}{k}.png": r for n, r in RECTS.items()
                                              for k in range(2)})
+    import torch
+
+    from masklab.app import db as _db
+    from masklab.models.semantic import load_semantic_model, save_checkpoint
+
+    torch.manual_seed(0)  # a model source too: its uncertainty and queue come back from Ray
+    save_checkpoint(tmp_path / "data" / "unet", load_semantic_model(
+        "unet", weights=None, num_classes=2, class_names=["background", "box"],
+        config={"depth": 2, "width": 4}), {})
     results = {}
     for engine in ("local", "ray"):
         app = create_app(tmp_path / "data", db_url=f"sqlite:///{tmp_path / engine}.db",
@@ -503,6 +512,22 @@ def test_app_prelabel_on_ray_equals_local(cluster, tmp_path):
                 f"/api/images/{i['id']}/annotations")["annotations"]]
                 for i in api.get(f"/api/projects/{p['id']}/images")["items"]}
             results[engine + "-job"] = j
+            mj = api.post(f"/api/projects/{p['id']}/jobs", json={
+                "kind": "prelabel", "params": {"source": "model", "model": "unet"}})["id"]
+            t = time.monotonic()
+            while api.get(f"/api/jobs/{mj}")["state"] in ("queued", "running"):
+                assert time.monotonic() - t < 300
+                time.sleep(0.1)
+            with app.state.store.Session() as s:
+                rows = s.query(_db.Image).all()
+                results[engine + "-queue"] = {
+                    i.file_name: (i.uncertainty, i.priority) for i in rows
+                    if i.file_name != "c.png1.png"}
+    lq, rq = results["local-queue"], results["ray-queue"]
+    assert lq.keys() == rq.keys() and all(u is not None for u, _ in lq.values())
+    for k in lq:  # the same uncertainty; a queue priority (its order may differ: arrival)
+        assert abs(lq[k][0] - rq[k][0]) < 1e-5 and rq[k][1] is not None
+    assert len({p for _, p in rq.values()}) == len(rq)
     assert results["ray-job"]["failed"] == 1
     assert results["ray-job"]["errors"][0].startswith("c.png1.png: ")
     assert results["local-job"]["failed"] == 0
