@@ -1,6 +1,7 @@
 """MkDocs hook: the app's REST reference (``reference/rest.md``), generated from the
 OpenAPI schema of the very app ``masklab app`` serves (made on an empty data folder), and
-that schema itself (``reference/openapi.json``) for client generators."""
+that schema itself (``reference/openapi.json``) for client generators; and a cosmetic fix
+of the generated CLI reference."""
 
 from __future__ import annotations
 
@@ -99,3 +100,10 @@ def on_files(files, config):
     files.append(File.generated(config, "reference/openapi.json",
                                 content=json.dumps(spec, indent=1)))
     return files
+
+
+def on_page_content(html, page, config, files):
+    """mkdocs-click prints click 8.3's "no default" sentinel as a default: none shown."""
+    if page.file.src_uri == "reference/cli.md":
+        return html.replace("<td><code>Sentinel.UNSET</code></td>", "<td></td>")
+    return html
