@@ -118,3 +118,37 @@ def test_extreme_points_and_large_images_are_downscaled():
         extreme_points_to_prompts(pts[:3])
     with pytest.raises(ValueError, match="no prompt"):
         s.predict()
+
+
+def test_grabcut_corrects_a_mask_prompt_only_near_each_click():
+    """A mask prompt (a proposal) with clicks: each click fixes the error it points at and
+    nothing far from it changes (local refinement); without ``focus`` GrabCut re-decides
+    the whole image."""
+    from masklab.interactive.classical import GrabCut
+    from masklab.types import Prompts
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 40, (200, 300, 3)).astype(np.uint8)
+    truth = np.zeros((200, 300), bool)
+    truth[40:160, 60:200] = True
+    img[truth] = (180, 60, 50) + rng.integers(0, 40, (truth.sum(), 3))
+    img[20:60, 220:280] = (170, 70, 60)  # a look-alike that is background
+    prior = truth.copy()
+    prior[100:160, 150:200] = False  # a part missed ...
+    prior[25:55, 225:275] = True  # ... and a false blob on the look-alike
+    click = Prompts(points=np.array([[175.0, 130.0]]), point_labels=np.array([1]), mask=prior)
+    b = GrabCut()
+    got = b.predict(b.set_image(img), click)[0][0]
+    missed = np.zeros_like(truth)
+    missed[100:160, 150:200] = True
+    assert got[missed].mean() > 0.95  # the click's error is fixed
+    far = np.ones_like(truth)
+    far[:, 100:] = False  # left of the window: as the prompt was
+    far[:, 215:] = True  # and the false blob, far to the right: untouched by this click
+    assert (got[far] == prior[far]).all()
+    assert iou(truth, got) > iou(truth, prior)
+    # a negative click on the blob removes it
+    two = Prompts(points=np.array([[175.0, 130.0], [250.0, 40.0]]),
+                  point_labels=np.array([1, 0]), mask=prior)
+    got2 = b.predict(b.set_image(img), two)[0][0]
+    assert not got2[25:55, 225:275].any() and iou(truth, got2) > 0.98
