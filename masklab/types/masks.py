@@ -329,17 +329,19 @@ def _is_single_polygon(inst) -> bool:
 
 def _offset_outwards(pts: np.ndarray, d: float) -> np.ndarray:
     """Move the vertices of a closed polygon ``d`` outwards along their miter bisectors."""
+    nxt = np.concatenate([pts[1:], pts[:1]])
     x, y = pts[:, 0], pts[:, 1]
-    orient = 1.0 if np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y) > 0 else -1.0
-
-    def normals(e: np.ndarray) -> np.ndarray:
-        n = np.stack([e[:, 1], -e[:, 0]], axis=1) * orient
-        length = np.linalg.norm(n, axis=1, keepdims=True)
-        return n / np.where(length == 0, 1, length)
-
-    n_next = normals(np.roll(pts, -1, axis=0) - pts)
-    n_prev = normals(pts - np.roll(pts, 1, axis=0))
+    orient = 1.0 if np.sum(x * nxt[:, 1] - nxt[:, 0] * y) > 0 else -1.0
+    e = nxt - pts  # edge i: vertex i -> i + 1; its outward unit normal
+    length = np.hypot(e[:, 0], e[:, 1])
+    length[length == 0] = 1
+    n_next = np.empty_like(e)
+    n_next[:, 0] = e[:, 1] * orient / length
+    n_next[:, 1] = -e[:, 0] * orient / length
+    n_prev = np.concatenate([n_next[-1:], n_next[:-1]])  # edge i - 1 -> i
     b = n_prev + n_next
-    b /= np.where((bl := np.linalg.norm(b, axis=1, keepdims=True)) == 0, 1, bl)
-    cos = np.clip(np.sum(b * n_next, axis=1, keepdims=True), 0.5, 1.0)
+    bl = np.hypot(b[:, 0], b[:, 1])
+    bl[bl == 0] = 1
+    b /= bl[:, None]
+    cos = np.clip((b * n_next).sum(axis=1, keepdims=True), 0.5, 1.0)
     return pts + b * d / cos
