@@ -131,7 +131,7 @@ def test_grabcut_corrects_a_mask_prompt_only_near_each_click():
     img = rng.integers(0, 40, (200, 300, 3)).astype(np.uint8)
     truth = np.zeros((200, 300), bool)
     truth[40:160, 60:200] = True
-    img[truth] = (180, 60, 50) + rng.integers(0, 40, (truth.sum(), 3))
+    img[truth] = np.array([180, 60, 50]) + rng.integers(0, 40, (truth.sum(), 3))
     img[20:60, 220:280] = (170, 70, 60)  # a look-alike that is background
     prior = truth.copy()
     prior[100:160, 150:200] = False  # a part missed ...
