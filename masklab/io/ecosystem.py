@@ -11,7 +11,13 @@ extra):
   category id, 0 nothing) or, with ``mode="instances"``, the instance map (pixel = object
   index) with the objects' categories in ``categories`` — the class names in the
   ``label`` column's metadata (``features["label"]`` carries none, so they go to
-  ``ds.info.description`` as JSON).
+  ``ds.info.description`` as JSON);
+- ``to_fiftyone(ms, images_dir)`` / ``from_fiftyone(dataset)``: a ``MaskSet`` ↔ a FiftyOne
+  ``fo.Dataset`` (extra ``fiftyone``; it keeps its datasets in MongoDB): one sample per
+  image, a ``Detections`` field whose ``Detection`` has the label (category name), the
+  bounding box (relative ``[x, y, w, h]`` on pixel edges) and the instance mask over that box
+  — or, with ``mode="semantic"``, a ``Segmentation`` field (pixel = category id) whose names
+  are the dataset's ``mask_targets``.
 """
 
 from __future__ import annotations
@@ -156,4 +162,145 @@ def from_hf_dataset(ds, *, image_column: str = "image", label_column: str = "lab
         cats = [{"id": i, "name": n} for i, n in enumerate(class_names) if i in seen]
     else:
         cats = [{"id": i, "name": str(i)} for i in sorted(seen)]
+    return MaskSet(cats, items)
+
+
+# --- FiftyOne --------------------------------------------------------------------------------
+def _fiftyone():
+    try:
+        import fiftyone as fo
+    except ImportError:
+        raise InputError("fiftyone is not installed: pip install 'masklab[fiftyone]' (in an "
+                         "environment of its own: its pins differ from the app's)") from None
+    return fo
+
+
+def to_fiftyone(ms, images_dir, *, name: str | None = None, field: str = "ground_truth",
+                mode: str = "instances", persistent: bool = False):
+    """A ``MaskSet`` as a FiftyOne dataset over the images in ``images_dir`` (see the
+    module's note); ``name``: the dataset's name (default: FiftyOne picks one)."""
+    fo = _fiftyone()
+    if mode not in ("instances", "semantic"):
+        raise InputError("mode must be instances or semantic")
+    images_dir = Path(images_dir)
+    names = {int(c["id"]): str(c["name"]) for c in ms.categories}
+    ds = fo.Dataset(name) if name else fo.Dataset()
+    ds.persistent = persistent
+    if mode == "semantic":
+        ds.mask_targets = {field: {i: n for i, n in names.items()}}
+    samples = []
+    for item in ms.items:
+        path = images_dir / item.file_name
+        if not path.is_file():
+            raise InputError(f"{item.file_name}: no such image in {images_dir}", path)
+        h, w = item.masks.size
+        dense = item.masks.to_dense()
+        labels = item.masks.labels if item.masks.labels is not None else \
+            np.ones(len(dense), np.int64)
+        sample = fo.Sample(filepath=str(path.resolve()))
+        sample["masklab_size"] = [int(w), int(h)]
+        sample["masklab_file_name"] = item.file_name
+        if mode == "semantic":
+            lab = np.zeros((h, w), np.uint8 if max(names, default=0) < 256 else np.uint16)
+            for m, c in zip(dense, labels, strict=True):
+                lab[m] = int(c)
+            sample[field] = fo.Segmentation(mask=lab)
+        else:
+            dets = []
+            scores = item.masks.scores
+            for k, (m, c) in enumerate(zip(dense, labels, strict=True)):
+                ys, xs = np.nonzero(m)
+                if not len(ys):
+                    continue
+                y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+                d = fo.Detection(label=names.get(int(c), str(int(c))),
+                                 bounding_box=[x0 / w, y0 / h, (x1 - x0) / w, (y1 - y0) / h],
+                                 mask=m[y0:y1, x0:x1].copy())
+                if scores is not None:
+                    d.confidence = float(scores[k])
+                if item.attributes and k < len(item.attributes):
+                    for key, v in item.attributes[k].items():
+                        d[str(key)] = v
+                dets.append(d)
+            sample[field] = fo.Detections(detections=dets)
+        samples.append(sample)
+    ds.add_samples(samples)
+    return ds
+
+
+def from_fiftyone(dataset, *, field: str = "ground_truth", categories: list[dict] | None = None):
+    """A FiftyOne dataset's ``Detections`` (with instance masks) or ``Segmentation`` field →
+    a ``MaskSet`` (file names relative to the images' common folder; categories by name,
+    numbered 1.. in order of first appearance unless ``categories`` are given)."""
+    import os
+
+    from masklab.io.convert import LabeledImage, MaskSet
+    from masklab.io.images import image_size
+    from masklab.types import Masks
+
+    fo = _fiftyone()
+    schema = dataset.get_field_schema()
+    if field not in schema:
+        raise InputError(f"the dataset has no field {field!r} (fields: {', '.join(schema)})")
+    by_name = {str(c["name"]): int(c["id"]) for c in categories or []}
+    targets = (dataset.mask_targets or {}).get(field) or dataset.default_mask_targets or {}
+    paths = dataset.values("filepath")
+    root = Path(os.path.commonpath([str(Path(p).parent) for p in paths])) if paths else Path()
+
+    def cat(name: str) -> int:
+        if name not in by_name:
+            by_name[name] = max(by_name.values(), default=0) + 1
+        return by_name[name]
+
+    items = []
+    for k, sample in enumerate(dataset.iter_samples()):
+        size = sample["masklab_size"] if sample.has_field("masklab_size") else None
+        if size:
+            w, h = (int(v) for v in size)
+        else:
+            h, w = image_size(sample.filepath)
+        value = sample[field]
+        masks, labels, scores = [], [], []
+        if isinstance(value, fo.Segmentation):
+            lab = np.asarray(value.get_mask())
+            if lab.ndim == 3:
+                lab = lab[..., 0]
+            for v in np.unique(lab):
+                if v == 0:
+                    continue
+                masks.append(lab == v)
+                labels.append(cat(str(targets.get(int(v), int(v)))) if targets or by_name
+                              else int(v))
+        elif value is not None:
+            for d in value.detections:
+                if d.mask is None:
+                    raise InputError(f"{sample.filepath}: a detection without a mask")
+                bx, by, bw, bh = d.bounding_box
+                x0, y0 = round(bx * w), round(by * h)
+                pw, ph = max(1, round((bx + bw) * w) - x0), max(1, round((by + bh) * h) - y0)
+                m = np.asarray(d.mask, bool)
+                if m.shape != (ph, pw):  # a mask of another size: stretched over its box
+                    import cv2
+
+                    m = cv2.resize(m.astype(np.uint8), (pw, ph),
+                                   interpolation=cv2.INTER_NEAREST) > 0
+                full = np.zeros((h, w), bool)
+                full[y0:y0 + ph, x0:x0 + pw] = m[:h - y0, :w - x0]
+                masks.append(full)
+                labels.append(cat(str(d.label)))
+                scores.append(d.confidence)
+        data = np.stack(masks) if masks else np.zeros((0, h, w), bool)
+        sc = None if not scores or any(s is None for s in scores) else scores
+        if sample.has_field("masklab_file_name") and sample["masklab_file_name"]:
+            name = str(sample["masklab_file_name"])
+        else:
+            name = Path(sample.filepath).resolve().relative_to(root.resolve()).as_posix()
+        items.append(LabeledImage(name, Masks(data, labels=np.array(labels, np.int64),
+                                              scores=sc), k + 1))
+    if categories:
+        cats = list(categories)
+    elif targets and not by_name:
+        cats = [{"id": int(i), "name": str(n)} for i, n in sorted(targets.items())]
+    else:
+        cats = [{"id": i, "name": n} for n, i in sorted(by_name.items(), key=lambda t: t[1])]
     return MaskSet(cats, items)

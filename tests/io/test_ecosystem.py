@@ -65,3 +65,20 @@ def test_hf_dataset_semantic_and_instances(tmp_path):
     inst = from_hf_dataset(to_hf_dataset(ms, tmp_path, mode="instances"))
     np.testing.assert_array_equal(inst.items[1].masks.to_dense(), m.to_dense())
     assert inst.items[1].masks.labels.tolist() == [1, 2, 1]
+
+
+def test_fiftyone_without_fiftyone_is_a_clear_error(tmp_path):
+    """FiftyOne lives in its own environment (tests/peers/test_fiftyone.py checks the real
+    thing there); here, without it, one clear line."""
+    import importlib.util
+
+    from masklab.errors import InputError
+    from masklab.io.ecosystem import from_fiftyone, to_fiftyone
+
+    if importlib.util.find_spec("fiftyone") is not None:
+        pytest.skip("fiftyone is installed here")
+    ms = MaskSet([{"id": 1, "name": "cat"}], [LabeledImage("a.png", _masks()[:1], 1)])
+    with pytest.raises(InputError, match=r"fiftyone is not installed: pip install"):
+        to_fiftyone(ms, tmp_path)
+    with pytest.raises(InputError, match=r"fiftyone is not installed"):
+        from_fiftyone(object())
