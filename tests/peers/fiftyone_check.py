@@ -11,27 +11,17 @@ from pathlib import Path
 
 import numpy as np
 
-from masklab.io.convert import LabeledImage, MaskSet
 from masklab.io.ecosystem import from_fiftyone, to_fiftyone
 from masklab.io.images import write_image
-from masklab.types import Masks
 
 work = Path(sys.argv[1])
-yy, xx = np.mgrid[:30, :40]
-items = []
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sample_set import sample_set  # noqa: E402
+
+ms = sample_set(folder="sub/", scores=[0.9, 0.8, 0.7], attributes=[{"occluded": True}, {}, {}])
+items = ms.items
 for i in range(3):
-    a = (xx - 10 - i) ** 2 + (yy - 10) ** 2 < 40
-    b = np.zeros((30, 40), bool)
-    b[18:27, 20:36] = True
-    b[3:6, 30:38] = True  # a second part
-    c = ((xx - 28) ** 2 + (yy - 10) ** 2 < 20) & ~((xx - 28) ** 2 + (yy - 10) ** 2 < 4)
-    items.append(LabeledImage(f"sub/img{i}.png", Masks(np.stack([a, b, c]),
-                                                        labels=np.array([1, 2, 1]),
-                                                        scores=[0.9, 0.8, 0.7]), i + 1,
-                              attributes=[{"occluded": True}, {}, {}]))
-    write_image(work / "images" / "sub" / f"img{i}.png",
-                np.full((30, 40, 3), 40 * i, np.uint8))
-ms = MaskSet([{"id": 1, "name": "person"}, {"id": 2, "name": "car"}], items)
+    write_image(work / "images" / "sub" / f"img{i}.png", np.full((30, 40, 3), 40 * i, np.uint8))
 out = {}
 
 ds = to_fiftyone(ms, work / "images")

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from masklab.io.convert import LabeledImage, MaskSet
-from masklab.types import Masks
+from masklab.io.convert import MaskSet
+from tests.peers.sample_set import sample_set
 
 PEERS = Path(__file__).resolve().parents[2] / ".venv-peers" / "bin" / "python"
 pytestmark = pytest.mark.skipif(not PEERS.is_file(), reason="no .venv-peers (make peers)")
@@ -29,20 +29,6 @@ def _datumaro(path: Path, fmt: str) -> dict:
             (name, np.unpackbits(np.frombuffer(base64.b64decode(b), np.uint8))[:h * w]
              .reshape(h, w).astype(bool)) for name, b, h, w in objs]
     return out
-
-
-def _set(names=("person", "car")):
-    yy, xx = np.mgrid[:30, :40]
-    items = []
-    for i in range(3):
-        a = (xx - 10 - i) ** 2 + (yy - 10) ** 2 < 40
-        b = np.zeros((30, 40), bool)
-        b[18:27, 20:36] = True
-        b[3:6, 30:38] = True  # a second part
-        c = ((xx - 28) ** 2 + (yy - 10) ** 2 < 20) & ~((xx - 28) ** 2 + (yy - 10) ** 2 < 4)
-        items.append(LabeledImage(f"img{i}.png", Masks(np.stack([a, b, c]),
-                                                        labels=np.array([1, 2, 1])), i + 1))
-    return MaskSet([{"id": 1, "name": names[0]}, {"id": 2, "name": names[1]}], items)
 
 
 def _same(ms: MaskSet, theirs: dict, key=lambda name: Path(name).stem) -> None:
@@ -61,7 +47,7 @@ def test_datumaro_reads_masklab_cvat(tmp_path):
     from masklab.io.cvat import write_cvat
     from masklab.io.images import write_image
 
-    ms = _set()
+    ms = sample_set()
     for item in ms.items:  # CVAT's export layout: annotations.xml + images/
         write_image(tmp_path / "cvat" / "images" / item.file_name, np.zeros((30, 40, 3), np.uint8))
     write_cvat(ms, tmp_path / "cvat" / "annotations.xml")
@@ -71,7 +57,7 @@ def test_datumaro_reads_masklab_cvat(tmp_path):
 def test_datumaro_reads_masklab_voc(tmp_path):
     from masklab.io.voc import write_voc
 
-    ms = _set()
+    ms = sample_set()
     write_voc(ms, tmp_path / "voc", split="train")
     theirs = _datumaro(tmp_path / "voc", "voc_instance_segmentation")
     _same(ms, theirs)
@@ -83,7 +69,7 @@ def test_datumaro_reads_masklab_cityscapes(tmp_path):
     from masklab.io.cityscapes import write_cityscapes
     from masklab.io.images import write_image
 
-    ms = _set(("road", "building"))
+    ms = sample_set(("road", "building"))
     for item in ms.items:  # one region per class: the third object becomes sky
         item.masks.labels = np.array([1, 2, 3])
     ms.categories.append({"id": 3, "name": "sky"})
@@ -116,7 +102,7 @@ def test_masklab_reads_datumaros_cvat_and_voc(tmp_path):
     from masklab.io.cvat import read_cvat
     from masklab.io.voc import read_voc
 
-    ms = _set()
+    ms = sample_set()
     for fmt, read in (("cvat", lambda p: read_cvat(next(p.rglob("*.xml")))),
                       ("voc_instance_segmentation", read_voc)):
         back = read(_datumaro_export(tmp_path, ms, fmt))
