@@ -22,7 +22,9 @@ setup: $(STAMP) system $(VENDOR_STAMP)
 
 # the peer tools the interchange tests and bench/convert.py compare with, in their own
 # environment (their pins differ from ours): Datumaro
-peers: $(PEERS_STAMP) $(FIFTYONE_STAMP)
+peers:  # the two environments are installed side by side (mostly downloads)
+	@$(MAKE) --no-print-directory -j2 $(PEERS_STAMP) $(FIFTYONE_STAMP)
+
 $(PEERS_STAMP):
 	@test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
 	@if $(PEERS)/bin/python -m pip install --quiet "datumaro>=1.10"; then touch $@; \
