@@ -212,7 +212,6 @@ class Proposer:
                             "score": float(det.masks.scores[k])})
         return out
 
-
     def _instance_layout(self, det) -> np.ndarray:
         """Where which project class is seen: per class, the best score over each pixel of
         the detections (score >= ``LOW_SCORE``), pooled on the queue's grid."""
@@ -312,8 +311,9 @@ class _Committer:
                                                         user=self.ctx.job["created_by"]))
             if uncertainty is not None:  # its priority until the job's queue is made
                 store.set_uncertainty(s, image_id, uncertainty)
-                if features is not None:
-                    self.scored.append((image_id, float(uncertainty), features))
+                if features is not None:  # float16: a 100k-image job holds ~40 MB of them
+                    self.scored.append((image_id, float(uncertainty),
+                                        np.asarray(features, np.float16)))
             self.ctx.progress(add=1, s=s)
 
     def make_queue(self) -> None:
@@ -322,7 +322,7 @@ class _Committer:
         if len(self.scored) < 2:
             return
         ids, u, feats = zip(*self.scored, strict=True)
-        order = diverse_order(u, np.stack(feats))
+        order = diverse_order(u, np.stack(feats).astype(np.float32))
         with self.store.transaction() as s:
             self.store.set_priorities(s, dict(zip(ids, priorities(u, order).tolist(),
                                                   strict=True)))

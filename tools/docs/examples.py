@@ -107,13 +107,17 @@ def _parse_masklab(where: str, cmd: str) -> None:
         sub = group.get_command(ctx, args[0])
         if sub is None:
             raise PluginError(f"{where}: `{cmd}`: no command {args[0]!r}")
-        for p in sub.params:  # the files of a command not run are the reader's, not here
-            if isinstance(p.type, click.Path):
-                p.type.exists = False
+        paths = [p.type for p in sub.params if isinstance(p.type, click.Path)]
+        kept = [t.exists for t in paths]
+        for t in paths:  # the files of a command not run are the reader's, not here
+            t.exists = False
         try:
             ctx = sub.make_context(args[0], args[1:], parent=ctx)
         except click.UsageError as e:
             raise PluginError(f"{where}: `{cmd}`: {e.format_message()}") from e
+        finally:
+            for t, e in zip(paths, kept, strict=True):
+                t.exists = e
         if not isinstance(sub, click.Group):
             break
         group, args = sub, _rest(ctx)

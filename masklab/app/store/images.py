@@ -21,7 +21,7 @@ MAX_PAGE = 500
 SORTS = ("name", "-name", "updated", "-updated", "id", "-id", "uncertain", "-uncertain")
 # an image's place in the "least confident first" queue as a sort key: never scored sorts
 # as -1 (last when most uncertain comes first)
-UNCERTAINTY = func.coalesce(db.Image.priority, -1.0)
+QUEUE_KEY = func.coalesce(db.Image.priority, -1.0)
 FRAMES = ("first", "all")
 
 
@@ -77,7 +77,7 @@ class ImageFilter:
         if key == "name":  # unique in a project: the index on (project, name) is the order
             return (db.Image.file_name,)
         if key == "uncertain":
-            return (UNCERTAINTY, db.Image.id)
+            return (QUEUE_KEY, db.Image.id)
         return (db.Image.updated_at, db.Image.id) if key == "updated" else (db.Image.id,)
 
     def order(self, reverse: bool = False) -> list:
@@ -87,7 +87,7 @@ class ImageFilter:
     def after(self, img: db.Image, forward: bool):
         """Rows after ``img`` in this order (``forward``) or before it."""
         keys = self._keys()
-        values = [(-1.0 if img.priority is None else img.priority) if k is UNCERTAINTY
+        values = [(-1.0 if img.priority is None else img.priority) if k is QUEUE_KEY
                   else getattr(img, k.key) for k in keys]
         larger = self.sort.startswith("-") != forward  # toward larger keys
         cond = None
