@@ -14,7 +14,7 @@ annotating without a model:
   as the annotator sees them, differ from the ground truth; without a model every pixel;
 - clicks: NoC@85 with masklab's click simulator (``metrics.interactive.next_click``) and the
   app's offline click tool (GrabCut), per class region (>= 5 % of the image) of a fixed set
-  of 5 images that are never labelled, starting from the region's proposal (GrabCut then
+  of 10 images that are never labelled, starting from the region's proposal (GrabCut then
   keeps it as the prior) or from nothing;
 - validation mIoU on a video the training never saw (0006R0, 101 images).
 
@@ -43,7 +43,7 @@ CAMVID = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
 POOL_VIDEOS = ("0001TP", "0016E5")
 HELD_OUT_VIDEO = "0006R0"
 STEPS = (10, 20, 40, 80)
-EVAL_IMAGES = 5
+EVAL_IMAGES = 10
 MIN_REGION = 0.05  # class regions of at least this share of the image are clicked
 VOID = 11
 
@@ -350,6 +350,7 @@ def main() -> None:
             "steps": list(STEPS), "training_minutes_per_step": args.minutes,
             "warm_start": args.warm,
             "threads": args.threads, "model": "unet depth 4 width 16, crops 128",
+            "precision": __import__("masklab.app.training", fromlist=["x"]).cpu_precision("auto"),
             "no_model": baseline, "eval_set_images": EVAL_IMAGES,
             "effort_ratio_at_80": at80, "goal": "effort ratio <= 0.5 after 80 images",
             "seconds": round(time.perf_counter() - t0), "rows": rows}

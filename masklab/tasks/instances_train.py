@@ -324,11 +324,14 @@ def _train_instances(cfg: InstanceTrainConfig, dist_, device, callback=None):
     else:
         raise InputError(f"optimizer must be sgd or adamw, got {cfg.optimizer!r}")
     warm = max(1, min(cfg.warmup_steps, total // 2))
+    from masklab.tasks.budget import RunClock
 
-    def lr_at(s: int) -> float:  # linear warm-up, then cosine decay
+    clock = RunClock(max(1, total - warm), cfg.time_budget, dist_)
+
+    def lr_at(s: int) -> float:  # linear warm-up, then cosine decay (over steps or time)
         if s < warm:
             return (s + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm)))
+        return 0.5 * (1 + math.cos(math.pi * clock.fraction(s - warm)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     use_amp = cfg.amp and device.type == "cuda"
@@ -349,7 +352,7 @@ def _train_instances(cfg: InstanceTrainConfig, dist_, device, callback=None):
                    indent=1)
     seen, t_train = 0, 0.0
     emit = callback if (callback is not None and main) else (lambda event: None)
-    deadline = None if cfg.time_budget is None else time.monotonic() + float(cfg.time_budget)
+    clock.start()
     out_of_time = False
     for epoch in range(start, cfg.epochs):
         if step >= total or out_of_time:
@@ -371,6 +374,7 @@ def _train_instances(cfg: InstanceTrainConfig, dist_, device, callback=None):
                 torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
             scaler.step(opt)
             scaler.update()
+            clock.tick()
             sched.step()
             step += 1
             running += float(loss.detach())
@@ -378,8 +382,7 @@ def _train_instances(cfg: InstanceTrainConfig, dist_, device, callback=None):
             seen += len(images)
             emit({"event": "step", "step": step, "total_steps": total, "epoch": epoch + 1,
                   "loss": float(loss.detach())})
-            if deadline is not None and time.monotonic() > deadline:
-                out_of_time = True
+            out_of_time = clock.out_of_time
             if step >= total or out_of_time:
                 break
         t_train += time.perf_counter() - t0

@@ -242,11 +242,13 @@ def _loss_fn(cfg: TrainConfig, weight: torch.Tensor | None, ignore: int):
     return fn
 
 
-def _schedule(cfg: TrainConfig, optimizer, total_steps: int):
+def _schedule(cfg: TrainConfig, optimizer, clock):
+    """The learning rate over the run's progress (``clock.fraction``: steps, or the time
+    budget when that ends first)."""
     if cfg.schedule == "poly":
-        f = lambda s: (1 - min(s, total_steps) / total_steps) ** 0.9  # noqa: E731
+        f = lambda s: (1 - clock.fraction(s)) ** 0.9  # noqa: E731
     elif cfg.schedule == "cosine":
-        f = lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps))  # noqa: E731
+        f = lambda s: 0.5 * (1 + math.cos(math.pi * clock.fraction(s)))  # noqa: E731
     else:
         raise InputError(f"schedule must be poly or cosine, got {cfg.schedule!r}")
     return torch.optim.lr_scheduler.LambdaLR(optimizer, f)
@@ -397,7 +399,10 @@ def _train(cfg: TrainConfig, dist_, device, callback=None) -> TrainResult:
                               weight_decay=cfg.weight_decay)
     else:
         raise InputError(f"optimizer must be adamw or sgd, got {cfg.optimizer!r}")
-    sched = _schedule(cfg, opt, total_steps)
+    from masklab.tasks.budget import RunClock
+
+    clock = RunClock(total_steps, cfg.time_budget, dist_)
+    sched = _schedule(cfg, opt, clock)
     if cfg.ema is not None and not 0.0 < cfg.ema < 1.0:
         raise InputError(f"ema must be a decay in (0, 1), got {cfg.ema}")
     ema = _Ema(model, cfg.ema) if cfg.ema else None
@@ -431,7 +436,7 @@ def _train(cfg: TrainConfig, dist_, device, callback=None) -> TrainResult:
         write_json(out / "train_config.json", {**asdict(cfg), "processes": dist_.world},
                    indent=1)
     seen, t_train, last_result = 0, 0.0, None
-    deadline = None if cfg.time_budget is None else time.monotonic() + float(cfg.time_budget)
+    clock.start()
     out_of_time = False
     emit = callback if (callback is not None and main) else (lambda event: None)
     for epoch in range(start_epoch, cfg.epochs):
@@ -455,14 +460,14 @@ def _train(cfg: TrainConfig, dist_, device, callback=None) -> TrainResult:
                 scaler.step(opt)
                 scaler.update()
                 opt.zero_grad(set_to_none=True)
+                clock.tick()
                 sched.step()
                 step += 1
                 if ema is not None:
                     ema.update(model)
                 emit({"event": "step", "step": step, "total_steps": total_steps,
                       "epoch": epoch + 1, "loss": float(loss.detach()) * cfg.accumulate})
-                if deadline is not None and time.monotonic() > deadline:
-                    out_of_time = True
+                out_of_time = clock.out_of_time
                 if step >= total_steps or out_of_time:
                     break
         t_train += time.perf_counter() - t0
