@@ -316,6 +316,8 @@ def main() -> None:
                     help="each step's training goes on from the previous version "
                          "(--no-warm: from scratch)")
     args = ap.parse_args()
+    from masklab.app.training import cpu_precision
+
     if not CAMVID.is_dir():
         raise SystemExit(f"no CamVid at {CAMVID}")
     t0 = time.perf_counter()
@@ -350,7 +352,7 @@ def main() -> None:
             "steps": list(STEPS), "training_minutes_per_step": args.minutes,
             "warm_start": args.warm,
             "threads": args.threads, "model": "unet depth 4 width 16, crops 128",
-            "precision": __import__("masklab.app.training", fromlist=["x"]).cpu_precision("auto"),
+            "precision": cpu_precision("auto"),
             "no_model": baseline, "eval_set_images": EVAL_IMAGES,
             "effort_ratio_at_80": at80, "goal": "effort ratio <= 0.5 after 80 images",
             "seconds": round(time.perf_counter() - t0), "rows": rows}
