@@ -11,6 +11,17 @@ import click
 from masklab.cli.options import device_option
 
 
+def _budget(minutes: float | None) -> float | None:
+    """``--minutes`` as the trainers' ``time_budget`` seconds (positive, or an error)."""
+    if minutes is None:
+        return None
+    if not minutes > 0:
+        from masklab.errors import InputError
+
+        raise InputError(f"--minutes must be positive, got {minutes}")
+    return 60.0 * minutes
+
+
 def _parse_kv(items: tuple[str, ...]) -> dict:
     out = {}
     for item in items:
@@ -110,6 +121,9 @@ def train_group() -> None:
 @click.option("--ignore-index", type=int, default=255, show_default=True)
 @click.option("--epochs", type=int, default=50, show_default=True)
 @click.option("--max-steps", type=int, help="Stop after this many optimiser steps.")
+@click.option("--minutes", type=float, help="A time budget: training ends after this many "
+              "minutes (that epoch validated and kept), the learning rate annealed over it "
+              "when it ends before the epochs.")
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--crop", default="256,256", show_default=True, help="H,W or 'none'.")
 @click.option("--scale", default="0.5,2.0", show_default=True, help="Random scale range.")
@@ -164,7 +178,8 @@ def train_group() -> None:
               default="runs/semantic", show_default=True)
 @click.pass_context
 def train_semantic_cmd(ctx, data, layout, images, model, model_arg, pretrained, num_classes,
-                       ignore_index, epochs, max_steps, batch_size, crop, scale, jitter, hue,
+                       ignore_index, epochs, max_steps, minutes, batch_size, crop, scale,
+                       jitter, hue,
                        gamma, train_split, val_split, train_sequences, val_sequences,
                        eval_scale, optimizer, lr, weight_decay, schedule, loss, class_weights,
                        no_amp, cpu_precision, accumulate, ema, workers, seed, device,
@@ -196,6 +211,7 @@ def train_semantic_cmd(ctx, data, layout, images, model, model_arg, pretrained, 
                       model_config=_parse_kv(model_arg), layout=layout,
                       images=str(images) if images else None, num_classes=num_classes,
                       ignore_index=ignore_index, epochs=epochs, max_steps=max_steps,
+                      time_budget=_budget(minutes),
                       batch_size=batch_size, crop=crop_hw, scale=_pair(scale, "--scale"),
                       jitter=jitter, hue=hue, gamma=_pair(gamma, "--gamma"),
                       train_split=train_split, val_split=val_split,
@@ -608,6 +624,8 @@ def _train_objects_command(task: str):
     @click.option("--freeze-backbone", is_flag=True)
     @click.option("--epochs", type=int, default=12, show_default=True)
     @click.option("--max-steps", type=int)
+    @click.option("--minutes", type=float, help="A time budget (the learning rate anneals "
+                  "over it when it ends before the epochs).")
     @click.option("--batch-size", type=int, default=2, show_default=True)
     @click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd",
                   show_default=True)
@@ -632,8 +650,8 @@ def _train_objects_command(task: str):
                   default=f"runs/{task}", show_default=True)
     @click.pass_context
     def cmd(ctx, data, images, val_data, val_images, model, model_arg, no_pretrained, classes,
-            freeze_backbone, epochs, max_steps, batch_size, optimizer, lr, no_amp, workers,
-            seed, device, eval_every, resume, no_flip, nproc, engine, address,
+            freeze_backbone, epochs, max_steps, minutes, batch_size, optimizer, lr, no_amp,
+            workers, seed, device, eval_every, resume, no_flip, nproc, engine, address,
             gpus_per_worker, out) -> None:
         from masklab.errors import InputError
         from masklab.models.registry import get_info
@@ -659,7 +677,8 @@ def _train_objects_command(task: str):
             model_config=_parse_kv(model_arg), pretrained=not no_pretrained,
             classes=[c.strip() for c in classes.split(",")] if classes else None,
             freeze_backbone=freeze_backbone, epochs=epochs, max_steps=max_steps,
-            batch_size=batch_size, optimizer=optimizer, lr=lr, amp=not no_amp,
+            time_budget=_budget(minutes), batch_size=batch_size, optimizer=optimizer, lr=lr,
+            amp=not no_amp,
             flip=not no_flip, workers=workers, seed=seed, device=device,
             eval_every=eval_every, resume=resume, quiet=ctx.obj["quiet"] or None)
         if engine == "ray":

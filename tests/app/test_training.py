@@ -73,6 +73,16 @@ def test_held_out_part_is_fixed_by_seed_and_id():
     assert [held_out(i, 1, 20) for i in ids] != [held_out(i, 0, 20) for i in ids]
 
 
+def test_precision_auto_is_bf16_only_where_the_cpu_has_native_units(monkeypatch):
+    import masklab.sysinfo
+    from masklab.app.training import cpu_precision
+
+    for native, want in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(masklab.sysinfo, "cpu_has_bf16", lambda native=native: native)
+        assert cpu_precision("auto") == want
+        assert cpu_precision("fp32") == "fp32" and cpu_precision("bf16") == "bf16"
+
+
 def test_train_job_makes_a_model_version_used_everywhere(app_env, tmp_path):
     api, tmp = app_env
     p, images, _ = _labelled_project(api, tmp)
@@ -188,7 +198,8 @@ def test_train_job_refuses_too_few_images_and_bad_settings(app_env):
                         ({"model": "maskrcnn_resnet50_fpn_v2"}, "not a semantic one"),
                         ({"model": "nope"}, "no model 'nope'"),
                         ({"epochs": 0}, "epochs must be between"),
-                        ({"unlabelled": "x"}, "unlabelled must be")):
+                        ({"unlabelled": "x"}, "unlabelled must be"),
+                        ({"precision": "fp16"}, "precision must be one of auto, fp32")):
         r = api.post(f"/api/projects/{p['id']}/jobs", expect=400,
                      json={"kind": "train", "params": params})
         assert msg in r["detail"], (params, r)

@@ -130,3 +130,20 @@ def test_instances_on_two_processes(tmp_path):
         lr=1e-4, workers=0, epochs=1, flip=False, device="cpu", quiet=True, **opts))
     a, b = one["history"][0]["loss"], float(log[0]["loss"])
     assert math.isfinite(b) and abs(a - b) < 0.25 * a
+
+
+def test_a_time_budget_ends_both_processes_after_the_same_step(tmp_path):
+    """Every rank takes rank 0's clock: the same learning rate at each step and the same
+    last step (a rank that stopped alone would leave the other waiting in an all-reduce)."""
+    data = write_shapes_dataset(tmp_path / "shapes", 24, 6, size=32, seed=3)
+    args = _cli({"data": str(data), "out": str(tmp_path / "two")})
+    at = args.index("--epochs")
+    args[at + 1] = "100000"
+    args[args.index("--max-steps"):args.index("--max-steps") + 2] = ["--minutes", "0.05"]
+    r = subprocess.run([sys.executable, "-m", "masklab.cli", "-q", *args, "--nproc", "2"],
+                       capture_output=True, text=True, timeout=300,
+                       env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    log = _log(tmp_path / "two" / "log.csv")
+    lrs = [float(row["lr"]) for row in log]
+    assert len(lrs) >= 2 and lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.2 * 1e-2, lrs
