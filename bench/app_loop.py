@@ -320,21 +320,31 @@ def instance_pixel_effort(loop: Loop, ids) -> tuple[float, float]:
     return float(np.mean(shares)), float(np.mean(rejects))
 
 
-def instance_click_effort(loop: Loop, ids, with_model: bool) -> float:
+def instance_click_effort(loop: Loop, ids, with_model: bool, cache: dict) -> float:
     """Mean NoC@85 over the objects of ``ids`` of at least ``MIN_OBJECT`` pixels (COCO's
-    medium and large), from the matched proposal or from nothing."""
+    medium and large), from the matched proposal or from nothing. ``cache`` keeps each
+    object's count from nothing (by file name and object), measured once."""
     from masklab.interactive.classical import GrabCut
     from masklab.io.images import read_image
 
     backend = GrabCut()
     nocs = []
     for i in ids:
-        objs = loop.truth[loop.names[i]]
-        state = backend.set_image(read_image(loop.store.image_path(i)))
+        name = loop.names[i]
+        objs = loop.truth[name]
+        state = None
         taken = match(objs, loop.proposals(i))[0] if with_model else {}
         for j, (_, g) in enumerate(objs):
-            if g.sum() >= MIN_OBJECT:
-                nocs.append(noc(backend, state, g, taken.get(j)))
+            if g.sum() < MIN_OBJECT:
+                continue
+            if j not in taken and (name, j) in cache:
+                nocs.append(cache[name, j])
+                continue
+            if state is None:
+                state = backend.set_image(read_image(loop.store.image_path(i)))
+            nocs.append(noc(backend, state, g, taken.get(j)))
+            if j not in taken:
+                cache[name, j] = nocs[-1]
     return float(np.mean(nocs))
 
 
@@ -410,7 +420,8 @@ def run_order(order: str, work: Path, task: dict, args) -> list[dict]:
             row.update(eval_set_mask_AP=round(eval_set_ap(loop, model["path"], eval_ids,
                                                           task["gt"]), 4),
                        pixels_to_correct=round(pixels, 4), rejects_per_image=round(rejects, 2),
-                       noc85=round(instance_click_effort(loop, eval_ids, True), 2))
+                       noc85=round(instance_click_effort(loop, eval_ids, True,
+                                                         task["from_nothing"]), 2))
         rows.append(row)
         print(row, flush=True)
     loop.runner.stop()
@@ -507,8 +518,12 @@ def main() -> None:
     base_loop = Loop(work / "none", task["pool"], task["truth"], task["classes"],
                      task["objects"], args)
     eval_ids = [base_loop.images[n] for n in task["eval_names"]]
-    clicks = click_effort if args.task == "semantic" else instance_click_effort
-    baseline = {"pixels_to_correct": 1.0, "noc85": round(clicks(base_loop, eval_ids, False), 2)}
+    if args.task == "semantic":
+        clicks = click_effort(base_loop, eval_ids, False)
+    else:
+        task["from_nothing"] = {}
+        clicks = instance_click_effort(base_loop, eval_ids, False, task["from_nothing"])
+    baseline = {"pixels_to_correct": 1.0, "noc85": round(clicks, 2)}
     base_loop.runner.stop()
     print("no model", baseline, flush=True)
     rows = []
