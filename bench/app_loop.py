@@ -21,7 +21,14 @@ annotating without a model:
 ``effort_ratio`` (with model / without) at each step goes to bench/results/app_loop.json,
 the curves to bench/results/app_loop.png.
 
-    python bench/app_loop.py --minutes 2.5
+``--task instances``: the same loop on the 80 shared COCO photos (10 never labelled; steps
+10, 20, 40, 60) with a Mask R-CNN: object pixels to correct (each object against the
+proposal matched to it as COCO matches detections), proposals to reject, NoC@85 per object
+of at least 32 x 32 pixels, and mask AP on the never-labelled photos; to
+bench/results/app_loop_instances.json and .png.
+
+    python bench/app_loop.py --minutes 4
+    python bench/app_loop.py --task instances --minutes 2.5
 """
 
 from __future__ import annotations
@@ -501,13 +508,20 @@ def main() -> None:
     ap.add_argument("--model", default="maskrcnn_resnet18_fpn",
                     help="instances: the registry's model")
     ap.add_argument("--pretrained", action="store_true",
-                    help="instances: start from the model's COCO weights (downloaded once)")
+                    help="instances: start from the model's COCO weights (downloaded once; "
+                         "--model maskrcnn_resnet50_fpn_v2)")
     ap.add_argument("--size", type=int, default=384,
                     help="instances: the model's shorter input side")
     ap.add_argument("--lr", type=float, default=1e-3, help="instances: AdamW learning rate")
     args = ap.parse_args()
     from masklab.app.training import cpu_precision
 
+    if args.task == "instances" and args.pretrained:
+        from masklab.models.registry import get_info
+
+        if get_info(args.model).weights is None:
+            raise SystemExit(f"{args.model} has no pretrained weights: --pretrained needs "
+                             "e.g. --model maskrcnn_resnet50_fpn_v2")
     data = CAMVID if args.task == "semantic" else COCO
     if not data.is_dir():
         raise SystemExit(f"no data at {data}")
