@@ -514,7 +514,7 @@ def main() -> None:
                     help="instances: the model's shorter input side")
     ap.add_argument("--lr", type=float, default=1e-3, help="instances: AdamW learning rate")
     args = ap.parse_args()
-    from masklab.app.training import cpu_precision
+    from masklab.sysinfo import precision_for
 
     if args.task == "instances" and args.pretrained:
         from masklab.models.registry import get_info
@@ -566,7 +566,7 @@ def main() -> None:
     meta = {"task": args.task, "dataset": task["dataset"], "steps": list(task["steps"]),
             "training_minutes_per_step": args.minutes,
             "warm_start": args.warm and args.task == "semantic",
-            "threads": args.threads, "model": model, "precision": cpu_precision("auto"),
+            "threads": args.threads, "model": model, "precision": precision_for("auto", "cpu"),
             "no_model": baseline, "eval_set_images": EVAL_IMAGES,
             f"effort_ratio_at_{last}": at_last, "goal": "effort ratio <= 0.5 after 80 images",
             "seconds": round(time.perf_counter() - t0), "rows": rows}

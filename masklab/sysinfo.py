@@ -47,14 +47,20 @@ def cpu_has_bf16() -> bool:
     return False
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
 def precision_for(precision: str, device) -> str:
     """The precision to run: ``precision`` ('fp32' or 'bf16'), except that bf16 on a CPU
     without native bfloat16 (where torch emulates it, 4-7x slower than fp32) becomes fp32
-    with a warning, once per process."""
+    with a warning, once per process. 'auto' is bf16 on a CPU with native units (about 1.5x
+    the images per second of fp32 for a U-Net), fp32 elsewhere."""
     import torch
 
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be 'fp32', 'bf16' or 'auto', got {precision!r}")
+    if precision == "auto":
+        return "bf16" if torch.device(device).type == "cpu" and cpu_has_bf16() else "fp32"
     if precision == "bf16" and torch.device(device).type == "cpu" and not cpu_has_bf16():
         _warn_emulated_bf16()
         return "fp32"

@@ -25,6 +25,18 @@ def test_cpuinfo_bf16_detection():
     assert not _cpuinfo_has_bf16("")
 
 
+def test_precision_auto_is_bf16_only_where_the_cpu_has_native_units(monkeypatch):
+    from masklab.sysinfo import precision_for
+
+    for native, want in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(sysinfo, "cpu_has_bf16", lambda native=native: native)
+        assert precision_for("auto", "cpu") == want
+        assert precision_for("fp32", "cpu") == "fp32"
+    assert precision_for("auto", "meta") == "fp32"  # not a CPU: no autocast to bf16
+    with pytest.raises(ValueError, match="'fp32', 'bf16' or 'auto'"):
+        precision_for("fp16", "cpu")
+
+
 def test_bf16_on_a_cpu_without_native_units_runs_fp32(tmp_path, monkeypatch, caplog):
     pytest.importorskip("transformers")
     import masklab.interactive.sam as sam_mod

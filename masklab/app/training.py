@@ -33,7 +33,6 @@ import numpy as np
 from masklab.errors import InputError
 
 TASKS = ("semantic", "instances")
-PRECISIONS = ("auto", "fp32", "bf16")  # CPU training precision (semantic models)
 DEFAULT_MODEL = {"semantic": "unet", "instances": "maskrcnn_resnet50_fpn_v2"}
 DEFAULT_STATUSES = ("done", "approved")
 MIN_TRAIN, MIN_VAL = 2, 1
@@ -103,6 +102,8 @@ def check_params(params: dict, project: dict) -> dict:
         raise InputError("model_config must be an object of numbers, strings and flags "
                          '(e.g. {"depth": 3, "width": 16} for unet)')
     p["model_config"] = mc
+    from masklab.sysinfo import PRECISIONS
+
     prec = p.get("precision") or "auto"
     if prec not in PRECISIONS:
         raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {prec!r}")
@@ -114,17 +115,6 @@ def check_params(params: dict, project: dict) -> dict:
     if not project["classes"]:
         raise InputError("the project has no classes to learn")
     return p
-
-
-def cpu_precision(precision: str) -> str:
-    """A semantic run's CPU precision: ``auto`` is bfloat16 autocast where the CPU has native
-    bf16 units (AMX / AVX512-BF16 / Arm BF16: about 1.5x the images per second of fp32 for a
-    U-Net), else fp32."""
-    from masklab.sysinfo import cpu_has_bf16
-
-    if precision == "auto":
-        return "bf16" if cpu_has_bf16() else "fp32"
-    return precision
 
 
 def check_base(params: dict, project: dict, store) -> None:
@@ -326,7 +316,7 @@ def run_train_job(ctx) -> dict:
                "init_from": init,
                "num_classes": len(data["classes"]), "class_names": data["classes"],
                "ignore_index": IGNORE, "crop": [p["crop"], p["crop"]], "tensorboard": False,
-               "cpu_precision": cpu_precision(p.get("precision", "auto"))}
+               "cpu_precision": p.get("precision", "auto")}
     else:
         d = folder / "dataset"
         cfg = {**common, "data": str(d / "train.json"), "images": str(d / "images"),

@@ -151,9 +151,10 @@ def train_group() -> None:
 @click.option("--class-weights", help="'median' (median frequency), 'sqrt-median' (its "
               "square root) or comma-separated.")
 @click.option("--no-amp", is_flag=True, help="Disable mixed precision (CUDA).")
-@click.option("--cpu-precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
+@click.option("--cpu-precision", type=click.Choice(["fp32", "bf16", "auto"]), default="fp32",
               show_default=True, help="bf16: bfloat16 autocast when training on the CPU "
-              "(about 2x faster on CPUs with native bf16 units; fp32 with a warning elsewhere).")
+              "(about 2x faster on CPUs with native bf16 units; fp32 with a warning elsewhere); "
+              "auto: bf16 where those units exist, else fp32.")
 @click.option("--accumulate", type=int, default=1, show_default=True,
               help="Gradient accumulation steps.")
 @click.option("--ema", type=float, help="Validate and keep an exponential moving average of "

@@ -183,7 +183,8 @@ class TrainConfig:
     class_weights: str | list[float] | None = None  # None, "median", "sqrt-median", explicit
     amp: bool = True  # fp16 mixed precision on CUDA
     cpu_precision: str = "fp32"  # "bf16": bfloat16 autocast on the CPU (2-2.5x faster where
-    # the CPU has native bf16 units; elsewhere it runs fp32 with a warning)
+    # the CPU has native bf16 units; elsewhere it runs fp32 with a warning); "auto": bf16
+    # where those units exist, else fp32
     accumulate: int = 1
     ema: float | None = None  # decay of an exponential moving average of the weights, which
     # is then what is validated and saved as best (e.g. 0.999)

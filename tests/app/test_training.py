@@ -73,16 +73,6 @@ def test_held_out_part_is_fixed_by_seed_and_id():
     assert [held_out(i, 1, 20) for i in ids] != [held_out(i, 0, 20) for i in ids]
 
 
-def test_precision_auto_is_bf16_only_where_the_cpu_has_native_units(monkeypatch):
-    import masklab.sysinfo
-    from masklab.app.training import cpu_precision
-
-    for native, want in ((True, "bf16"), (False, "fp32")):
-        monkeypatch.setattr(masklab.sysinfo, "cpu_has_bf16", lambda native=native: native)
-        assert cpu_precision("auto") == want
-        assert cpu_precision("fp32") == "fp32" and cpu_precision("bf16") == "bf16"
-
-
 def test_train_job_makes_a_model_version_used_everywhere(app_env, tmp_path):
     api, tmp = app_env
     p, images, _ = _labelled_project(api, tmp)
